@@ -1,0 +1,86 @@
+"""Actor documents and their collections, negotiated between activity JSON and HTML."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from .. import collections
+from ..accounts import find_local
+from ..render import actor_document, collection_page, ordered_collection
+from ..storage.models import Account
+from ..urls import INSTANCE_ACTOR_USERNAME
+from .common import ActivityJSONResponse, error_json, page_number, runtime, wants_activity_json
+
+
+async def _account_or_404(request: Request, username: str) -> Account | Response:
+    async with runtime(request).sessions() as session:
+        account = await find_local(session, username)
+    if account is None:
+        return error_json("no such account", 404)
+    return account
+
+
+async def actor(request: Request) -> Response:
+    username = request.path_params.get("username", INSTANCE_ACTOR_USERNAME)
+    if username == INSTANCE_ACTOR_USERNAME and "username" in request.path_params:
+        return error_json("no such account", 404)
+    if not wants_activity_json(request):
+        if username == INSTANCE_ACTOR_USERNAME:
+            return RedirectResponse("/about", status_code=303, headers={"Vary": "Accept"})
+        return RedirectResponse(f"/@{username}", status_code=303, headers={"Vary": "Accept"})
+    found = await _account_or_404(request, username)
+    if isinstance(found, Response):
+        return found
+    rt = runtime(request)
+    doc = actor_document(found, rt.urls, rt.settings.host, rt.settings.generator.model)
+    return ActivityJSONResponse(doc)
+
+
+async def collection(request: Request) -> Response:
+    username = request.path_params["username"]
+    name = request.path_params["collection"]
+    found = await _account_or_404(request, username)
+    if isinstance(found, Response):
+        return found
+    rt = runtime(request)
+    page = page_number(request)
+    async with rt.sessions() as session:
+        if name == "followers":
+            total, items = await collections.followers(session, found, page)
+            cid = rt.urls.followers(username)
+        elif name == "following":
+            total, items = await collections.following(session, found, page)
+            cid = rt.urls.following(username)
+        elif name == "outbox":
+            total, items = await collections.outbox(session, found, rt.urls, page)
+            cid = rt.urls.outbox(username)
+        else:
+            return error_json("no such collection", 404)
+    if page is None:
+        return ActivityJSONResponse(ordered_collection(cid, total))
+    return ActivityJSONResponse(collection_page(cid, page, items, total))
+
+
+async def featured(request: Request) -> Response:
+    username = request.path_params["username"]
+    found = await _account_or_404(request, username)
+    if isinstance(found, Response):
+        return found
+    rt = runtime(request)
+    async with rt.sessions() as session:
+        items = await collections.featured(session, found, rt.urls)
+    doc = ordered_collection(rt.urls.featured(username), len(items))
+    doc.pop("first", None)
+    doc.pop("last", None)
+    doc["orderedItems"] = items
+    return ActivityJSONResponse(doc)
+
+
+routes = [
+    Route("/actor", actor),
+    Route("/users/{username}", actor),
+    Route("/users/{username}/collections/featured", featured),
+    Route("/users/{username}/{collection:str}", collection),
+]

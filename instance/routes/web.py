@@ -1,0 +1,119 @@
+"""HTML pages: home, profiles, about. Every page that has an ActivityPub twin links to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from .. import __version__, collections
+from ..accounts import find_local, list_local
+from ..storage.models import Post
+from ..urls import INSTANCE_ACTOR_USERNAME
+from .common import runtime
+
+HERE = Path(__file__).resolve().parent.parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes .html
+
+
+def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    rt = runtime(request)
+    base = {
+        "instance_name": rt.settings.instance.name,
+        "description": rt.settings.instance.description,
+        "host": rt.settings.host,
+        "tiny_model": rt.settings.generator.model == "builtin:tiny",
+    }
+    response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
+    response.headers["Vary"] = "Accept"
+    return response
+
+
+def post_view(post: Post, media_url: Any) -> dict[str, Any]:
+    return {
+        "url": post.url,
+        "content": post.content,
+        "published": post.published,
+        "likes_count": post.likes_count,
+        "boosts_count": post.boosts_count,
+        "media": [
+            {
+                "src": media_url(m),
+                "description": m.description,
+                "width": m.width,
+                "height": m.height,
+            }
+            for m in post.media
+        ],
+    }
+
+
+async def home(request: Request) -> Response:
+    rt = runtime(request)
+    async with rt.sessions() as session:
+        accounts = [a for a in await list_local(session) if a.username != INSTANCE_ACTOR_USERNAME]
+    return page(request, "home.html", {"accounts": accounts})
+
+
+async def about(request: Request) -> Response:
+    rt = runtime(request)
+    return page(
+        request,
+        "about.html",
+        {
+            "model": rt.settings.generator.model,
+            "version": __version__,
+            "actor_uri": rt.urls.actor(INSTANCE_ACTOR_USERNAME),
+        },
+    )
+
+
+async def profile(request: Request) -> Response:
+    rt = runtime(request)
+    username = request.path_params["username"]
+    async with rt.sessions() as session:
+        account = await find_local(session, username)
+        if account is None or account.username == INSTANCE_ACTOR_USERNAME:
+            return page(request, "home.html", {"accounts": []}, status=404)
+        posts = list(
+            await session.scalars(
+                select(Post)
+                .where(*collections._public_posts(account))
+                .options(selectinload(Post.media))
+                .order_by(Post.published.desc())
+                .limit(20)
+            )
+        )
+        counts = {
+            "posts": await session.scalar(
+                select(func.count()).select_from(Post).where(*collections._public_posts(account))
+            ),
+            "followers": (await collections.followers(session, account, None))[0],
+            "following": (await collections.following(session, account, None))[0],
+        }
+    response = page(
+        request,
+        "profile.html",
+        {
+            "account": account,
+            "counts": counts,
+            "posts": [post_view(p, lambda m: rt.urls.media(m.file_name)) for p in posts],
+        },
+    )
+    response.headers["Link"] = f'<{account.uri}>; rel="alternate"; type="application/activity+json"'
+    return response
+
+
+routes = [
+    Route("/", home),
+    Route("/about", about),
+    Route("/@{username}", profile),
+    Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+]

@@ -1,0 +1,297 @@
+"""config.toml -> one typed Settings object, with errors that name the key and the file.
+
+Every setting lives in a section dataclass below; the dataclass fields are the documentation's
+source of truth (config.toml at the repository root shows each with a comment). Loading:
+
+1. the TOML file is read (a syntax error names the file and line);
+2. every key is checked against the dataclass fields: an unknown section or key, a wrong type,
+   or a missing required value raises `ConfigError` naming `[section] key` and the file;
+3. environment variables `DREAMLOOM_<SECTION>_<KEY>` override the file (parsed by field type);
+4. relative paths resolve against the directory holding config.toml.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from activitypub.errors import InvalidURLError
+from activitypub.urls import normalize_host
+
+CONFIG_FILENAME = "config.toml"
+ENV_PREFIX = "DREAMLOOM_"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person who edits config.toml."""
+
+
+@dataclass
+class InstanceSettings:
+    domain: str = ""  # required: the public host, with an optional port ("example.com:8443")
+    scheme: str = "https"  # "https", or "http" for loopback development and tests
+    name: str = "Dreamloom"
+    description: str = "A federated home for AI-made images."
+    data_dir: str = "data"  # relative to the directory holding config.toml
+    open_registrations: bool = False
+
+
+@dataclass
+class DatabaseSettings:
+    url: str = ""  # default: sqlite+aiosqlite:///<data_dir>/dreamloom.db
+
+
+@dataclass
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    run_workers: bool = True  # run the background workers inside `dreamloom serve`
+
+
+@dataclass
+class FederationSettings:
+    allow_private_addresses: bool = False
+    inbox_max_bytes: int = 1_048_576
+    fetch_timeout_s: float = 10.0
+    media_max_bytes: int = 40 * 1024 * 1024
+    delivery_concurrency: int = 16
+    inbox_concurrency: int = 4
+    user_agent_contact: str = ""
+
+
+@dataclass
+class GeneratorSettings:
+    model: str = "builtin:tiny"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
+    steps: int = 0  # 0: the model's own default (1 for turbo models, 25 otherwise)
+    width: int = 0  # 0: the model's native size
+    height: int = 0
+    guidance: float = -1.0  # < 0: the model's own default
+    max_queue: int = 32
+    max_batch: int = 8
+    job_timeout_s: float = 300.0
+    compile: bool = True  # torch.compile the CUDA path (no effect on CPU)
+    tiny_vae: bool = False
+    safety_checker: bool = True
+    provenance: bool = False  # sign a C2PA manifest into each PNG (needs dreamloom[provenance])
+    min_free_disk_mb: int = 1024
+
+
+@dataclass
+class Settings:
+    instance: InstanceSettings = field(default_factory=InstanceSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    federation: FederationSettings = field(default_factory=FederationSettings)
+    generator: GeneratorSettings = field(default_factory=GeneratorSettings)
+    config_path: Path | None = None
+
+    # -- derived values, one place each ------------------------------------------------
+    @property
+    def base_dir(self) -> Path:
+        return self.config_path.parent if self.config_path else Path.cwd()
+
+    @property
+    def data_path(self) -> Path:
+        return (self.base_dir / self.instance.data_dir).resolve()
+
+    @property
+    def media_path(self) -> Path:
+        return self.data_path / "media"
+
+    @property
+    def cache_path(self) -> Path:
+        return self.data_path / "cache"
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite+aiosqlite:///{self.data_path / 'dreamloom.db'}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.instance.scheme}://{self.instance.domain}"
+
+    @property
+    def host(self) -> str:
+        """The domain as it appears in handles and ids (host, with a port when it has one)."""
+        return self.instance.domain
+
+
+SECTIONS: dict[str, type] = {
+    f.name: typing.get_type_hints(Settings)[f.name]
+    for f in dataclasses.fields(Settings)
+    if f.name != "config_path"
+}
+
+
+def _where(path: Path | None) -> str:
+    return f" in {path}" if path else ""
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, typ: Any, key: str, source: str, from_env: bool = False) -> Any:
+    """Check a TOML value (or parse an environment string) against a field's type."""
+    if isinstance(typ, types.UnionType):
+        typ = next(t for t in typing.get_args(typ) if t is not type(None))
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if from_env and str(value).lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            return str(value).lower() in {"1", "true", "yes", "on"}
+    elif typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if from_env:
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif typ is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if from_env:
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif typ is str and isinstance(value, str):
+        return value
+    expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    raise ConfigError(f"{key} must be {expected.get(typ, typ)}, got {value!r}{source}")
+
+
+def _normalize_domain(domain: str, where: str) -> str:
+    """`Host[:port]` -> lower-case/punycode host with the port kept when it has one."""
+    problem = f"[instance] domain {domain!r} is not a host name with an optional port{where}"
+    if "/" in domain or "@" in domain:
+        raise ConfigError(problem)
+    try:
+        parts = urlsplit(f"//{domain}")
+        host, port = parts.hostname, parts.port
+        if not host:
+            raise ConfigError(problem)
+        normalized = normalize_host(host)
+    except (ValueError, InvalidURLError) as exc:
+        raise ConfigError(f"{problem}: {exc}") from None
+    if ":" in normalized:
+        normalized = f"[{normalized}]"
+    return f"{normalized}:{port}" if port else normalized
+
+
+def _validate(settings: Settings, path: Path | None) -> None:
+    where = _where(path)
+    inst = settings.instance
+    if not inst.domain:
+        raise ConfigError(
+            f"[instance] domain is required{where}: set it to the public host name "
+            '(e.g. domain = "images.example.com"), or run `dreamloom init --domain HOST`'
+        )
+    inst.domain = _normalize_domain(inst.domain, where)
+    if inst.scheme not in {"https", "http"}:
+        raise ConfigError(
+            f'[instance] scheme must be "https" or "http", got {inst.scheme!r}{where}'
+        )
+    url = settings.database.url
+    if url and not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError(
+            f"[database] url must start with sqlite+aiosqlite:// or postgresql+asyncpg://, "
+            f"got {url!r}{where}"
+        )
+    if not 0 < settings.server.port < 65536:
+        raise ConfigError(f"[server] port must be 1-65535, got {settings.server.port}{where}")
+    gen = settings.generator
+    if gen.device not in {"auto", "cpu", "cuda", "mps"} and not gen.device.startswith("cuda:"):
+        raise ConfigError(f"[generator] device must be auto, cpu, cuda or cuda:N{where}")
+    if gen.dtype not in {"auto", "float32", "float16", "bfloat16"}:
+        raise ConfigError(
+            "[generator] dtype must be auto, float32, float16 or bfloat16, "
+            f"got {gen.dtype!r}{where}"
+        )
+    for key in ("max_queue", "max_batch"):
+        if getattr(gen, key) < 1:
+            raise ConfigError(f"[generator] {key} must be at least 1{where}")
+
+
+def settings_from_dict(
+    data: dict[str, Any], path: Path | None = None, env: dict[str, str] | None = None
+) -> Settings:
+    """Build and validate Settings from parsed TOML plus environment overrides."""
+    where = _where(path)
+    settings = Settings(config_path=path.resolve() if path else None)
+    for section, values in data.items():
+        if section not in SECTIONS:
+            known = ", ".join(f"[{s}]" for s in SECTIONS)
+            raise ConfigError(f"unknown section [{section}]{where} (known sections: {known})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{section} must be a [section] table{where}")
+        target = getattr(settings, section)
+        hints = _field_types(type(target))
+        for key, value in values.items():
+            if key not in hints:
+                known = ", ".join(hints)
+                raise ConfigError(
+                    f"unknown key [{section}] {key}{where} (known keys in [{section}]: {known})"
+                )
+            setattr(target, key, _coerce(value, hints[key], f"[{section}] {key}", where))
+    for name, raw in sorted((env if env is not None else os.environ).items()):
+        if not name.startswith(ENV_PREFIX) or name == "DREAMLOOM_CONFIG":
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if section is None:
+            continue  # other DREAMLOOM_* variables (e.g. test switches) are not settings
+        key = rest[len(section) + 1 :]
+        target = getattr(settings, section)
+        hints = _field_types(type(target))
+        if key not in hints:
+            raise ConfigError(
+                f"unknown setting {name} in the environment ([{section}] has no {key})"
+            )
+        setattr(target, key, _coerce(raw, hints[key], name, " (environment variable)", True))
+    _validate(settings, path)
+    return settings
+
+
+def load_settings(path: Path, env: dict[str, str] | None = None) -> Settings:
+    """Read config.toml at `path`; every problem is a ConfigError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no configuration at {path}: run `dreamloom init --domain HOST` there, "
+            "or point --dir / DREAMLOOM_CONFIG at an instance"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return settings_from_dict(data, path, env)
+
+
+def locate_config(directory: Path | None, env: dict[str, str] | None = None) -> Path:
+    """--dir PATH, else DREAMLOOM_CONFIG, else ./config.toml."""
+    environ = env if env is not None else os.environ
+    if directory is not None:
+        return (
+            directory / CONFIG_FILENAME if directory.is_dir() or not directory.suffix else directory
+        )
+    if environ.get("DREAMLOOM_CONFIG"):
+        return Path(environ["DREAMLOOM_CONFIG"])
+    return Path.cwd() / CONFIG_FILENAME
+
+
+def as_toml_dict(settings: Settings) -> dict[str, dict[str, Any]]:
+    return {name: dataclasses.asdict(getattr(settings, name)) for name in SECTIONS}

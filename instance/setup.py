@@ -1,0 +1,56 @@
+"""`dreamloom init`: config file, data directory, database and instance actor. Idempotent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomli_w
+
+from .accounts import ensure_instance_actor
+from .runtime import Runtime
+from .settings import CONFIG_FILENAME, ConfigError, load_settings
+
+CONFIG_HEADER = """\
+# Dreamloom instance configuration, written by `dreamloom init`.
+# Every setting is documented in config.toml at the root of the Dreamloom source tree.
+# Environment variables DREAMLOOM_<SECTION>_<KEY> override what is written here.
+
+"""
+
+
+@dataclass(frozen=True)
+class InitResult:
+    config_path: Path
+    wrote_config: bool
+
+
+def write_config(
+    directory: Path, domain: str, scheme: str, *, allow_private_addresses: bool = False
+) -> InitResult:
+    """Write config.toml unless one exists (an existing one is never changed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / CONFIG_FILENAME
+    if path.exists():
+        load_settings(path)  # a broken existing config is reported, not overwritten
+        return InitResult(path, False)
+    if scheme not in {"http", "https"}:
+        raise ConfigError(f'--scheme must be "http" or "https", got {scheme!r}')
+    data: dict[str, dict[str, object]] = {
+        "instance": {"domain": domain, "scheme": scheme, "data_dir": "data"},
+        "generator": {"model": "builtin:tiny"},
+    }
+    if allow_private_addresses:
+        data["federation"] = {"allow_private_addresses": True}
+    from .settings import settings_from_dict
+
+    settings_from_dict(data, path, env={})  # validate before writing anything
+    path.write_text(CONFIG_HEADER + tomli_w.dumps(data), encoding="utf-8")
+    return InitResult(path, True)
+
+
+async def ensure_instance(rt: Runtime) -> None:
+    """Everything an instance needs before it serves: directories and the instance actor."""
+    rt.settings.media_path.mkdir(parents=True, exist_ok=True)
+    async with rt.session() as session:
+        await ensure_instance_actor(session, rt.urls, rt.settings.instance.name)

@@ -1,0 +1,1 @@
+"""Storage: models, the engine/session factory, migrations and named queries."""

@@ -1,0 +1,367 @@
+"""SQLAlchemy 2 models: every table of an instance, for SQLite and PostgreSQL alike.
+
+Accounts (local and remote), their follows, posts with media, likes, boosts and mentions,
+notifications; and the durable work rows that make the two flows crash-safe: inbox items
+(inbound), outbound activities with one delivery row per target inbox, generation jobs.
+Schema changes go through Alembic (instance/storage/migrations), never `create_all`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from .ids import new_public_id
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Id = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TZDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both backends (SQLite stores them naive, in UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: TZDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class Account(Base):
+    """A local or remote actor. Local accounts hold their private key; remote ones a cache."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("username_key", "domain"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    username: Mapped[str] = mapped_column(String(255))
+    username_key: Mapped[str] = mapped_column(String(255))  # casefolded, for lookups
+    domain: Mapped[str] = mapped_column(String(255), default="")  # "" for local accounts
+    local: Mapped[bool] = mapped_column(Boolean, default=False)
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    kind: Mapped[str] = mapped_column(String(32), default="Person")  # Person|Service|Application
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    summary: Mapped[str] = mapped_column(Text, default="")  # sanitised HTML
+    url: Mapped[str | None] = mapped_column(String(2048))
+    inbox_uri: Mapped[str | None] = mapped_column(String(2048))
+    shared_inbox_uri: Mapped[str | None] = mapped_column(String(2048))
+    outbox_uri: Mapped[str | None] = mapped_column(String(2048))
+    followers_uri: Mapped[str | None] = mapped_column(String(2048))
+    following_uri: Mapped[str | None] = mapped_column(String(2048))
+    featured_uri: Mapped[str | None] = mapped_column(String(2048))
+    key_id: Mapped[str | None] = mapped_column(String(2048), unique=True)
+    public_key_pem: Mapped[str | None] = mapped_column(Text)
+    private_key_pem: Mapped[str | None] = mapped_column(Text)
+    manually_approves_followers: Mapped[bool] = mapped_column(Boolean, default=False)
+    discoverable: Mapped[bool] = mapped_column(Boolean, default=True)
+    bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    persona: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # AI accounts: style, recipe
+    schedule_minutes: Mapped[int | None] = mapped_column(Integer)
+    next_post_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    avatar_url: Mapped[str | None] = mapped_column(String(2048))
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # last fetched actor document
+    fetched_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, onupdate=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+    @property
+    def handle(self) -> str:
+        return f"{self.username}@{self.domain}" if self.domain else self.username
+
+
+class RemoteKey(Base):
+    """Cache of remote public keys by keyId (a `#main-key` fragment or a GoToSocial key stub)."""
+
+    __tablename__ = "remote_keys"
+
+    key_id: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    owner_uri: Mapped[str] = mapped_column(String(2048), index=True)
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+class Follow(Base):
+    __tablename__ = "follows"
+    __table_args__ = (UniqueConstraint("follower_id", "followee_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    follower_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    followee_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)  # the Follow activity id
+    accepted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+    follower: Mapped[Account] = relationship(foreign_keys=[follower_id], lazy="raise")
+    followee: Mapped[Account] = relationship(foreign_keys=[followee_id], lazy="raise")
+
+
+class Post(Base):
+    """A Note, local or remote. Remixes point at their parent through quote_* and recipe."""
+
+    __tablename__ = "posts"
+    __table_args__ = (Index("ix_posts_account_published", "account_id", "published"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    url: Mapped[str | None] = mapped_column(String(2048))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    local: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    content: Mapped[str] = mapped_column(Text, default="")  # sanitised HTML
+    source: Mapped[str | None] = mapped_column(Text)  # the text a local author typed
+    summary: Mapped[str | None] = mapped_column(Text)  # content warning
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    visibility: Mapped[str] = mapped_column(String(16), default="public")
+    language: Mapped[str | None] = mapped_column(String(16))
+    to: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    cc: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    in_reply_to_uri: Mapped[str | None] = mapped_column(String(2048), index=True)
+    in_reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"))
+    quote_uri: Mapped[str | None] = mapped_column(String(2048), index=True)  # remix parent
+    quote_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"))
+    quote_state: Mapped[str | None] = mapped_column(String(16))  # pending|accepted|rejected
+    quote_authorization_uri: Mapped[str | None] = mapped_column(String(2048))
+    recipe: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    published: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, index=True)
+    edited_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    pinned_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    likes_count: Mapped[int] = mapped_column(Integer, default=0)
+    boosts_count: Mapped[int] = mapped_column(Integer, default=0)
+    replies_count: Mapped[int] = mapped_column(Integer, default=0)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    account: Mapped[Account] = relationship(lazy="raise")
+    media: Mapped[list[MediaAttachment]] = relationship(
+        lazy="raise", order_by="MediaAttachment.position"
+    )
+
+
+class MediaAttachment(Base):
+    __tablename__ = "media"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    post_id: Mapped[int | None] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), index=True
+    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    file_name: Mapped[str | None] = mapped_column(String(255))  # under the media dir (local)
+    remote_url: Mapped[str | None] = mapped_column(String(2048))
+    media_type: Mapped[str] = mapped_column(String(64), default="image/png")
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    blurhash: Mapped[str | None] = mapped_column(String(128))
+    description: Mapped[str | None] = mapped_column(Text)  # alt text
+    focal_x: Mapped[float] = mapped_column(Float, default=0.0)
+    focal_y: Mapped[float] = mapped_column(Float, default=0.0)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+class Like(Base):
+    __tablename__ = "likes"
+    __table_args__ = (UniqueConstraint("account_id", "post_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+class Boost(Base):
+    """An Announce of a post."""
+
+    __tablename__ = "boosts"
+    __table_args__ = (UniqueConstraint("account_id", "post_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    published: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+class Mention(Base):
+    __tablename__ = "mentions"
+
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class PostTag(Base):
+    __tablename__ = "post_tags"
+
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_account_created", "account_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # follow|like|boost|mention|remix|reply
+    from_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    dedupe_key: Mapped[str] = mapped_column(String(2048), unique=True)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+
+class QuoteAuthorization(Base):
+    """A FEP-044f stamp we issued for someone quoting (remixing) one of our posts."""
+
+    __tablename__ = "quote_authorizations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    quoting_uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    actor_uri: Mapped[str] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+
+# -- durable work rows ---------------------------------------------------------------------
+class WorkRow:
+    """Columns every durable work row shares; instance/jobs.py owns claiming and retrying."""
+
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    run_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(TZDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+
+class InboxItem(WorkRow, Base):
+    """A verified incoming activity, stored raw before the 202; a worker handles it."""
+
+    __tablename__ = "inbox_items"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    activity_uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    actor_uri: Mapped[str] = mapped_column(String(2048))
+    signer_key_id: Mapped[str | None] = mapped_column(String(2048))
+    body: Mapped[str] = mapped_column(Text)
+
+
+class OutboundActivity(Base):
+    """An activity we send, serialised once: every delivery signs these exact bytes."""
+
+    __tablename__ = "outbound_activities"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    object_uri: Mapped[str | None] = mapped_column(String(2048), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+class Delivery(WorkRow, Base):
+    """One outbound activity to one inbox."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("activity_id", "inbox_uri"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    activity_id: Mapped[int] = mapped_column(
+        ForeignKey("outbound_activities.id", ondelete="CASCADE"), index=True
+    )
+    inbox_uri: Mapped[str] = mapped_column(String(2048))
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+
+
+class DomainHealth(Base):
+    """Per-domain delivery health: failures on distinct days pause a domain; inbound resumes it."""
+
+    __tablename__ = "domain_health"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    failure_days: Mapped[list[Any]] = mapped_column(JSON, default=list)  # ISO dates
+    last_success_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    last_failure_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)  # admin defederation
+
+
+class GenerationJob(WorkRow, Base):
+    """A recipe waiting for the GPU worker, and what to do with the image afterwards."""
+
+    __tablename__ = "generation_jobs"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    requested_by: Mapped[str | None] = mapped_column(String(2048))  # actor URI of the asker
+    recipe: Mapped[dict[str, Any]] = mapped_column(JSON)
+    shape_key: Mapped[str] = mapped_column(String(128), index=True)
+    then: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # post/reply/remix options
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
+    post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"))

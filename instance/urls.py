@@ -1,0 +1,66 @@
+"""Every URL this instance mints for its own objects, in one place.
+
+Actors live at /users/<name> (the instance actor at /actor), posts at /users/<name>/posts/<id>
+with an HTML permalink at /@<name>/<id>; activities get ids under their actor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+INSTANCE_ACTOR_USERNAME = "instance_actor"
+
+
+@dataclass(frozen=True)
+class LocalUrls:
+    base: str  # scheme://host[:port], no trailing slash
+
+    def actor(self, username: str) -> str:
+        if username == INSTANCE_ACTOR_USERNAME:
+            return f"{self.base}/actor"
+        return f"{self.base}/users/{username}"
+
+    def key_id(self, username: str) -> str:
+        return f"{self.actor(username)}#main-key"
+
+    def inbox(self, username: str) -> str:
+        return f"{self.actor(username)}/inbox"
+
+    def shared_inbox(self) -> str:
+        return f"{self.base}/inbox"
+
+    def outbox(self, username: str) -> str:
+        return f"{self.actor(username)}/outbox"
+
+    def followers(self, username: str) -> str:
+        return f"{self.actor(username)}/followers"
+
+    def following(self, username: str) -> str:
+        return f"{self.actor(username)}/following"
+
+    def featured(self, username: str) -> str:
+        return f"{self.actor(username)}/collections/featured"
+
+    def profile(self, username: str) -> str:
+        return f"{self.base}/@{username}"
+
+    def post(self, username: str, public_id: str) -> str:
+        return f"{self.actor(username)}/posts/{public_id}"
+
+    def post_page(self, username: str, public_id: str) -> str:
+        return f"{self.base}/@{username}/{public_id}"
+
+    def activity(self, username: str, public_id: str) -> str:
+        return f"{self.actor(username)}/activities/{public_id}"
+
+    def quote_authorization(self, username: str, public_id: str) -> str:
+        return f"{self.actor(username)}/quote_authorizations/{public_id}"
+
+    def media(self, file_name: str) -> str:
+        return f"{self.base}/media/{file_name}"
+
+    def tag(self, name: str) -> str:
+        return f"{self.base}/tags/{name}"
+
+    def is_local(self, uri: str) -> bool:
+        return uri == self.base or uri.startswith(self.base + "/")

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (PostgreSQL included), lints, type-checks,
+# runs pytest. Exits non-zero when any check fails or when no test ran.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+need_apt=()
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "warning: missing ${need_apt[*]} (not root, cannot apt-get install)" >&2
+  fi
+fi
+
+bash scripts/install.sh "test,postgres,provenance"
+
+# A throwaway PostgreSQL on loopback for the tests marked `postgres`.
+pg_pid=""
+cleanup() { [ -n "$pg_pid" ] && "$pgbin/pg_ctl" -D "$pgdata" -m fast stop >/dev/null 2>&1 || true; }
+if pgbin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1)" 2>/dev/null) \
+    && [ -x "$pgbin/initdb" ]; then
+  pgdata=$(mktemp -d /tmp/dreamloom-pg.XXXXXX)
+  pgport=${DREAMLOOM_PG_PORT:-55432}
+  as_pg=()
+  if [ "$(id -u)" = 0 ]; then chown postgres "$pgdata"; as_pg=(runuser -u postgres --); fi
+  "${as_pg[@]}" "$pgbin/initdb" -D "$pgdata" -A trust -U dreamloom >/dev/null
+  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdata" -l "$pgdata/log" -w \
+      -o "-h 127.0.0.1 -p $pgport -k $pgdata -F" start >/dev/null
+  pg_pid=1
+  trap cleanup EXIT
+  export DREAMLOOM_TEST_POSTGRES_URL="postgresql+asyncpg://dreamloom@127.0.0.1:$pgport/postgres"
+fi
+
+.venv/bin/ruff check .
+.venv/bin/mypy
+set +e
+.venv/bin/python -m pytest "$@"
+status=$?
+set -e
+if [ "$status" = 5 ]; then
+  echo "no tests ran" >&2
+  exit 1
+fi
+exit "$status"

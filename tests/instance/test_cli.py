@@ -1,0 +1,147 @@
+"""The dreamloom CLI: init, accounts, and the errors a person can fix (foundation issue)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from instance.cli import app
+
+runner = CliRunner()
+
+
+def dl(*args: str, env: dict[str, str] | None = None):
+    return runner.invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.fixture
+def inst(tmp_path: Path) -> Path:
+    d = tmp_path / "inst"
+    r = dl("init", "--domain", "127.0.0.1:8123", "--scheme", "http", "--dir", str(d))
+    assert r.exit_code == 0, r.output
+    return d
+
+
+def test_init_creates_everything(inst: Path) -> None:
+    assert (inst / "config.toml").is_file()
+    assert (inst / "data" / "dreamloom.db").is_file()
+    assert (inst / "data" / "media").is_dir()
+    shown = dl("account", "list", "--dir", str(inst), "--json")
+    assert json.loads(shown.stdout) == []  # the instance actor is not a user account
+
+
+def test_init_twice_changes_nothing(inst: Path) -> None:
+    config = (inst / "config.toml").read_text()
+    dl("account", "create", "bot", "--ai", "--dir", str(inst))
+    before = json.loads(dl("account", "show", "bot", "--dir", str(inst), "--json").stdout)
+    r = dl("init", "--domain", "other.example", "--dir", str(inst))
+    assert r.exit_code == 0
+    assert "kept existing" in r.stdout
+    assert (inst / "config.toml").read_text() == config
+    after = json.loads(dl("account", "show", "bot", "--dir", str(inst), "--json").stdout)
+    assert after == before
+
+
+def test_account_create_list_show(inst: Path) -> None:
+    r = dl(
+        "account",
+        "create",
+        "painter",
+        "--ai",
+        "--display-name",
+        "The Painter",
+        "--bio",
+        "Oils.",
+        "--persona",
+        "impressionist oil painting",
+        "--dir",
+        str(inst),
+    )
+    assert r.exit_code == 0, r.output
+    assert "@painter@127.0.0.1:8123" in r.stdout
+    dl("account", "create", "alice", "--dir", str(inst))
+    rows = json.loads(dl("account", "list", "--dir", str(inst), "--json").stdout)
+    assert [(r["username"], r["type"]) for r in rows] == [
+        ("painter", "Service"),
+        ("alice", "Person"),
+    ]
+    shown = json.loads(dl("account", "show", "painter", "--dir", str(inst), "--json").stdout)
+    assert shown["actor"] == "http://127.0.0.1:8123/users/painter"
+    assert shown["persona"] == {"style": "impressionist oil painting"}
+    assert shown["display_name"] == "The Painter"
+
+
+def test_password_file(inst: Path, tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text("correct horse battery\n")
+    assert (
+        dl("account", "create", "bob", "--password-file", str(pw), "--dir", str(inst)).exit_code
+        == 0
+    )
+    short = tmp_path / "short"
+    short.write_text("x\n")
+    r = dl("account", "create", "carol", "--password-file", str(short), "--dir", str(inst))
+    assert r.exit_code == 1 and "password too short" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["account", "create", "Bad-Name"], "invalid account name 'Bad-Name'"),
+        (["account", "create", "instance_actor"], "is reserved"),
+        (["account", "create", "x" * 31], "invalid account name"),
+        (["account", "show", "ghost"], "no local account named 'ghost'"),
+    ],
+)
+def test_account_errors_are_one_line(inst: Path, args: list[str], message: str) -> None:
+    r = dl(*args, "--dir", str(inst))
+    assert r.exit_code == 1
+    assert message in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_taken_name(inst: Path) -> None:
+    assert dl("account", "create", "bot", "--dir", str(inst)).exit_code == 0
+    r = dl("account", "create", "bot", "--ai", "--dir", str(inst))
+    assert r.exit_code == 1
+    assert "already taken" in r.stderr
+
+
+def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
+    r = dl("account", "list", "--dir", str(tmp_path / "nowhere"))
+    assert r.exit_code == 1
+    assert "no configuration at" in r.stderr and "dreamloom init" in r.stderr
+
+
+def test_broken_config_key_named(inst: Path) -> None:
+    with (inst / "config.toml").open("a") as f:
+        f.write("\n[server]\nprot = 80\n")
+    r = dl("account", "list", "--dir", str(inst))
+    assert r.exit_code == 1
+    assert "unknown key [server] prot" in r.stderr and str(inst / "config.toml") in r.stderr
+
+
+def test_dreamloom_config_env(inst: Path) -> None:
+    dl("account", "create", "bot", "--dir", str(inst))
+    r = dl("account", "list", "--json", env={"DREAMLOOM_CONFIG": str(inst / "config.toml")})
+    assert [row["username"] for row in json.loads(r.stdout)] == ["bot"]
+
+
+def test_console_script_help_and_error_exit(tmp_path: Path) -> None:
+    exe = shutil.which("dreamloom") or os.path.join(os.path.dirname(sys.executable), "dreamloom")
+    for sub in ([], ["init"], ["serve"], ["account", "create"], ["db", "upgrade"]):
+        r = subprocess.run([exe, *sub, "--help"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (sub, r.stderr)
+        assert "Usage" in r.stdout
+    r = subprocess.run(
+        [exe, "account", "list", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0  # one line

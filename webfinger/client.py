@@ -1,0 +1,73 @@
+"""Resolve `user@host` to an actor URL with WebFinger (and host-meta as a fallback)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+ACTIVITY_TYPES = (
+    "application/activity+json",
+    'application/ld+json; profile="https://www.w3.org/ns/activitystreams"',
+    "application/ld+json",
+)
+_HANDLE = re.compile(r"^@?(?P<user>[^@\s/]+)@(?P<host>[^@\s/]+)$")
+MAX_JRD_BYTES = 64 * 1024
+
+
+class WebFingerLookupError(Exception):
+    """The handle could not be resolved; the message says why."""
+
+
+def split_handle(handle: str) -> tuple[str, str]:
+    """`@user@host`, `user@host` or `acct:user@host` -> (user, host)."""
+    value = handle.strip()
+    if value.lower().startswith("acct:"):
+        value = value[5:]
+    match = _HANDLE.match(value)
+    if not match:
+        raise WebFingerLookupError(f"{handle!r} is not a handle like user@host")
+    return match["user"], match["host"].lower()
+
+
+def self_link(jrd: dict[str, Any]) -> str | None:
+    for link in jrd.get("links") or []:
+        if (
+            isinstance(link, dict)
+            and link.get("rel") == "self"
+            and link.get("type") in ACTIVITY_TYPES
+            and isinstance(link.get("href"), str)
+        ):
+            return str(link["href"])
+    return None
+
+
+async def finger(
+    client: httpx.AsyncClient, handle: str, *, scheme: str = "https"
+) -> tuple[str, dict[str, Any]]:
+    """Return (actor URL, the JRD) for a handle. `client` should be the SSRF-guarded one."""
+    user, host = split_handle(handle)
+    resource = quote(f"acct:{user}@{host}", safe="")
+    url = f"{scheme}://{host}/.well-known/webfinger?resource={resource}"
+    try:
+        response = await client.get(url, headers={"Accept": "application/jrd+json"})
+    except httpx.HTTPError as exc:
+        raise WebFingerLookupError(f"WebFinger for {user}@{host} failed: {exc}") from exc
+    if response.status_code != 200:
+        raise WebFingerLookupError(
+            f"WebFinger for {user}@{host} answered HTTP {response.status_code}"
+        )
+    if len(response.content) > MAX_JRD_BYTES:
+        raise WebFingerLookupError(f"WebFinger for {user}@{host} answered too large a document")
+    try:
+        jrd = response.json()
+    except ValueError as exc:
+        raise WebFingerLookupError(f"WebFinger for {user}@{host} is not JSON") from exc
+    if not isinstance(jrd, dict):
+        raise WebFingerLookupError(f"WebFinger for {user}@{host} is not a JRD object")
+    href = self_link(jrd)
+    if href is None:
+        raise WebFingerLookupError(f"WebFinger for {user}@{host} has no ActivityPub self link")
+    return href, jrd
