@@ -1,0 +1,36 @@
+"""Fixtures for the generator tests: offline hub, one CPU thread, one tiny pipeline per session."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread() -> None:
+    import torch
+
+    # tiny convolutions are ~100x slower when OpenMP hands them between threads
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("generator-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny(cache_dir: Path):
+    """The builtin:tiny pipeline, built and loaded once per test session (CPU, fp32)."""
+    from generator.pipelines import load_pipeline
+
+    return load_pipeline("builtin:tiny", cache_dir=cache_dir, device="cpu")
