@@ -33,8 +33,10 @@ app = typer.Typer(
 )
 account_app = typer.Typer(help="Create, list and show local accounts.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (numbers go to BENCHMARKS.md).", no_args_is_help=True)
 app.add_typer(account_app, name="account")
 app.add_typer(db_app, name="db")
+app.add_typer(bench_app, name="bench")
 
 out = Console()
 err = Console(stderr=True)
@@ -285,6 +287,18 @@ def account_show(
         return
     for key, value in row.items():
         out.print(f"[bold]{key}[/]: {escape(str(value))}", highlight=False)
+
+
+def _register_command_modules() -> None:
+    """Command groups owned by other modules: each has `register(app, bench_app)`."""
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"instance.{name}").register(app, bench_app)
+
+
+COMMAND_MODULES: list[str] = []
+_register_command_modules()
 
 
 def main() -> None:

@@ -5,9 +5,10 @@ Built once by the app's lifespan or a CLI command and passed explicitly; nothing
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -32,6 +33,11 @@ class Runtime:
     urls: LocalUrls
     http: httpx.AsyncClient
     extras: dict[str, Any] = field(default_factory=dict)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def now(self) -> datetime:
+        """The clock every worker and handler reads; tests replace `clock` to move time."""
+        return self.clock()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

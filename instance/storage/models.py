@@ -326,7 +326,10 @@ class Delivery(WorkRow, Base):
     """One outbound activity to one inbox."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("activity_id", "inbox_uri"),)
+    __table_args__ = (
+        UniqueConstraint("activity_id", "inbox_uri"),
+        Index("ix_deliveries_due", "status", "run_at"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     activity_id: Mapped[int] = mapped_column(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 08:39:03.687960
+Create Date: regenerated from the models (pre-release)
 """
 
 from collections.abc import Sequence
@@ -274,6 +274,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_deliveries_activity_id"), ["activity_id"], unique=False
         )
+        batch_op.create_index("ix_deliveries_due", ["status", "run_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_deliveries_host"), ["host"], unique=False)
         batch_op.create_index(batch_op.f("ix_deliveries_run_at"), ["run_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_deliveries_status"), ["status"], unique=False)
@@ -517,6 +518,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_deliveries_status"))
         batch_op.drop_index(batch_op.f("ix_deliveries_run_at"))
         batch_op.drop_index(batch_op.f("ix_deliveries_host"))
+        batch_op.drop_index("ix_deliveries_due")
         batch_op.drop_index(batch_op.f("ix_deliveries_activity_id"))
 
     op.drop_table("deliveries")

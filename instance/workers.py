@@ -1,0 +1,79 @@
+"""Background workers inside `dreamloom serve`: one asyncio task per worker, woken on new work.
+
+A worker is anything with `name`, `async run_once() -> int` (work done this step; tests call
+it directly and never sleep) and `wake()`. When a step did nothing the loop waits for a wake
+or the poll interval, so rows written by another process (the CLI) are picked up too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from .runtime import Runtime
+
+log = logging.getLogger("dreamloom.workers")
+POLL_SECONDS = 1.0
+
+
+class Worker(Protocol):
+    name: str
+
+    async def run_once(self) -> int: ...
+
+
+def worker_factories() -> list[Callable[[Runtime], Worker]]:
+    """Every worker an instance runs; each module that owns background work adds itself."""
+    return []
+
+
+class Workers:
+    def __init__(self, rt: Runtime, factories: list[Callable[[Runtime], Worker]] | None = None):
+        self.rt = rt
+        self.workers = [make(rt) for make in (factories or worker_factories())]
+        self.events = {w.name: asyncio.Event() for w in self.workers}
+        self.tasks: list[asyncio.Task[None]] = []
+        self.stopping = asyncio.Event()
+        rt.extras["wake"] = self.wake
+
+    def wake(self, name: str | None = None) -> None:
+        for worker_name, event in self.events.items():
+            if name is None or name == worker_name:
+                event.set()
+
+    async def start(self) -> None:
+        for worker in self.workers:
+            self.tasks.append(asyncio.create_task(self._loop(worker), name=worker.name))
+
+    async def _loop(self, worker: Worker) -> None:
+        event = self.events[worker.name]
+        while not self.stopping.is_set():
+            try:
+                done = await worker.run_once()
+            except Exception:
+                log.exception("worker %s step failed", worker.name)
+                done = 0
+            if done:
+                continue
+            event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), POLL_SECONDS)
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        self.wake()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        close = [getattr(w, "aclose", None) for w in self.workers]
+        await asyncio.gather(*(c() for c in close if c), return_exceptions=True)
+
+
+def wake(rt: Runtime, name: str | None = None) -> None:
+    """Nudge a worker after writing a row for it (no-op when workers run elsewhere)."""
+    waker = rt.extras.get("wake")
+    if waker is not None:
+        waker(name)
