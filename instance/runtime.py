@@ -14,6 +14,9 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from activitypub.fetch import SafeFetcher
+from activitypub.netguard import make_client
+
 from . import __version__
 from .settings import Settings
 from .storage.db import SessionMaker, make_engine, make_sessionmaker
@@ -32,8 +35,24 @@ class Runtime:
     sessions: SessionMaker
     urls: LocalUrls
     http: httpx.AsyncClient
+    fetcher: SafeFetcher
     extras: dict[str, Any] = field(default_factory=dict)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    @property
+    def instance_signer(self) -> tuple[str, str]:
+        """(key_id, private_pem) of the instance actor: signs every GET (INTEROP 12, 52)."""
+        signer: tuple[str, str] = self.extras["instance_signer"]
+        return signer
+
+    async def fetch_json(self, url: str) -> dict[str, Any]:
+        """A remote ActivityStreams document, signed GET through the one safe fetcher."""
+        return await self.fetcher.fetch_json(url, signer=self.instance_signer)
+
+    def use_http(self, client: httpx.AsyncClient) -> None:
+        """Swap the HTTP client (tests plug a fake fediverse in at the transport)."""
+        self.http = client
+        self.fetcher = make_fetcher(self.settings, client)
 
     def now(self) -> datetime:
         """The clock every worker and handler reads; tests replace `clock` to move time."""
@@ -51,12 +70,25 @@ class Runtime:
 
 
 def make_http_client(settings: Settings) -> httpx.AsyncClient:
-    from activitypub.fetch import make_client
-
+    """The one SSRF-guarded client, shared by every fetch and delivery (DESIGN style 4)."""
+    fed = settings.federation
     return make_client(
-        allow_private_addresses=settings.federation.allow_private_addresses,
-        timeout=settings.federation.fetch_timeout_s,
+        fed.allow_private_addresses,
+        timeout=httpx.Timeout(fed.fetch_timeout_s, connect=min(5.0, fed.fetch_timeout_s)),
+        limits=httpx.Limits(
+            max_connections=max(100, fed.delivery_concurrency * 4), max_keepalive_connections=64
+        ),
         user_agent=user_agent(settings),
+    )
+
+
+def make_fetcher(settings: Settings, client: httpx.AsyncClient) -> SafeFetcher:
+    fed = settings.federation
+    return SafeFetcher(
+        client,
+        local_hosts=[settings.host],
+        media_max_bytes=fed.media_max_bytes,
+        deadline=max(fed.fetch_timeout_s * 3, 30.0),
     )
 
 
@@ -67,10 +99,12 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     engine = make_engine(settings.database_url)
     if migrate:
         await upgrade(engine)
+    http = make_http_client(settings)
     return Runtime(
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
         urls=LocalUrls(settings.base_url),
-        http=make_http_client(settings),
+        http=http,
+        fetcher=make_fetcher(settings, http),
     )

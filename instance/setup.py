@@ -53,4 +53,6 @@ async def ensure_instance(rt: Runtime) -> None:
     """Everything an instance needs before it serves: directories and the instance actor."""
     rt.settings.media_path.mkdir(parents=True, exist_ok=True)
     async with rt.session() as session:
-        await ensure_instance_actor(session, rt.urls, rt.settings.instance.name)
+        actor = await ensure_instance_actor(session, rt.urls, rt.settings.instance.name)
+    assert actor.key_id and actor.private_key_pem
+    rt.extras["instance_signer"] = (actor.key_id, actor.private_key_pem)
