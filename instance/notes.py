@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from activitypub.objects import AS_PUBLIC, build_create, format_datetime
+
 from .storage.models import Account, MediaAttachment, Post
 from .urls import LocalUrls
 
-AS_PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 NOTE_CONTEXT: list[Any] = [
     "https://www.w3.org/ns/activitystreams",
     {
@@ -33,10 +34,6 @@ NOTE_CONTEXT: list[Any] = [
         "remixOf": {"@id": "dreamloom:remixOf", "@type": "@id"},
     },
 ]
-
-
-def iso(dt: Any) -> str:
-    return str(dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def attachment_json(media: MediaAttachment, urls: LocalUrls) -> dict[str, Any]:
@@ -72,7 +69,7 @@ def note_json(
         "type": "Note",
         "attributedTo": author.uri,
         "url": post.url,
-        "published": iso(post.published),
+        "published": format_datetime(post.published),
         "to": list(post.to),
         "cc": list(post.cc),
         "content": post.content,
@@ -93,7 +90,7 @@ def note_json(
     if post.summary:
         note["summary"] = post.summary
     if post.edited_at:
-        note["updated"] = iso(post.edited_at)
+        note["updated"] = format_datetime(post.edited_at)
     if post.recipe:
         note["recipe"] = post.recipe
     if post.quote_uri:
@@ -112,14 +109,6 @@ def note_json(
 
 def create_json(activity_id: str, note: dict[str, Any]) -> dict[str, Any]:
     """Create{Note}, with to/cc mirrored from the object (INTEROP 30)."""
-    body = {k: v for k, v in note.items() if k != "@context"}
-    return {
-        "@context": NOTE_CONTEXT,
-        "id": activity_id,
-        "type": "Create",
-        "actor": note["attributedTo"],
-        "published": note["published"],
-        "to": note["to"],
-        "cc": note["cc"],
-        "object": body,
-    }
+    return build_create(
+        activity_id=activity_id, actor=note["attributedTo"], obj={"@context": NOTE_CONTEXT, **note}
+    )

@@ -1,74 +1,55 @@
 """Our rows -> ActivityStreams JSON: actors and collections (posts: instance/notes.py).
 
-The byte-level shapes come from activitypub.objects builders; this module only maps rows to
-their arguments and pages collections.
+The byte-level shapes come from activitypub.objects builders; this module maps rows to their
+arguments and pages collections.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from activitypub.objects import AS_CONTEXT, build_actor, media_object, property_value
+
 from .storage.models import Account
 from .urls import LocalUrls
 
 PAGE_SIZE = 20
-
-AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
-SECURITY_CONTEXT = "https://w3id.org/security/v1"
-ACTOR_EXTENSIONS: dict[str, Any] = {
-    "toot": "http://joinmastodon.org/ns#",
-    "schema": "http://schema.org#",
-    "PropertyValue": "schema:PropertyValue",
-    "value": "schema:value",
-    "discoverable": "toot:discoverable",
-    "indexable": "toot:indexable",
-    "featured": {"@id": "toot:featured", "@type": "@id"},
-    "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
-    "webfinger": "https://purl.archive.org/socialweb/webfinger#webfinger",
-    "dreamloom": "https://dreamloom.dev/ns#",
-}
 
 
 def actor_document(
     account: Account, urls: LocalUrls, host: str, model: str | None
 ) -> dict[str, Any]:
     """The actor JSON of a local account. INTEROP 8-12."""
-    username = account.username
-    doc: dict[str, Any] = {
-        "@context": [AS_CONTEXT, SECURITY_CONTEXT, ACTOR_EXTENSIONS],
-        "id": account.uri,
-        "type": account.kind,
-        "preferredUsername": username,
-        "name": account.display_name or username,
-        "summary": account.summary or "",
-        "url": account.url,
-        "inbox": account.inbox_uri,
-        "outbox": account.outbox_uri,
-        "followers": account.followers_uri,
-        "following": account.following_uri,
-        "featured": account.featured_uri,
-        "endpoints": {"sharedInbox": urls.shared_inbox()},
-        "manuallyApprovesFollowers": account.manually_approves_followers,
-        "discoverable": account.discoverable,
-        "indexable": account.discoverable,
-        "published": account.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "webfinger": f"{username}@{host}",
-        "publicKey": {
-            "id": account.key_id,
-            "owner": account.uri,
-            "publicKeyPem": account.public_key_pem,
-        },
-    }
-    if account.avatar_url:
-        doc["icon"] = {"type": "Image", "mediaType": "image/png", "url": account.avatar_url}
+    fields = []
     if account.kind == "Service":
-        fields = [("Made by", "AI image generation on this instance's own GPU")]
+        fields.append(property_value("Made by", "AI image generation on this instance's GPU"))
         if model:
-            fields.append(("Model", model))
-        doc["attachment"] = [
-            {"type": "PropertyValue", "name": name, "value": value} for name, value in fields
-        ]
-    return doc
+            fields.append(property_value("Model", model))
+    assert account.public_key_pem and account.inbox_uri and account.outbox_uri
+    assert account.followers_uri and account.following_uri
+    return build_actor(
+        actor_id=account.uri,
+        actor_type=account.kind,
+        username=account.username,
+        name=account.display_name or account.username,
+        summary=account.summary or "",
+        url=account.url,
+        inbox=account.inbox_uri,
+        outbox=account.outbox_uri,
+        followers=account.followers_uri,
+        following=account.following_uri,
+        featured=account.featured_uri,
+        shared_inbox=urls.shared_inbox(),
+        key_id=account.key_id,
+        public_key_pem=account.public_key_pem,
+        manually_approves_followers=account.manually_approves_followers,
+        discoverable=account.discoverable,
+        indexable=account.discoverable,
+        published=account.created_at,
+        webfinger=f"{account.username}@{host}",
+        icon=media_object(account.avatar_url, "image/png") if account.avatar_url else None,
+        attachment=fields,
+    )
 
 
 def ordered_collection(collection_id: str, total: int) -> dict[str, Any]:
