@@ -165,6 +165,7 @@ class Post(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     to: Mapped[list[Any]] = mapped_column(JSON, default=list)
     cc: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)  # Hashtag/Mention/Link tags
     in_reply_to_uri: Mapped[str | None] = mapped_column(String(2048), index=True)
     in_reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"))
     quote_uri: Mapped[str | None] = mapped_column(String(2048), index=True)  # remix parent

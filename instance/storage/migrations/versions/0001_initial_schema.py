@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: regenerated from the models (pre-release)
+Create Date: regenerated from the models
 """
 
 from collections.abc import Sequence
@@ -173,6 +173,7 @@ def upgrade() -> None:
         sa.Column("language", sa.String(length=16), nullable=True),
         sa.Column("to", sa.JSON(), nullable=False),
         sa.Column("cc", sa.JSON(), nullable=False),
+        sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("in_reply_to_uri", sa.String(length=2048), nullable=True),
         sa.Column(
             "in_reply_to_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
