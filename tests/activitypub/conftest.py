@@ -94,3 +94,35 @@ def key_store(alice_key: KeyPair) -> KeyStore:
         alice_key.public_pem,
     )
     return store
+
+
+@pytest.fixture
+async def server():
+    """A real HTTP server on 127.0.0.1 (origin A)."""
+    from tests.activitypub.httpserver import TestServer
+
+    instance = TestServer()
+    await instance.start()
+    yield instance
+    await instance.stop()
+
+
+@pytest.fixture
+async def server_b():
+    """A second real HTTP server on 127.0.0.1 (origin B: another port, another origin)."""
+    from tests.activitypub.httpserver import TestServer
+
+    instance = TestServer()
+    await instance.start()
+    yield instance
+    await instance.stop()
+
+
+@pytest.fixture
+async def fetcher():
+    """A SafeFetcher allowed to reach loopback (the test servers)."""
+    from activitypub.fetch import SafeFetcher
+
+    instance = SafeFetcher(allow_private_addresses=True, local_hosts=["us.example"])
+    yield instance
+    await instance.aclose()
