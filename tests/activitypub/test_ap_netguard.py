@@ -113,7 +113,7 @@ async def test_security_17_ip_literals_blocked(trap, guarded, url) -> None:
 async def test_security_17_public_and_private_mix_rejected(trap, guarded) -> None:
     """SECURITY 17: host -> [public, private] -> rejected outright (no connect to either)."""
     trap.dns["mixed.example"] = [[PUBLIC, "10.0.0.7"]]
-    with pytest.raises(BlockedAddressError, match="10.0.0.7"):
+    with pytest.raises(BlockedAddressError, match=r"10\.0\.0\.7"):
         await guarded.fetch_json("https://mixed.example/")
     assert trap.connects == []
 
