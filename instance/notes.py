@@ -75,7 +75,7 @@ def note_json(
         "content": post.content,
         "sensitive": post.sensitive,
         "attachment": [attachment_json(m, urls) for m in media],
-        "tag": list(tags or []),
+        "tag": list(tags if tags is not None else post.tags or []),
         "inReplyTo": post.in_reply_to_uri,
         "likes": {"id": f"{post.uri}/likes", "type": "Collection", "totalItems": post.likes_count},
         "shares": {

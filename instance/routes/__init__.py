@@ -2,8 +2,8 @@
 
 from starlette.routing import BaseRoute
 
-from . import actors, media, web, wellknown
+from . import actors, media, posts, web, wellknown
 
 
 def all_routes() -> list[BaseRoute]:
-    return [*wellknown.routes, *actors.routes, *media.routes, *web.routes]
+    return [*wellknown.routes, *posts.routes, *actors.routes, *media.routes, *web.routes]

@@ -1,0 +1,238 @@
+"""Create, edit and delete local posts: the row, the local surfacing, the federation.
+
+`publish()` writes the post with its media, tags and mentions, notifies local accounts, and
+enqueues one Create to followers plus the personal inboxes of mentioned and replied-to
+actors (INTEROP 27) — all in the caller's transaction, so the post and its deliveries commit
+together. `edit()` sends Update with `updated` (INTEROP 31); `delete()` sends Delete of a
+Tombstone to everyone who received the post, whose URL then answers 410 (INTEROP 32).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from activitypub.objects import AS_PUBLIC, build_delete, build_update
+
+from .fanout import enqueue
+from .notes import NOTE_CONTEXT, create_json, note_json
+from .notifications import notify
+from .storage.ids import new_public_id
+from .storage.models import Account, MediaAttachment, Mention, Post, PostTag
+from .text import MentionTarget, render
+from .urls import LocalUrls
+
+VISIBILITIES = ("public", "unlisted", "followers", "direct")
+MAX_MEDIA = 4  # INTEROP 36: Mastodon's and Pixelfed's cap
+
+
+class PostingError(Exception):
+    """A post that cannot be made as asked; the message says why."""
+
+
+@dataclass
+class Draft:
+    text: str
+    visibility: str = "public"
+    summary: str | None = None  # content warning
+    sensitive: bool = False
+    language: str | None = "en"
+    media: list[MediaAttachment] = field(default_factory=list)  # unattached rows
+    mentions: list[Account] = field(default_factory=list)
+    in_reply_to: Post | None = None
+    quote: Post | None = None  # the remix parent
+    quote_state: str | None = None  # accepted (stamp) | link (no approval)
+    quote_authorization_uri: str | None = None
+    recipe: dict[str, Any] | None = None
+    extra_tags: list[dict[str, Any]] = field(default_factory=list)
+    prefix_html: str = ""  # e.g. the visible "remix of" fallback
+
+
+def addressing(
+    visibility: str, author: Account, mentioned: list[str]
+) -> tuple[list[str], list[str]]:
+    """INTEROP 30: to/cc for each visibility; mentioned actors always addressed."""
+    followers = author.followers_uri or ""
+    if visibility == "public":
+        return [AS_PUBLIC], [followers, *mentioned]
+    if visibility == "unlisted":
+        return [followers], [AS_PUBLIC, *mentioned]
+    if visibility == "followers":
+        return [followers], list(mentioned)
+    if visibility == "direct":
+        return list(mentioned), []
+    raise PostingError(f"unknown visibility {visibility!r} (use one of {', '.join(VISIBILITIES)})")
+
+
+def handle_of(account: Account, urls: LocalUrls) -> str:
+    host = account.domain or urls.base.split("://", 1)[1]
+    return f"@{account.username}@{host}"
+
+
+async def publish(session: AsyncSession, urls: LocalUrls, author: Account, draft: Draft) -> Post:
+    """Write a local post and enqueue its Create. The caller commits."""
+    if draft.visibility not in VISIBILITIES:
+        raise PostingError(
+            f"unknown visibility {draft.visibility!r} (use one of {', '.join(VISIBILITIES)})"
+        )
+    if len(draft.media) > MAX_MEDIA:
+        raise PostingError(f"at most {MAX_MEDIA} images per post")
+    mentions = list(draft.mentions)
+    parent = draft.in_reply_to
+    parent_author = await session.get(Account, parent.account_id) if parent else None
+    for extra in (parent_author, await _quote_author(session, draft)):
+        if extra is not None and extra.id != author.id and extra not in mentions:
+            mentions.append(extra)
+    targets = {
+        handle_of(a, urls).lstrip("@"): MentionTarget(a.uri, a.url or a.uri, handle_of(a, urls))
+        for a in mentions
+    }
+    text = draft.text
+    for handle in targets:  # replies and remixes mention the author in the text, too
+        if f"@{handle}".lower() not in text.lower():
+            text = f"@{handle} {text}"
+    rendered = render(text, urls, targets)
+    to, cc = addressing(draft.visibility, author, [a.uri for a in mentions])
+    public_id = new_public_id()
+    post = Post(
+        public_id=public_id,
+        uri=urls.post(author.username, public_id),
+        url=urls.post_page(author.username, public_id),
+        account_id=author.id,
+        local=True,
+        content=draft.prefix_html + rendered.html,
+        source=draft.text,
+        summary=draft.summary,
+        sensitive=draft.sensitive or bool(draft.summary),
+        visibility=draft.visibility,
+        language=draft.language,
+        to=to,
+        cc=cc,
+        tags=rendered.tags + draft.extra_tags,
+        in_reply_to_uri=parent.uri if parent else None,
+        in_reply_to_id=parent.id if parent else None,
+        quote_uri=draft.quote.uri if draft.quote else None,
+        quote_id=draft.quote.id if draft.quote else None,
+        quote_state=draft.quote_state,
+        quote_authorization_uri=draft.quote_authorization_uri,
+        recipe=draft.recipe,
+    )
+    session.add(post)
+    await session.flush()
+    for position, media in enumerate(draft.media):
+        media.post_id, media.position = post.id, position
+    session.add_all(PostTag(post_id=post.id, name=name) for name in rendered.hashtags)
+    session.add_all(Mention(post_id=post.id, account_id=a.id) for a in mentions)
+    if parent is not None:
+        await session.execute(
+            update(Post).where(Post.id == parent.id).values(replies_count=Post.replies_count + 1)
+        )
+    await _surface(session, author, post, mentions, parent_author, draft)
+    note = note_json(post, author, draft.media, urls, with_context=False)
+    await enqueue(
+        session,
+        urls,
+        author,
+        create_json(f"{post.uri}/activity", note),
+        inboxes=[a.inbox_uri for a in mentions if not a.local and a.inbox_uri],
+        to_followers=draft.visibility != "direct",
+        object_uri=post.uri,
+    )
+    return post
+
+
+async def _quote_author(session: AsyncSession, draft: Draft) -> Account | None:
+    return await session.get(Account, draft.quote.account_id) if draft.quote else None
+
+
+async def _surface(
+    session: AsyncSession,
+    author: Account,
+    post: Post,
+    mentions: list[Account],
+    parent_author: Account | None,
+    draft: Draft,
+) -> None:
+    """Local notifications for a new post (DESIGN style 7: surface, then federate)."""
+    for account in mentions:
+        kind = "mention"
+        if parent_author is not None and account.id == parent_author.id:
+            kind = "reply"
+        elif draft.quote is not None and account.id == draft.quote.account_id:
+            kind = "remix"
+        await notify(session, recipient=account, kind=kind, sender=author, post=post)
+
+
+async def load_media(session: AsyncSession, post: Post) -> list[MediaAttachment]:
+    rows = await session.scalars(
+        select(MediaAttachment)
+        .where(MediaAttachment.post_id == post.id)
+        .order_by(MediaAttachment.position)
+    )
+    return list(rows)
+
+
+async def audience_inboxes(session: AsyncSession, post: Post) -> list[str]:
+    """Personal inboxes of the remote accounts a post mentioned (followers come via fan-out)."""
+    rows = await session.scalars(
+        select(Account.inbox_uri)
+        .join(Mention, Mention.account_id == Account.id)
+        .where(Mention.post_id == post.id, Account.local.is_(False))
+    )
+    return [r for r in rows if r]
+
+
+async def edit(
+    session: AsyncSession,
+    urls: LocalUrls,
+    author: Account,
+    post: Post,
+    *,
+    text: str,
+    now: Any,
+) -> Post:
+    """Change a post's text and send Update{Note} with `updated` (INTEROP 31)."""
+    if post.account_id != author.id or not post.local:
+        raise PostingError("only the author can edit a post")
+    rendered = render(text, urls)
+    post.source = text
+    post.content = rendered.html
+    post.edited_at = now
+    note = note_json(post, author, await load_media(session, post), urls, with_context=False)
+    activity = build_update(
+        activity_id=urls.activity(author.username, new_public_id()),
+        actor=author.uri,
+        obj={"@context": NOTE_CONTEXT, **note},
+    )
+    await enqueue(
+        session, urls, author, activity,
+        inboxes=await audience_inboxes(session, post),
+        to_followers=post.visibility != "direct", object_uri=post.uri,
+    )  # fmt: skip
+    return post
+
+
+async def delete(
+    session: AsyncSession, urls: LocalUrls, author: Account, post: Post, *, now: Any
+) -> None:
+    """Tombstone the post and send Delete to everyone who received it (INTEROP 32)."""
+    if post.account_id != author.id or not post.local:
+        raise PostingError("only the author can delete a post")
+    if post.deleted_at is not None:
+        return
+    post.deleted_at = now
+    activity = build_delete(
+        activity_id=urls.activity(author.username, new_public_id()),
+        actor=author.uri,
+        object_id=post.uri,
+        to=list(post.to),
+        cc=list(post.cc),
+    )
+    await enqueue(
+        session, urls, author, activity,
+        inboxes=await audience_inboxes(session, post),
+        to_followers=post.visibility != "direct", object_uri=post.uri,
+    )  # fmt: skip

@@ -1,0 +1,117 @@
+"""Posts: the Note (activity JSON), its Create, its HTML permalink, 410 once deleted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from ..accounts import find_local
+from ..lineage import lineage_of
+from ..notes import NOTE_CONTEXT, create_json, note_json
+from ..storage.models import Account, Post
+from .common import ActivityJSONResponse, error_json, runtime, wants_activity_json
+from .web import page, post_view
+
+VISIBLE_UNSIGNED = ("public", "unlisted")
+
+
+async def _find(request: Request) -> tuple[Account, Post] | Response:
+    rt = runtime(request)
+    async with rt.sessions() as session:
+        account = await find_local(session, request.path_params["username"])
+        if account is None:
+            return error_json("no such post", 404)
+        post = await session.scalar(
+            select(Post)
+            .where(Post.public_id == request.path_params["public_id"],
+                   Post.account_id == account.id)
+            .options(selectinload(Post.media))
+        )  # fmt: skip
+    if post is None:
+        return error_json("no such post", 404)
+    if post.deleted_at is not None:  # INTEROP 32
+        return ActivityJSONResponse(
+            {"@context": NOTE_CONTEXT[0], "id": post.uri, "type": "Tombstone"}, status_code=410
+        )
+    if post.visibility not in VISIBLE_UNSIGNED:
+        # followers-only and direct posts are delivered, never served publicly
+        return error_json("no such post", 404)
+    return account, post
+
+
+def _note(request: Request, account: Account, post: Post) -> dict[str, Any]:
+    return note_json(post, account, list(post.media), runtime(request).urls)
+
+
+async def note(request: Request) -> Response:
+    found = await _find(request)
+    if isinstance(found, Response):
+        return found
+    account, post = found
+    if not wants_activity_json(request):
+        return RedirectResponse(post.url or "/", status_code=303, headers={"Vary": "Accept"})
+    return ActivityJSONResponse(_note(request, account, post))
+
+
+async def create_activity(request: Request) -> Response:
+    found = await _find(request)
+    if isinstance(found, Response):
+        return found
+    account, post = found
+    note_doc = _note(request, account, post)
+    note_doc.pop("@context")
+    return ActivityJSONResponse(create_json(f"{post.uri}/activity", note_doc))
+
+
+async def counter(request: Request) -> Response:
+    found = await _find(request)
+    if isinstance(found, Response):
+        return found
+    _, post = found
+    which = request.path_params["which"]
+    if which not in ("likes", "shares"):
+        return error_json("not found", 404)
+    total = post.likes_count if which == "likes" else post.boosts_count
+    return ActivityJSONResponse(
+        {"@context": NOTE_CONTEXT[0], "id": f"{post.uri}/{which}", "type": "Collection",
+         "totalItems": total}
+    )  # fmt: skip
+
+
+async def permalink(request: Request) -> Response:
+    """The HTML page of a post, with its recipe and remix lineage (INTEROP 7)."""
+    found = await _find(request)
+    if isinstance(found, Response):
+        return found
+    account, post = found
+    if wants_activity_json(request):
+        return ActivityJSONResponse(_note(request, account, post))
+    rt = runtime(request)
+    async with rt.sessions() as session:
+        lineage = await lineage_of(session, post)
+    response = page(
+        request,
+        "post.html",
+        {
+            "account": account,
+            "p": post_view(post, lambda m: rt.urls.media(m.file_name)),
+            "post": post,
+            "recipe": post.recipe,
+            "lineage": lineage,
+        },
+    )
+    response.headers["Link"] = f'<{post.uri}>; rel="alternate"; type="application/activity+json"'
+    return response
+
+
+routes = [
+    Route("/users/{username}/posts/{public_id}", note),
+    Route("/users/{username}/posts/{public_id}/activity", create_activity),
+    Route("/users/{username}/posts/{public_id}/{which:str}", counter),
+    Route("/@{username}/{public_id}", permalink),
+]
