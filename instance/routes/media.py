@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from .common import error_json, runtime
 
-SAFE_NAME = re.compile(r"^[0-9a-z]{26}\.(png|jpg)$")
+SAFE_NAME = re.compile(r"^[0-9a-z]{20,64}\.(png|jpg)$")  # our generated names only
 TYPES = {"png": "image/png", "jpg": "image/jpeg"}
 
 
