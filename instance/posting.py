@@ -72,8 +72,11 @@ def handle_of(account: Account, urls: LocalUrls) -> str:
     return f"@{account.username}@{host}"
 
 
-async def publish(session: AsyncSession, urls: LocalUrls, author: Account, draft: Draft) -> Post:
-    """Write a local post and enqueue its Create. The caller commits."""
+async def publish(
+    session: AsyncSession, urls: LocalUrls, author: Account, draft: Draft, *, federate: bool = True
+) -> Post:
+    """Write a local post and (unless `federate=False`) enqueue its Create. The caller
+    commits."""
     if draft.visibility not in VISIBILITIES:
         raise PostingError(
             f"unknown visibility {draft.visibility!r} (use one of {', '.join(VISIBILITIES)})"
@@ -131,17 +134,38 @@ async def publish(session: AsyncSession, urls: LocalUrls, author: Account, draft
             update(Post).where(Post.id == parent.id).values(replies_count=Post.replies_count + 1)
         )
     await _surface(session, author, post, mentions, parent_author, draft)
-    note = note_json(post, author, draft.media, urls, with_context=False)
+    if federate:
+        await federate_post(session, urls, author, post, draft.media, mentions)
+    return post
+
+
+async def federate_post(
+    session: AsyncSession,
+    urls: LocalUrls,
+    author: Account,
+    post: Post,
+    media: list[MediaAttachment] | None = None,
+    mentions: list[Account] | None = None,
+) -> None:
+    """Enqueue the Create of a stored post: to followers (unless direct) and to the personal
+    inboxes of the remote accounts it mentions. Remixes waiting for a quote approval call
+    this once the approval (or its refusal) is known."""
+    if media is None:
+        media = await load_media(session, post)
+    if mentions is None:
+        inboxes = await audience_inboxes(session, post)
+    else:
+        inboxes = [a.inbox_uri for a in mentions if not a.local and a.inbox_uri]
+    note = note_json(post, author, media, urls, with_context=False)
     await enqueue(
         session,
         urls,
         author,
         create_json(f"{post.uri}/activity", note),
-        inboxes=[a.inbox_uri for a in mentions if not a.local and a.inbox_uri],
-        to_followers=draft.visibility != "direct",
+        inboxes=inboxes,
+        to_followers=post.visibility != "direct",
         object_uri=post.uri,
     )
-    return post
 
 
 async def _quote_author(session: AsyncSession, draft: Draft) -> Account | None:
