@@ -186,3 +186,18 @@ def test_address_table_hostile(address) -> None:
 )
 def test_address_table_public(address) -> None:
     assert address_is_public(ipaddress.ip_address(address))
+
+
+async def test_security_17_delivery_to_blocked_address_is_permanent(trap, alice_key) -> None:
+    """SECURITY 17: a blocked inbox is not retried (permanent) and never dialed."""
+    from activitypub.delivery import deliver
+
+    async with make_client(False) as client:
+        outcome = await deliver(
+            client,
+            "http://169.254.169.254/inbox",
+            b"{}",
+            "https://a.example/u#k",
+            alice_key.private_pem,
+        )
+    assert outcome.kind == "permanent" and trap.connects == []
