@@ -18,8 +18,7 @@ branches to their own policy (a 401 for a `SignatureError`, a skipped activity f
     │   ├── IdMismatchError        the document's `id` is not the URL it was fetched from
     │   ├── RedirectError          too many hops or an unusable Location
     │   ├── FetchTimeoutError      the overall deadline or an I/O timeout expired
-    │   ├── RemoteHTTPError        a non-2xx answer; `.status` holds the code
-    │   └── FetchLimitError        a collection or reply-chain walk hit its cap
+    │   └── RemoteHTTPError        a non-2xx answer; `.status` holds the code
     └── DeliveryError              an outgoing POST could not even be attempted
 """
 
@@ -104,10 +103,6 @@ class RemoteHTTPError(FetchError):
     def __init__(self, url: str, status: int) -> None:
         super().__init__(url, f"remote answered HTTP {status}")
         self.status = status
-
-
-class FetchLimitError(FetchError):
-    """A collection or reply-chain walk reached its depth or item cap."""
 
 
 class DeliveryError(ActivityPubError):
