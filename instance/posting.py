@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activitypub.objects import AS_PUBLIC, build_delete, build_update
+from activitypub import addressing as audience
+from activitypub.objects import build_delete, build_update
 
 from .fanout import enqueue
 from .notes import NOTE_CONTEXT, create_json, note_json
@@ -56,15 +57,18 @@ def addressing(
 ) -> tuple[list[str], list[str]]:
     """INTEROP 30: to/cc for each visibility; mentioned actors always addressed."""
     followers = author.followers_uri or ""
-    if visibility == "public":
-        return [AS_PUBLIC], [followers, *mentioned]
-    if visibility == "unlisted":
-        return [followers], [AS_PUBLIC, *mentioned]
-    if visibility == "followers":
-        return [followers], list(mentioned)
-    if visibility == "direct":
-        return list(mentioned), []
-    raise PostingError(f"unknown visibility {visibility!r} (use one of {', '.join(VISIBILITIES)})")
+    audiences = {
+        "public": lambda: audience.public(followers, mentioned),
+        "unlisted": lambda: audience.unlisted(followers, mentioned),
+        "followers": lambda: audience.followers_only(followers, mentioned),
+        "direct": lambda: audience.direct(mentioned),
+    }
+    if visibility not in audiences:
+        raise PostingError(
+            f"unknown visibility {visibility!r} (use one of {', '.join(VISIBILITIES)})"
+        )
+    chosen = audiences[visibility]()
+    return list(chosen.to), list(chosen.cc)
 
 
 def handle_of(account: Account, urls: LocalUrls) -> str:
@@ -77,10 +81,7 @@ async def publish(
 ) -> Post:
     """Write a local post and (unless `federate=False`) enqueue its Create. The caller
     commits."""
-    if draft.visibility not in VISIBILITIES:
-        raise PostingError(
-            f"unknown visibility {draft.visibility!r} (use one of {', '.join(VISIBILITIES)})"
-        )
+    addressing(draft.visibility, author, [])  # an unknown visibility fails before any write
     if len(draft.media) > MAX_MEDIA:
         raise PostingError(f"at most {MAX_MEDIA} images per post")
     mentions = list(draft.mentions)
