@@ -54,6 +54,15 @@ def attachment_json(media: MediaAttachment, urls: LocalUrls) -> dict[str, Any]:
     return doc
 
 
+def quote_link_tag(target: str) -> dict[str, Any]:
+    return {
+        "type": "Link",
+        "mediaType": 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"',
+        "rel": "https://misskey-hub.net/ns#_misskey_quote",
+        "href": target,
+    }
+
+
 def note_json(
     post: Post,
     author: Account,
@@ -95,13 +104,12 @@ def note_json(
         note["recipe"] = post.recipe
     if post.quote_uri:
         note["remixOf"] = post.quote_uri
-        if post.quote_state == "accepted" or post.quote_authorization_uri:
-            note["quote"] = post.quote_uri
-            note["_misskey_quote"] = post.quote_uri
-            note["quoteUrl"] = post.quote_uri
-            note["quoteUri"] = post.quote_uri
-            if post.quote_authorization_uri:
-                note["quoteAuthorization"] = post.quote_authorization_uri
+        if post.quote_state == "accepted" and post.quote_authorization_uri:
+            # INTEROP 45: every reader's quote field, the stamp, and a FEP-e232 Link tag
+            for field in ("quote", "_misskey_quote", "quoteUrl", "quoteUri"):
+                note[field] = post.quote_uri
+            note["quoteAuthorization"] = post.quote_authorization_uri
+            note["tag"].append(quote_link_tag(post.quote_uri))
     if with_context:
         note = {"@context": NOTE_CONTEXT, **note}
     return note

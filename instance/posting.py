@@ -49,7 +49,8 @@ class Draft:
     quote_authorization_uri: str | None = None
     recipe: dict[str, Any] | None = None
     extra_tags: list[dict[str, Any]] = field(default_factory=list)
-    prefix_html: str = ""  # e.g. the visible "remix of" fallback
+    prefix_html: str = ""  # e.g. the visible "remix of" line (INTEROP 45)
+    suffix_html: str = ""  # e.g. the quote-inline "RE:" fallback
 
 
 def addressing(
@@ -107,7 +108,7 @@ async def publish(
         url=urls.post_page(author.username, public_id),
         account_id=author.id,
         local=True,
-        content=draft.prefix_html + rendered.html,
+        content=draft.prefix_html + rendered.html + draft.suffix_html,
         source=draft.text,
         summary=draft.summary,
         sensitive=draft.sensitive or bool(draft.summary),

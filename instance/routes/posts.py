@@ -13,7 +13,8 @@ from starlette.routing import Route
 from ..accounts import find_local
 from ..lineage import lineage_of
 from ..notes import NOTE_CONTEXT, create_json, note_json
-from ..storage.models import Account, Post
+from ..quotes import stamp_json
+from ..storage.models import Account, Post, QuoteAuthorization
 from .common import ActivityJSONResponse, error_json, runtime, wants_activity_json
 from .web import page, post_view
 
@@ -109,7 +110,30 @@ async def permalink(request: Request) -> Response:
     return response
 
 
+async def quote_authorization(request: Request) -> Response:
+    """A FEP-044f stamp we issued (INTEROP 47); 404 once revoked."""
+    rt = runtime(request)
+    async with rt.sessions() as session:
+        account = await find_local(session, request.path_params["username"])
+        stamp = await session.scalar(
+            select(QuoteAuthorization).where(
+                QuoteAuthorization.public_id == request.path_params["public_id"]
+            )
+        )
+        target = await session.get(Post, stamp.post_id) if stamp else None
+    if (
+        account is None
+        or stamp is None
+        or target is None
+        or target.account_id != account.id
+        or stamp.revoked_at is not None
+    ):
+        return error_json("no such quote authorization", 404)
+    return ActivityJSONResponse(stamp_json(stamp, account, target, rt.urls))
+
+
 routes = [
+    Route("/users/{username}/quote_authorizations/{public_id}", quote_authorization),
     Route("/users/{username}/posts/{public_id}", note),
     Route("/users/{username}/posts/{public_id}/activity", create_activity),
     Route("/users/{username}/posts/{public_id}/{which:str}", counter),
