@@ -4,6 +4,7 @@
 
 - ``builtin:tiny`` — a real ``StableDiffusionPipeline`` with tiny random weights, built
   offline (:mod:`generator.tiny`), saved once under ``cache_dir`` and reloaded from there;
+  ``builtin:sd-turbo-random`` — SD-Turbo's architecture with random weights (benchmarks);
 - a local diffusers directory (with ``model_index.json``), e.g. a ``save_pretrained`` output;
 - a Hugging Face Hub id (``stabilityai/sd-turbo``): taken from the local HF cache when there,
   downloaded only when the hub is reachable; with ``HF_HUB_OFFLINE=1`` or no network it raises
@@ -78,6 +79,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BUILTIN_TINY = "builtin:tiny"
+BUILTIN_SD_TURBO_RANDOM = "builtin:sd-turbo-random"
+BUILTIN_MODELS = (BUILTIN_TINY, BUILTIN_SD_TURBO_RANDOM)
 Arch = Literal["sd", "sdxl"]
 _ARCH_BY_CLASS: dict[str, Arch] = {
     "StableDiffusionPipeline": "sd",
@@ -252,13 +255,15 @@ class Pipeline:
         parent_images: Sequence[Image.Image] | None = None,
         *,
         deadline: float | None = None,
+        embeds: dict[str, Any] | None = None,
     ) -> list[Generated]:
         """Generate one image per recipe; all recipes must share :meth:`Recipe.shape_key`.
 
         ``parent_images`` (remixes only) are aligned with ``recipes`` and resized to the
         recipe's size. ``deadline`` is a :func:`time.monotonic` instant checked between
         denoising steps; past it, :class:`GenerationTimeout` is raised. Out-of-memory errors
-        are raised as :class:`OutOfGPUMemory`.
+        are raised as :class:`OutOfGPUMemory`. ``embeds`` (from :meth:`encode_prompts` for the
+        same recipes) skips the text encoder.
         """
         import torch
 
@@ -274,7 +279,7 @@ class Pipeline:
         padded = _pad_to_bucket(resolved, self.compiled)
         try:
             with torch.inference_mode():
-                return self._generate(resolved, padded, parent_images, deadline)[:n]
+                return self._generate(resolved, padded, parent_images, deadline, embeds)[:n]
         except GeneratorError:
             raise
         except Exception as exc:
@@ -289,6 +294,7 @@ class Pipeline:
         padded: list[Recipe],
         parent_images: Sequence[Image.Image] | None,
         deadline: float | None,
+        embeds: dict[str, Any] | None = None,
     ) -> list[Generated]:
         import torch
 
@@ -305,6 +311,11 @@ class Pipeline:
             "return_dict": False,
             "callback_on_step_end": _deadline_callback(deadline),
         }
+        if embeds is not None:
+            del kwargs["prompt"], kwargs["negative_prompt"]
+            extra = len(padded) - len(resolved)
+            for key, t in embeds.items():
+                kwargs[key] = torch.cat([t, t[-1:].expand(extra, *t.shape[1:])]) if extra else t
         if first.is_remix:
             assert parent_images is not None
             parents = [fit_image(im, first.width, first.height) for im in parent_images]
@@ -322,6 +333,31 @@ class Pipeline:
         pixels = self._decode(latents)
         watch.mark()
         return self._finish(resolved, pixels, watch.spans)
+
+    def encode_prompts(self, recipes: Sequence[Recipe]) -> dict[str, Any]:
+        """Text-encoder outputs for ``recipes``, as pipeline keyword arguments."""
+        import torch
+
+        cfg = recipes[0].guidance > 1.0
+        prompts = [r.prompt for r in recipes]
+        negatives = [r.negative_prompt for r in recipes]
+        with torch.inference_mode():
+            if self.arch == "sdxl":
+                pe, npe, ppe, nppe = self.pipe.encode_prompt(
+                    prompt=prompts,
+                    device=self.device,
+                    num_images_per_prompt=1,
+                    do_classifier_free_guidance=cfg,
+                    negative_prompt=negatives,
+                )
+                out = {"prompt_embeds": pe, "pooled_prompt_embeds": ppe}
+                if cfg:
+                    out.update(negative_prompt_embeds=npe, negative_pooled_prompt_embeds=nppe)
+                return out
+            pe, npe = self.pipe.encode_prompt(
+                prompts, self.device, 1, cfg, negative_prompt=negatives
+            )
+            return {"prompt_embeds": pe, **({"negative_prompt_embeds": npe} if cfg else {})}
 
     def _finish(
         self, resolved: list[Recipe], pixels: torch.Tensor, spans: list[float]
@@ -591,11 +627,12 @@ def load_pipeline(
 
 def _locate(model: str, cache_dir: Path, hub_cache: Path | None) -> tuple[str, Path | None, str]:
     """-> (what to pass to from_pretrained, local directory or None, published name)."""
-    if model == BUILTIN_TINY:
-        from generator.tiny import ensure_tiny_pipeline
+    if model in BUILTIN_MODELS:
+        from generator import tiny
 
-        tiny = ensure_tiny_pipeline(cache_dir / "models")
-        return str(tiny), tiny, BUILTIN_TINY
+        build = tiny.ensure_tiny_pipeline if model == BUILTIN_TINY else tiny.ensure_sd_turbo_random
+        built = build(cache_dir / "models")
+        return str(built), built, model
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "model_index.json").is_file():
