@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.urls import host_of
 
-from .storage.models import Account, Delivery, Follow, OutboundActivity
+from .storage.models import Account, Delivery, Follow, OutboundActivity, utcnow
 from .urls import LocalUrls
 
 
@@ -49,8 +50,10 @@ async def enqueue(
     inboxes: Iterable[str] = (),
     to_followers: bool = False,
     object_uri: str | None = None,
+    now: datetime | None = None,
 ) -> OutboundActivity:
-    """Store `activity` and one queued Delivery per distinct remote inbox."""
+    """Store `activity` and one queued Delivery per distinct remote inbox, due at `now`
+    (default: the wall clock; callers holding a Runtime pass `rt.now()`)."""
     targets = list(inboxes)
     if to_followers:
         targets += await follower_inboxes(session, account)
@@ -68,6 +71,10 @@ async def enqueue(
         if not inbox or inbox in seen or urls.is_local(inbox):
             continue
         seen.add(inbox)
-        session.add(Delivery(activity_id=row.id, inbox_uri=inbox, host=host_of(inbox)))
+        session.add(
+            Delivery(
+                activity_id=row.id, inbox_uri=inbox, host=host_of(inbox), run_at=now or utcnow()
+            )
+        )
     await session.flush()
     return row

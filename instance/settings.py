@@ -62,6 +62,8 @@ class FederationSettings:
     fetch_timeout_s: float = 10.0
     media_max_bytes: int = 40 * 1024 * 1024
     delivery_concurrency: int = 16
+    delivery_per_host: int = 4  # deliveries in flight to one host at most
+    delivery_timeout_s: float = 30.0  # overall deadline of one delivery attempt
     inbox_concurrency: int = 4
     user_agent_contact: str = ""
 
@@ -221,6 +223,12 @@ def _validate(settings: Settings, path: Path | None) -> None:
     for key in ("max_queue", "max_batch"):
         if getattr(gen, key) < 1:
             raise ConfigError(f"[generator] {key} must be at least 1{where}")
+    fed = settings.federation
+    for key in ("delivery_concurrency", "delivery_per_host", "inbox_concurrency"):
+        if getattr(fed, key) < 1:
+            raise ConfigError(f"[federation] {key} must be at least 1{where}")
+    if fed.delivery_timeout_s <= 0:
+        raise ConfigError(f"[federation] delivery_timeout_s must be positive{where}")
 
 
 def settings_from_dict(

@@ -27,7 +27,9 @@ class Worker(Protocol):
 
 def worker_factories() -> list[Callable[[Runtime], Worker]]:
     """Every worker an instance runs; each module that owns background work adds itself."""
-    return []
+    from .delivery import DeliveryWorker
+
+    return [DeliveryWorker]
 
 
 class Workers:
