@@ -80,22 +80,31 @@ def fail_with_log(what: str, log: Path | None) -> None:
 
 
 def eventually(
-    probe: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.25, what: str = ""
+    probe: Callable[[], T | None],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.25,
+    what: str = "",
+    explain: Callable[[], str] | None = None,
 ) -> T:
     """Poll `probe` until it returns something truthy; fail with `what` after `timeout`.
 
     Peers are separate processes with their own queues, so cross-process tests have to poll.
+    `explain` adds context to the failure (e.g. the state of Dreamloom's inbox rows).
     """
     deadline = time.monotonic() + timeout
-    last: Any = None
     while True:
         last = probe()
         if last:
             return last
         if time.monotonic() > deadline:
-            pytest.fail(
-                f"timed out after {timeout:.0f}s waiting for {what or probe}", pytrace=False
-            )
+            detail = ""
+            if explain is not None:
+                try:
+                    detail = "\n" + explain()
+                except Exception as exc:  # the explanation must not hide the failure
+                    detail = f"\n(could not explain: {exc!r})"
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}{detail}", pytrace=False)
         time.sleep(interval)
 
 
@@ -385,6 +394,24 @@ class Dreamloom:
     def database_url(self) -> str:
         return f"sqlite:///{self.directory / 'data' / 'dreamloom.db'}"
 
+    def work_summary(self) -> str:
+        """Dreamloom's background work rows, by status, with the latest errors."""
+        lines = []
+        for table in ("inbox_items", "deliveries", "generation_jobs"):
+            try:
+                rows = self.query(f"SELECT status, COUNT(*) AS n FROM {table} GROUP BY status")
+                errors = self.query(
+                    f"SELECT last_error FROM {table} WHERE last_error IS NOT NULL "
+                    "ORDER BY id DESC LIMIT 3"
+                )
+            except Exception as exc:
+                lines.append(f"{table}: unreadable ({exc})")
+                continue
+            counts = ", ".join(f"{r['status']}={r['n']}" for r in rows) or "none"
+            lines.append(f"dreamloom {table}: {counts}")
+            lines += [f"  last_error: {str(e['last_error'])[:300]}" for e in errors]
+        return "\n".join(lines)
+
     def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         """Read the instance's SQLite database (read-only) for facts with no HTTP surface."""
         import sqlite3
@@ -417,6 +444,16 @@ class HerdUser:
              "--domain", self.herd.base, "--secret", self.secret, *args],
             cwd=self.herd.workdir, env=self.herd.env, timeout=timeout,
             what=f"herd_client {' '.join(args)}",
+        )  # fmt: skip
+        return json.loads(proc.stdout)
+
+    def extra(self, *args: str, timeout: float = 60.0) -> Any:
+        """peer_scripts/herd_extra.py as this user (reply, unfollow, accept-follows, ...)."""
+        proc = run(
+            [self.herd.venv.python, str(PEER_SCRIPTS / "herd_extra.py"),
+             "--domain", self.herd.base, "--secret", self.secret, *args],
+            cwd=self.herd.workdir, env=self.herd.env, timeout=timeout,
+            what=f"herd_extra {' '.join(args)}",
         )  # fmt: skip
         return json.loads(proc.stdout)
 
