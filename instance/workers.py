@@ -28,8 +28,9 @@ class Worker(Protocol):
 def worker_factories() -> list[Callable[[Runtime], Worker]]:
     """Every worker an instance runs; each module that owns background work adds itself."""
     from .delivery import DeliveryWorker
+    from .generation_worker import GenerationWorker
 
-    return [DeliveryWorker]
+    return [DeliveryWorker, GenerationWorker]
 
 
 class Workers:

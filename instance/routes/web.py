@@ -13,13 +13,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from .. import __version__, collections
+from .. import __version__, collections, timelines
 from ..accounts import find_local, list_local
 from ..storage.models import Post
 from ..urls import INSTANCE_ACTOR_USERNAME
 from .common import runtime
 
 HERE = Path(__file__).resolve().parent.parent
+HOME_POSTS = 20
 templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes .html
 
 
@@ -56,10 +57,20 @@ def post_view(post: Post, media_url: Any) -> dict[str, Any]:
 
 
 async def home(request: Request) -> Response:
+    """The instance's accounts and its latest public posts (the local timeline), with images."""
     rt = runtime(request)
     async with rt.sessions() as session:
         accounts = [a for a in await list_local(session) if a.username != INSTANCE_ACTOR_USERNAME]
-    return page(request, "home.html", {"accounts": accounts})
+        entries = await timelines.read(session, "local", limit=HOME_POSTS)
+        posts = await session.scalars(
+            select(Post)
+            .where(Post.id.in_([e.post.id for e in entries]))
+            .options(selectinload(Post.media))
+            .order_by(Post.published.desc(), Post.id.desc())
+            .execution_options(populate_existing=True)
+        )
+        views = [post_view(p, lambda m: rt.urls.media(m.file_name)) for p in posts]
+    return page(request, "home.html", {"accounts": accounts, "posts": views})
 
 
 async def about(request: Request) -> Response:
