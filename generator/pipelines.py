@@ -847,13 +847,19 @@ def _apply_cuda_fast_path(pipe: Any, decoder: Any) -> None:
 
 
 def configure_inductor_cache(cache_dir: Path) -> Path:
-    """Keep inductor's FX-graph and AOTAutograd caches on disk under ``cache_dir/inductor``."""
-    path = cache_dir / "inductor"
+    """Keep inductor's FX-graph/AOTAutograd caches and Triton's kernels in ``cache_dir``.
+
+    Set unconditionally: torch fills ``TORCHINDUCTOR_CACHE_DIR`` with a /tmp default as soon as
+    anything asks for it, and /tmp is often wiped on reboot, which would make every restart
+    compile from scratch (minutes for a UNet).
+    """
+    path = (cache_dir / "inductor").resolve()
     path.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(path))
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(path)
+    os.environ["TRITON_CACHE_DIR"] = str(path / "triton")
     os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
     os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
-    return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    return path
 
 
 def _compile(pipe: Any, decoder: Any, cache_dir: Path) -> Any:
