@@ -2,8 +2,15 @@
 
 from starlette.routing import BaseRoute
 
-from . import actors, media, posts, web, wellknown
+from . import actors, inbox, media, posts, web, wellknown
 
 
 def all_routes() -> list[BaseRoute]:
-    return [*wellknown.routes, *posts.routes, *actors.routes, *media.routes, *web.routes]
+    return [
+        *wellknown.routes,
+        *inbox.routes,  # before actors: /users/{username}/{collection} would match
+        *posts.routes,
+        *actors.routes,
+        *media.routes,
+        *web.routes,
+    ]

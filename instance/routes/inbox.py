@@ -1,0 +1,150 @@
+"""`POST /users/{username}/inbox` and the shared `POST /inbox`: check, store, 202.
+
+The order is the policy (DESIGN flow "Inbound"); nothing that can wait runs before the 202:
+
+1. overload: past `Intake.max_pending` requests at once -> 503 + Retry-After (SECURITY 26);
+2. size: Content-Length, then the streamed body, over `[federation] inbox_max_bytes` -> 413
+   before any key fetch or JSON parse (SECURITY 27);
+3. Content-Type: activity+json or ld+json with the AS profile, else 415 (INTEROP 21);
+4. JSON object, else 400;
+5. HTTP signature on the raw path, query and headers (activitypub.signatures) with keys from
+   the KeyRing -> 401 with the reason (SECURITY 1-4, 7); a `Delete` from a signer we never
+   saw is accepted and dropped without fetching anything (INTEROP 25);
+6. origin policy (instance.intake.admit) -> 400/403, or 202 and dropped (unhandled types);
+7. one inbox row, idempotent on the activity id, committed -> 202 (SECURITY 5).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from activitypub.errors import SignatureError
+from activitypub.fetch import is_activitypub_content_type
+from activitypub.keys import PublicKeyInfo
+from activitypub.signatures import verify_request
+
+from ..accounts import find_local
+from ..intake import Intake, Refused, admit, intake_for
+from ..keyring import keyring
+from ..runtime import Runtime
+from .common import error_json, runtime
+
+log = logging.getLogger("dreamloom.inbox")
+RETRY_AFTER_S = "30"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def inbox(request: Request) -> Response:
+    rt = runtime(request)
+    intake = intake_for(rt)
+    if not intake.try_enter():
+        return busy("too many requests in flight")
+    try:
+        return await receive(request, rt, intake)
+    except (TimeoutError, SQLAlchemyError, OSError) as exc:
+        log.warning("inbox could not store an activity: %s", exc)
+        return busy("could not store the activity now")
+    finally:
+        intake.leave()
+
+
+async def receive(request: Request, rt: Runtime, intake: Intake) -> Response:
+    try:
+        body = await read_capped(request, rt.settings.federation.inbox_max_bytes)
+    except BodyTooLarge:
+        return error_json("activity too large", 413)
+    if not is_activitypub_content_type(request.headers.get("content-type")):
+        return error_json("Content-Type must be application/activity+json", 415)
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return error_json("body is not JSON", 400)
+    if not isinstance(document, dict):
+        return error_json("body is not a JSON object", 400)
+
+    ring = keyring(rt)
+    is_delete = document.get("type") == "Delete"
+    unknown_signer = False
+
+    async def resolve(key_id: str, refresh: bool) -> PublicKeyInfo | None:
+        nonlocal unknown_signer
+        key = await ring.resolve(key_id, refresh=refresh, may_fetch=refresh or not is_delete)
+        unknown_signer = key is None
+        return key
+
+    scope = request.scope
+    target = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+    if scope.get("query_string"):
+        target += "?" + scope["query_string"].decode("latin-1")
+    try:
+        signed = await verify_request(
+            request.method, target, scope["headers"], body, resolve,
+            now=rt.now(), scheme=rt.settings.instance.scheme,
+        )  # fmt: skip
+        if "host" in signed.covered and request.headers.get("host", "").lower() != rt.settings.host:
+            raise SignatureError("the request was signed for another host")
+    except SignatureError as exc:
+        if is_delete and unknown_signer:
+            return accepted()  # INTEROP 25: deletes from actors we never knew
+        return error_json(exc.reason, 401)
+
+    if "username" in request.path_params and not await local_user(rt, request):
+        return error_json("no such account", 404)
+    try:
+        stored = admit(document, signed.owner, rt.urls)
+    except Refused as refused:
+        return error_json(refused.reason, refused.status)
+    if stored is not None:
+        text = body.decode("utf-8") if stored is document else json.dumps(stored)
+        await intake.store(rt, stored, text, signed.key_id)
+    return accepted()
+
+
+async def read_capped(request: Request, cap: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > cap):
+        raise BodyTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > cap:
+            raise BodyTooLarge
+    return bytes(body)
+
+
+async def local_user(rt: Runtime, request: Request) -> bool:
+    """Personal inboxes exist for local accounts (known names are remembered)."""
+    username = request.path_params["username"].casefold()
+    known: set[str] = rt.extras.setdefault("inbox_usernames", set())
+    if username in known:
+        return True
+    async with rt.sessions() as session:
+        found = await find_local(session, username) is not None
+    if found:
+        known.add(username)
+    return found
+
+
+def accepted() -> Response:
+    return Response(status_code=202)
+
+
+def busy(reason: str) -> Response:
+    response = error_json(reason, 503)
+    response.headers["Retry-After"] = RETRY_AFTER_S
+    return response
+
+
+routes = [
+    Route("/inbox", inbox, methods=["POST"]),
+    Route("/users/{username}/inbox", inbox, methods=["POST"]),
+]

@@ -1,0 +1,40 @@
+"""Remote HTML -> HTML safe to show: Mastodon's allow-list, applied with nh3 (ammonia).
+
+Every piece of markup that arrives from another server (post content, profile summaries)
+passes through `clean_html` before it is stored.
+"""
+
+from __future__ import annotations
+
+import nh3
+
+TAGS = {
+    "p", "br", "span", "a", "del", "s", "pre", "code", "em", "strong", "b", "i", "u",
+    "ul", "ol", "li", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "sup", "sub",
+}  # fmt: skip
+ATTRIBUTES = {
+    "a": {"href", "rel"},  # `class` is filtered by CLASSES below
+    "ol": {"start", "reversed"},
+    "li": {"value"},
+}
+CLASSES = {
+    "a": {"mention", "hashtag", "u-url", "status-link", "quote-inline"},
+    "span": {"h-card", "invisible", "ellipsis", "quote-inline"},
+}
+URL_SCHEMES = {"http", "https", "dat", "dweb", "ipfs", "ipns", "ssb", "gopher", "xmpp",
+               "magnet", "gemini"}  # fmt: skip
+
+
+def clean_html(html: str | None) -> str:
+    """Strip everything outside the allow-list; links keep only safe schemes."""
+    if not html:
+        return ""
+    return nh3.clean(
+        html,
+        tags=TAGS,
+        attributes=ATTRIBUTES,
+        allowed_classes=CLASSES,
+        url_schemes=URL_SCHEMES,
+        link_rel=None,
+        strip_comments=True,
+    )

@@ -1,0 +1,16 @@
+"""Fixtures for tests/instance: the fake fediverse plugged into the runtime's HTTP client."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.instance.fediverse import FakeFediverse
+
+
+@pytest.fixture
+async def fedi(runtime) -> FakeFediverse:
+    fake = FakeFediverse()
+    old = runtime.http
+    runtime.use_http(fake.client())
+    await old.aclose()
+    return fake
