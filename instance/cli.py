@@ -297,7 +297,7 @@ def _register_command_modules() -> None:
         importlib.import_module(f"instance.{name}").register(app, bench_app)
 
 
-COMMAND_MODULES: list[str] = ["bench_inbox", "cli_generate"]
+COMMAND_MODULES: list[str] = ["bench_inbox", "bench_fanout", "cli_generate"]
 _register_command_modules()
 
 
