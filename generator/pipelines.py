@@ -35,9 +35,10 @@ approximation of the SD VAE — softer fine texture (hair, text, foliage), sligh
 contrast and occasional colour shifts; fine for previews and Turbo models, not for finals at
 1024². The full VAE still encodes img2img parents.
 
-Batches are deterministic per recipe: each item gets its own CPU ``torch.Generator`` seeded
-from ``recipe.seed``, so initial noise is the same on every device. The exact guarantee on one
-build and device type: the same recipe gives identical pixels across loads and processes; and
+Batches are deterministic per recipe: each item gets its own ``torch.Generator`` seeded from
+``recipe.seed`` (on the GPU when generating there, so ancestral schedulers add no host-to-device
+copies to the loop; CPU and CUDA therefore start from different noise). The exact guarantee on
+one build and device type: the same recipe gives identical pixels across loads and processes; and
 within one batch size an image does not depend on its companions or position. Across
 different batch sizes the float outputs differ by rounding only (~1e-6 on CPU: GEMM/conv
 kernels block differently for different batch sizes), which can move an 8-bit pixel by at most
@@ -205,6 +206,9 @@ class Pipeline:
         self.default_scheduler = type(pipe.scheduler).__name__
         self._schedulers: dict[str, Any] = {self.default_scheduler: pipe.scheduler}
         self._img2img: Any = None
+        # per-item generators live on the device: ancestral schedulers draw noise every step,
+        # and CPU generators would copy it host-to-device (a sync) inside the loop
+        self._rng_device = "cuda" if device.startswith("cuda") else "cpu"
         pipe.set_progress_bar_config(disable=True)
 
     @property
@@ -306,7 +310,9 @@ class Pipeline:
             "negative_prompt": [r.negative_prompt for r in padded],
             "num_inference_steps": first.steps,
             "guidance_scale": first.guidance,
-            "generator": [torch.Generator(device="cpu").manual_seed(r.seed) for r in padded],
+            "generator": [
+                torch.Generator(device=self._rng_device).manual_seed(r.seed) for r in padded
+            ],
             "output_type": "latent",
             "return_dict": False,
             "callback_on_step_end": _deadline_callback(deadline),

@@ -135,10 +135,7 @@ def test_fast_path_transforms_keep_the_image(cache_dir: Path) -> None:
     assert np.abs(a - b).max() <= 1
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not os.environ.get("DREAMLOOM_SLOW_TESTS"), reason="~2 min of inductor compilation on CPU"
-)
+@pytest.mark.slow  # ~2 min of inductor compilation on CPU; runs with `-m slow`
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit deprecations in inductor
 def test_torch_compile_path_on_cpu(cache_dir: Path, monkeypatch) -> None:
     """compile=True on CPU: inductor (no CUDA graphs), padded buckets, kernels cached on disk."""
