@@ -198,10 +198,11 @@ def render_table(outcomes: dict[str, dict[str, Any]]) -> str:
     def cell(results: list[str]) -> str:
         if not results:
             return ""
-        for state in ("failed", "skipped", "xfailed"):
-            if state in results:
-                return SYMBOL[state]
-        return SYMBOL["passed"]
+        passed = results.count("passed")
+        worst = next((st for st in ("failed", "skipped", "xfailed") if st in results), "passed")
+        if len(results) == 1:
+            return SYMBOL[worst]
+        return f"{SYMBOL[worst]} ({passed}/{len(results)})"
 
     total = len(outcomes)
     passed = sum(1 for e in outcomes.values() if e["outcome"] == "passed")
@@ -213,8 +214,9 @@ def render_table(outcomes: dict[str, dict[str, Any]]) -> str:
         "",
         f"Last full run: {dt.date.today().isoformat()} — {passed} of {total} capability checks "
         "pass. Peers run from PyPI on 127.0.0.1 (tests/interop/requirements/*.txt pins them); "
-        "the Mastodon, GoToSocial, Misskey and Pixelfed columns replay payloads those servers "
-        "send (tests/interop/fixtures/) against a live Dreamloom inbox.",
+        "the Mastodon, GoToSocial, Misskey, Pixelfed and Other columns replay payloads those "
+        "servers send (tests/interop/fixtures/) against an in-process Dreamloom inbox. "
+        "(n/m): n of m checks (actor kinds, input sets) pass.",
         "",
         "| capability | " + " | ".join(used) + " |",
         "|---|" + "---|" * len(used),

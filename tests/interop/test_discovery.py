@@ -154,7 +154,8 @@ def test_webfinger_round_trip(verify_actor: Pasture, dreamloom: Dreamloom, kind:
 @pytest.mark.capability(VERIFY, "no warnings on the verify_actor report")
 def test_no_warnings(verify_actor: Pasture, dreamloom: Dreamloom, kind: str) -> None:
     v = verdict(verify_actor, dreamloom, kind)
-    assert warnings(v["result"]) == [], explain(v)
+    found = warnings(v["result"])
+    assert found == [], f"{'; '.join(found)}\n{explain(v)}"
 
 
 # -- bovine-herd ----------------------------------------------------------------------------
