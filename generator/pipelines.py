@@ -394,8 +394,10 @@ class Pipeline:
 
         vae = self.decoder
         config = vae.config
-        if vae.dtype == torch.float16 and getattr(config, "force_upcast", False):
-            vae.to(torch.float32)  # the SDXL VAE overflows in fp16; no-op once upcast
+        # the SDXL VAE overflows in fp16 (diffusers honours force_upcast for SDXL only; the
+        # SD 1.x/2.x VAE decodes fine in fp16). A no-op once upcast.
+        if self.arch == "sdxl" and vae.dtype == torch.float16 and config.get("force_upcast"):
+            vae.to(torch.float32)
         latents = latents.to(vae.dtype)
         mean = getattr(config, "latents_mean", None)
         std = getattr(config, "latents_std", None)

@@ -238,36 +238,32 @@ class GeneratorWorker:
             await self._generate(runnable, claimed_at, load_ms)
         return len(jobs)
 
-    async def _prepare(self, jobs: list[Job]) -> list[tuple[Job, Recipe, bytes | None]]:
+    async def _prepare(self, jobs: list[Job]) -> list[_Item]:
         """Resolve recipes (prompt length, model) and load parents; fail the bad jobs."""
         pipeline = self.pipeline
         assert pipeline is not None
         resolved = await self._in_gpu_thread(lambda: [_try_resolve(pipeline, j) for j in jobs])
-        out: list[tuple[Job, Recipe, bytes | None]] = []
+        out: list[_Item] = []
         for job, res in zip(jobs, resolved, strict=True):
             if isinstance(res, Exception):
                 await self._fail(job, str(res), transient=False)
                 continue
-            parent: bytes | None = None
+            parent: _Parent | None = None
             if res.parent is not None:
                 try:
-                    parent = await self.load_parent(res.parent)
-                    if len(parent) > MAX_PARENT_BYTES:
+                    data = await self.load_parent(res.parent)
+                    if len(data) > MAX_PARENT_BYTES:
                         raise ParentImageError(
-                            f"parent image is {len(parent)} bytes, max {MAX_PARENT_BYTES}"
+                            f"parent image is {len(data)} bytes, max {MAX_PARENT_BYTES}"
                         )
+                    parent = _Parent(data, await asyncio.to_thread(_decode_parent, data))
                 except (ParentImageError, OSError) as exc:
                     await self._fail(job, f"parent image unusable: {exc}", transient=False)
                     continue
-            out.append((job, res, parent))
+            out.append(_Item(job, res, parent))
         return out
 
-    async def _generate(
-        self,
-        batch: list[tuple[Job, Recipe, bytes | None]],
-        claimed_at: float,
-        load_ms: float,
-    ) -> None:
+    async def _generate(self, batch: list[_Item], claimed_at: float, load_ms: float) -> None:
         try:
             generated = await self._run_batch(batch)
         except Exception as exc:
@@ -276,10 +272,11 @@ class GeneratorWorker:
                 for item in batch:
                     await self._generate([item], claimed_at, load_ms)
                 return
-            for job, _, _ in batch:
-                await self._fail(job, *self._describe(exc, len(batch)))
+            for item in batch:
+                await self._fail(item.job, *self._describe(exc, len(batch)))
             return
-        for (job, _, parent), gen in zip(batch, generated, strict=True):
+        for item, gen in zip(batch, generated, strict=True):
+            job = item.job
             if gen.blocked is not None or gen.image is None:
                 await self.store.fail(
                     job.id, gen.blocked or "no image was produced", retry=False, blocked=True
@@ -295,6 +292,7 @@ class GeneratorWorker:
                 decode_ms=gen.decode_ms,
             )
             try:
+                parent = item.parent.data if item.parent else None
                 result = await asyncio.to_thread(self._write, gen, parent, timings)
             except Exception as exc:
                 log.exception("writing the image of job %s failed", job.id)
@@ -302,19 +300,14 @@ class GeneratorWorker:
                 continue
             await self.store.complete(job.id, result)
 
-    async def _run_batch(self, batch: list[tuple[Job, Recipe, bytes | None]]) -> list[Generated]:
+    async def _run_batch(self, batch: list[_Item]) -> list[Generated]:
         pipeline = self.pipeline
         assert pipeline is not None
         budget = self.job_timeout_s * len(batch)
-        recipes = [recipe for _, recipe, _ in batch]
-        parents_raw = [parent for _, _, parent in batch]
+        recipes = [item.recipe for item in batch]
+        parents = [item.parent.image for item in batch if item.parent] or None
 
         def work() -> list[Generated]:
-            parents = (
-                [_decode_parent(p) for p in parents_raw if p is not None]
-                if recipes[0].is_remix
-                else None
-            )
             return pipeline.generate(recipes, parents, deadline=time.monotonic() + budget)
 
         try:
@@ -416,6 +409,21 @@ class GeneratorWorker:
         if not path.is_file():
             raise ParentImageError(f"{ref!r} does not exist")
         return await asyncio.to_thread(path.read_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parent:
+    data: bytes
+    image: Image.Image
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """A job ready for the GPU: its resolved recipe and, for a remix, its parent."""
+
+    job: Job
+    recipe: Recipe
+    parent: _Parent | None
 
 
 def _try_resolve(pipeline: ImagePipeline, job: Job) -> Recipe | Exception:

@@ -260,7 +260,13 @@ async def test_remix_parent_must_be_usable(store, make_worker, tmp_path) -> None
     (worker.media_dir).mkdir(parents=True, exist_ok=True)
     (worker.media_dir / "junk.png").write_bytes(b"not an image")
     junk = store.enqueue(rec(parent="junk.png", strength=1.0))
-    assert await worker.run_once() == 4
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), "white").save(worker.media_dir / "good.png")
+    good = store.enqueue(rec(parent="good.png", strength=1.0))
+    assert await worker.run_once() == 5
+    assert store.get(good).status == "done"  # a bad parent does not sink its batch-mates
+    assert [len(b) for b in worker.pipeline.batches] == [1]
     assert "the instance must fetch remote parents" in store.get(url).reason
     assert "outside the media directory" in store.get(escape).reason
     assert "does not exist" in store.get(missing).reason
