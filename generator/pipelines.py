@@ -675,7 +675,8 @@ def _hub_error(model: str, exc: BaseException | None) -> HubUnavailableError:
     detail = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
     return HubUnavailableError(
         f"{MODEL_SETTING} = {model!r} is a hub id that is not in the local cache, and {why}"
-        f"{detail}. Download it once where the hub is reachable "
+        f"{detail}. If you meant a local directory, it does not exist. "
+        f"Download the model once where the hub is reachable "
         f"(e.g. `hf download {model}`), or set {MODEL_SETTING} to a local diffusers "
         "directory or builtin:tiny."
     )
