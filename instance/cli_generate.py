@@ -36,6 +36,7 @@ from .generation_worker import (
     GenerationWorker,
     Outcome,
     load_configured_pipeline,
+    quiet_hub_progress,
     run_until_final,
     staged_factory,
 )
@@ -291,6 +292,7 @@ def bench_generate(
             fail(f"--size must be square for the benchmark, got {size}")
         square = w
     say = (lambda _m: None) if as_json else (lambda m: err.print(escape(m), highlight=False))
+    quiet_hub_progress()
     report = run_bench(
         model, cache_dir=_bench_cache(directory), batch_sizes=_ints(batch_sizes, "--batch-sizes"),
         steps=steps, size=square, iterations=iterations, guidance=guidance, device=device,

@@ -33,7 +33,7 @@ def load_configured_pipeline(settings: Settings) -> ImagePipeline:
     """`load_pipeline` with the [generator] settings ("auto" device/dtype -> detected)."""
     from generator.pipelines import load_pipeline
 
-    _quiet_hub_progress()
+    quiet_hub_progress()
     gen = settings.generator
     return load_pipeline(
         gen.model,
@@ -53,7 +53,7 @@ def _tiny_vae_ref(settings: Settings) -> str:
     return "madebyollin/taesdxl" if is_sdxl(settings) else "madebyollin/taesd"
 
 
-def _quiet_hub_progress() -> None:
+def quiet_hub_progress() -> None:
     """diffusers/transformers loading bars would garble the CLI's own progress display."""
     import os
 
