@@ -29,8 +29,9 @@ def worker_factories() -> list[Callable[[Runtime], Worker]]:
     """Every worker an instance runs; each module that owns background work adds itself."""
     from .delivery import DeliveryWorker
     from .generation_worker import GenerationWorker
+    from .inbox import InboxWorker
 
-    return [DeliveryWorker, GenerationWorker]
+    return [InboxWorker, DeliveryWorker, GenerationWorker]
 
 
 class Workers:

@@ -1,0 +1,11 @@
+"""Inbox handlers: one small function per (activity type, object type), called by the one
+`match` in instance/inbox.py. They run inside the item's transaction, touch only the database
+and the outbound queue, and are idempotent: a redelivered or repeated activity changes nothing
+twice (unique rows and counters recounted from rows, never bumped blindly).
+
+    follows.py       Follow, Accept/Reject of our Follows, Undo{Follow}
+    interactions.py  Like (and EmojiReact), Announce, their Undos
+    notes.py         Create/Update/Delete of Notes
+    actors.py        Update of an actor, Delete of an actor, Block
+    quoting.py       FEP-044f QuoteRequest and its answers (instance/quotes.py does the work)
+"""
