@@ -31,7 +31,7 @@ from .cli import (
     settings_for,
     with_runtime,
 )
-from .generation import GenerationRefused, enqueue, parse_size
+from .generation import GenerationRefused, active_count, enqueue, parse_size
 from .generation_worker import (
     GenerationWorker,
     Outcome,
@@ -117,8 +117,9 @@ def _report(outcome: Outcome, settings: Settings, as_json: bool) -> None:
         return
     out.print(f"image: {escape(outcome.path or '')}", highlight=False, soft_wrap=True)
     recipe = outcome.recipe
+    steps = recipe.get("steps")
     out.print(
-        f"seed {recipe.get('seed')}, {recipe.get('steps')} steps, "
+        f"seed {recipe.get('seed')}, {steps} step{'' if steps == 1 else 's'}, "
         f"{recipe.get('width')}x{recipe.get('height')}, model {recipe.get('model')}",
         highlight=False,
     )
@@ -218,14 +219,15 @@ def queue(
     """Show generation jobs: queued, running, failed and blocked (with reasons)."""
     settings = settings_for(directory)
 
-    async def go(rt: Runtime) -> list[dict[str, Any]]:
-        return await list_jobs(rt, everything=everything)
+    async def go(rt: Runtime) -> tuple[list[dict[str, Any]], int]:
+        async with rt.sessions() as s:
+            active = await active_count(s)
+        return await list_jobs(rt, everything=everything), active
 
-    rows = run(with_runtime(settings, go))
+    rows, active = run(with_runtime(settings, go))
     if as_json:
         print_json(rows)
         return
-    active = sum(r["status"] in ("queued", "running") for r in rows)
     out.print(f"{active} of at most {settings.generator.max_queue} jobs queued or running")
     table = Table("job", "account", "status", "tries", "size/steps", "prompt", "reason")
     for r in rows:

@@ -198,11 +198,9 @@ async def run_until_final(
     The model is loaded first: when it cannot be, the job is failed with the load error
     (every later attempt would fail the same way). Other queued jobs that come first are run
     too; a job held by another process's worker is waited for."""
-    from generator.errors import GeneratorError
-
     try:
         await worker.start()
-    except (GeneratorError, OSError) as exc:
+    except Exception as exc:  # any load failure ends this job the same way
         async with rt.session() as s:
             row = await s.get(GenerationJob, job_id)
             if row is not None and row.status == "queued":
