@@ -13,13 +13,14 @@ due row is left, so a test (or the worker loop) drives a whole fan-out with one 
 - **A slow domain never delays healthy ones.** Besides the per-host cap, a POST still
   waiting after `SLOW_AFTER` seconds stops counting against the concurrency (it only holds a
   socket) and frees its slot for the next host, up to `PARKED_FACTOR * concurrency` of them.
-- **Outcomes** are written in batches (one transaction per batch, together with the next
-  claim): 2xx done; retry on `next_attempt_delay` (the one schedule, Retry-After honoured),
-  failed once it gives up; 410 forgets the follower (`forget_gone_inbox`); other 4xx failed
-  with the reason. Domain health learns from every answer.
+- **Outcomes** are written in batches by one writer task while the POSTs go on (one
+  transaction records the outcomes so far and claims the next rows): 2xx done; retry on
+  `next_attempt_delay` (the one schedule, Retry-After honoured), failed once it gives up;
+  410 forgets the follower (`forget_gone_inbox`); other 4xx failed with the reason. Domain
+  health learns from every answer.
 - **Crash safety.** Claimed rows are leased for `LEASE` and the lease is renewed while they
   are in flight, so after a SIGKILL another start takes them again within `LEASE`
-  (at-least-once: at most the rows in flight at the kill are sent twice).
+  (at-least-once: at most the POSTs in flight at the kill are sent twice, see `InFlight`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
-from collections.abc import Coroutine
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,8 +51,7 @@ LEASE = timedelta(seconds=10)  # how long a claimed row is ours: recovery time a
 LEASE_RENEW = LEASE.total_seconds() / 4  # leases of rows in flight are renewed this often
 SLOW_AFTER = 1.0  # seconds before an unanswered POST stops holding a concurrency slot
 PARKED_FACTOR = 3  # parked (slow) POSTs allowed, as a multiple of delivery_concurrency
-FLUSH_EVERY = 0.2  # seconds: the longest an outcome waits before it is written
-FLUSH_BATCH = 64  # outcomes waiting that trigger a write before FLUSH_EVERY
+FLUSH_EVERY = 0.2  # seconds between checks for slow POSTs and leases to renew
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,33 +82,47 @@ class Result:
 
 
 class InFlight:
-    """The POSTs of one `run_once`: running tasks, the slow ones parked, outcomes to write."""
+    """The rows one `run_once` holds: claimed and ready to start, POSTs running (the slow ones
+    parked), outcomes waiting for the writer and outcomes being written.
 
-    def __init__(self, max_parked: int) -> None:
+    A POST holds one of the `concurrency` slots from its start until its outcome is committed
+    (or until it is parked), so the rows sent but not yet recorded are never more than the
+    slots plus the parked POSTs: that is all a crash can make us send twice (SECURITY goal 4).
+    Claimed rows that were never started are simply taken again after their lease.
+    """
+
+    def __init__(self, concurrency: int, max_parked: int) -> None:
+        self.concurrency = concurrency
+        self.max_parked = max_parked
+        self.ready: deque[tuple[Job, Signed | None]] = deque()
         self.tasks: dict[asyncio.Task[DeliveryOutcome], tuple[Job, float]] = {}
         self.parked: set[asyncio.Task[DeliveryOutcome]] = set()
         self.results: list[Result] = []
-        self.max_parked = max_parked
-        self.last_write = self.last_renew = time.monotonic()
+        self.writing: list[Result] = []
+        self.last_renew = time.monotonic()
 
     @property
-    def active(self) -> int:
-        return len(self.tasks) - len(self.parked)
+    def busy(self) -> int:
+        return len(self.tasks) - len(self.parked) + len(self.results) + len(self.writing)
 
-    def jobs(self) -> list[Job]:
-        return [job for job, _ in self.tasks.values()]
+    @property
+    def idle(self) -> bool:
+        return not (self.ready or self.tasks or self.results or self.writing)
 
-    def start(self, job: Job, send: Coroutine[Any, Any, DeliveryOutcome]) -> None:
-        self.tasks[asyncio.create_task(send)] = (job, time.monotonic())
+    def leased(self) -> list[Job]:
+        """Rows we hold that no write is about to release."""
+        running = [job for job, _ in self.tasks.values()]
+        return running + [job for job, _ in self.ready] + [r.job for r in self.results]
 
-    async def wait(self) -> bool:
-        """Wait a little for POSTs to finish; collect their outcomes, park the slow ones."""
-        if not self.tasks:
-            return False
-        done, _ = await asyncio.wait(
-            self.tasks, timeout=FLUSH_EVERY, return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in done:
+    def start_ready(self, send: Callable[[Job, Signed | None], Awaitable[DeliveryOutcome]]) -> None:
+        while self.ready and self.busy < self.concurrency:
+            job, signed = self.ready.popleft()
+            self.tasks[asyncio.ensure_future(send(job, signed))] = (job, time.monotonic())
+
+    def collect(self, done: set[asyncio.Task[Any]]) -> bool:
+        """Outcomes of finished POSTs; then park POSTs unanswered after SLOW_AFTER."""
+        finished = [task for task in done if task in self.tasks]
+        for task in finished:
             job, _started = self.tasks.pop(task)
             self.parked.discard(task)
             self.results.append(Result(job, task.result()))
@@ -118,30 +132,14 @@ class InFlight:
                 break
             if started < cutoff:
                 self.parked.add(task)
-        return bool(done)
-
-    def write_due(self) -> bool:
-        waited = time.monotonic() - self.last_write
-        return (
-            len(self.results) >= FLUSH_BATCH
-            or self.renew_due()
-            or bool(self.results and (waited >= FLUSH_EVERY or not self.tasks))
-        )
+        return bool(finished)
 
     def renew_due(self) -> bool:
         return bool(self.tasks) and time.monotonic() - self.last_renew >= LEASE_RENEW
 
-    def take_results(self) -> list[Result]:
-        """All outcomes so far. Claims happen only with a write that takes them all, so the
-        rows leased at any moment are at most the POSTs started, and a crash re-sends no more
-        than that (SECURITY goal 4: duplicates <= concurrency, plus any parked)."""
-        batch, self.results = self.results, []
-        return batch
-
-    def wrote(self, renewed: bool) -> None:
-        self.last_write = time.monotonic()
-        if renewed:
-            self.last_renew = self.last_write
+    def start_write(self) -> list[Result]:
+        self.writing, self.results = self.results, []
+        return self.writing
 
     def cancel(self) -> None:
         for task in self.tasks:
@@ -163,30 +161,51 @@ class DeliveryWorker:
     # -- the loop ------------------------------------------------------------------------
     async def run_once(self) -> int:
         """Deliver every due row (and rows that become claimable meanwhile); return how many
-        outcomes were recorded."""
-        flight = InFlight(self.max_parked)
-        recorded = 0
+        outcomes were recorded.
+
+        POSTs run while the one writer task records outcomes and claims the next rows, so
+        the database never holds up sending."""
+        flight = InFlight(self.concurrency, self.max_parked)
+        writer: asyncio.Task[list[tuple[Job, Signed | None]]] | None = None
+        wanted, recorded = 0, 0
         more = True  # whether a claim may find rows
+        finished = finished_at_claim = 0  # POSTs finished (they free their host's cap)
         try:
             while True:
-                room = self.concurrency - flight.active
-                want_rows = more and room > 0 and (4 * room >= self.concurrency or not flight.tasks)
-                if want_rows or flight.write_due():
-                    batch, renew = flight.take_results(), flight.renew_due()
-                    claimed = await self._write_and_claim(
-                        batch, room if want_rows else 0, flight.jobs(), renew
-                    )
-                    recorded += len(batch)
-                    flight.wrote(renew)
-                    more = more and not (want_rows and len(claimed) < room)
-                    for job, signed in claimed:
-                        flight.start(job, self._send(job, signed))
-                if not flight.tasks and not flight.results:
+                flight.start_ready(self._send)
+                if writer is None:
+                    wanted = self.concurrency - len(flight.ready) if more else 0
+                    if 4 * wanted < self.concurrency and flight.tasks:
+                        wanted = 0  # claim in chunks, not one row per finished POST
+                    renew = flight.renew_due()
+                    if wanted or flight.results or renew:
+                        batch = flight.start_write()
+                        writer = asyncio.create_task(
+                            self._write_and_claim(batch, wanted, flight.leased(), renew)
+                        )
+                        finished_at_claim = finished
+                        flight.last_renew = time.monotonic() if renew else flight.last_renew
+                if writer is None and flight.idle:
                     return recorded
-                if await flight.wait():
-                    more = True  # a finished row may have freed its host's cap
+                waiting = {*flight.tasks, *([writer] if writer else [])}
+                done, _ = await asyncio.wait(
+                    waiting, timeout=FLUSH_EVERY, return_when=asyncio.FIRST_COMPLETED
+                )
+                if writer in done:
+                    claimed = writer.result()
+                    writer = None
+                    recorded += len(flight.writing)
+                    flight.writing = []
+                    flight.ready.extend(claimed)
+                    if wanted and len(claimed) < wanted and finished == finished_at_claim:
+                        more = False  # nothing else is due until a POST finishes
+                if flight.collect(done):
+                    finished += 1
+                    more = True
         finally:
             flight.cancel()  # rows still in flight stay leased and are taken again later
+            if writer is not None:
+                writer.cancel()
 
     async def _send(self, job: Job, signed: Signed | None) -> DeliveryOutcome:
         if signed is None:
