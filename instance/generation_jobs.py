@@ -88,9 +88,11 @@ Step = Callable[[StepContext, dict[str, Any]], Awaitable[Post | None]]
 
 THEN_STEPS: dict[str, str] = {
     "post": "instance.generation_jobs:post_step",
+    "remix": "instance.remix:remix_step",
 }
 THEN_VALIDATORS: dict[str, str] = {
     "post": "instance.generation_jobs:validate_post",
+    "remix": "instance.remix:validate_remix",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import quote
@@ -52,17 +53,22 @@ async def finger(
     resource = quote(f"acct:{user}@{host}", safe="")
     url = f"{scheme}://{host}/.well-known/webfinger?resource={resource}"
     try:
-        response = await client.get(url, headers={"Accept": "application/jrd+json"})
+        async with client.stream("GET", url, headers={"Accept": "application/jrd+json"}) as r:
+            if r.status_code != 200:
+                raise WebFingerLookupError(
+                    f"WebFinger for {user}@{host} answered HTTP {r.status_code}"
+                )
+            body = b""
+            async for chunk in r.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_JRD_BYTES:
+                    raise WebFingerLookupError(
+                        f"WebFinger for {user}@{host} answered too large a document"
+                    )
     except httpx.HTTPError as exc:
         raise WebFingerLookupError(f"WebFinger for {user}@{host} failed: {exc}") from exc
-    if response.status_code != 200:
-        raise WebFingerLookupError(
-            f"WebFinger for {user}@{host} answered HTTP {response.status_code}"
-        )
-    if len(response.content) > MAX_JRD_BYTES:
-        raise WebFingerLookupError(f"WebFinger for {user}@{host} answered too large a document")
     try:
-        jrd = response.json()
+        jrd = json.loads(body)
     except ValueError as exc:
         raise WebFingerLookupError(f"WebFinger for {user}@{host} is not JSON") from exc
     if not isinstance(jrd, dict):
