@@ -51,7 +51,7 @@ LEASE = timedelta(seconds=10)  # how long a claimed row is ours: recovery time a
 LEASE_RENEW = LEASE.total_seconds() / 4  # leases of rows in flight are renewed this often
 SLOW_AFTER = 1.0  # seconds before an unanswered POST stops holding a concurrency slot
 PARKED_FACTOR = 3  # parked (slow) POSTs allowed, as a multiple of delivery_concurrency
-FLUSH_EVERY = 0.2  # seconds between checks for slow POSTs and leases to renew
+TICK = 0.2  # seconds between checks for slow POSTs and leases to renew
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,12 +184,13 @@ class DeliveryWorker:
                             self._write_and_claim(batch, wanted, flight.leased(), renew)
                         )
                         finished_at_claim = finished
-                        flight.last_renew = time.monotonic() if renew else flight.last_renew
+                        if renew:
+                            flight.last_renew = time.monotonic()
                 if writer is None and flight.idle:
                     return recorded
                 waiting = {*flight.tasks, *([writer] if writer else [])}
                 done, _ = await asyncio.wait(
-                    waiting, timeout=FLUSH_EVERY, return_when=asyncio.FIRST_COMPLETED
+                    waiting, timeout=TICK, return_when=asyncio.FIRST_COMPLETED
                 )
                 if writer in done:
                     claimed = writer.result()
