@@ -297,7 +297,7 @@ def _register_command_modules() -> None:
         importlib.import_module(f"instance.{name}").register(app, bench_app)
 
 
-COMMAND_MODULES: list[str] = ["bench_inbox", "bench_fanout", "cli_generate"]
+COMMAND_MODULES: list[str] = ["bench_inbox", "bench_fanout", "cli_generate", "cli_social"]
 _register_command_modules()
 
 

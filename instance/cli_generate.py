@@ -91,24 +91,29 @@ async def generate_one(
             session, rt, account, prompt, seed=seed, steps=steps,
             size=parse_size(size) if size else None, negative=negative, then=then,
         )  # fmt: skip
+    return await await_job(rt, job.id, job.public_id, show_progress=show_progress)
+
+
+async def await_job(rt: Runtime, job_id: int, public_id: str, *, show_progress: bool) -> Outcome:
+    """Run a generation worker in this process until the job ends, showing its stage."""
     stages = _Stages()
     worker = GenerationWorker(
         rt, pipeline_factory=staged_factory(lambda: load_configured_pipeline(rt.settings), stages)
     )
     try:
         if not show_progress:
-            return await run_until_final(rt, job.id, worker)
+            return await run_until_final(rt, job_id, worker)
         with err.status("queued", spinner="dots") as status:
-            task = asyncio.ensure_future(run_until_final(rt, job.id, worker))
+            task = asyncio.ensure_future(run_until_final(rt, job_id, worker))
             while not task.done():
-                status.update(f"job {job.public_id}: {stages.stage}")
+                status.update(f"job {public_id}: {stages.stage}")
                 await asyncio.wait([task], timeout=0.1)
             return task.result()
     finally:
         await worker.aclose()
 
 
-def _report(outcome: Outcome, settings: Settings, as_json: bool) -> None:
+def report(outcome: Outcome, settings: Settings, as_json: bool) -> None:
     if as_json:
         print_json(outcome.to_json())
     if outcome.status != "done":
@@ -137,7 +142,7 @@ def _generate(
     async def go(rt: Runtime) -> Outcome:
         return await generate_one(rt, username, prompt, show_progress=not as_json, **options)
 
-    _report(run(with_runtime(settings, go)), settings, as_json)
+    report(run(with_runtime(settings, go)), settings, as_json)
 
 
 def generate(

@@ -89,10 +89,16 @@ Step = Callable[[StepContext, dict[str, Any]], Awaitable[Post | None]]
 THEN_STEPS: dict[str, str] = {
     "post": "instance.generation_jobs:post_step",
     "remix": "instance.remix:remix_step",
+    "answer": "instance.generation_jobs:post_step",  # the picture as a reply to the asker
+}
+FAILURE_STEPS: dict[str, str] = {
+    # kind -> async (session, rt, job, options, reason): tell whoever asked that it failed
+    "answer": "instance.asks:answer_failed",
 }
 THEN_VALIDATORS: dict[str, str] = {
     "post": "instance.generation_jobs:validate_post",
     "remix": "instance.remix:validate_remix",
+    "answer": "instance.generation_jobs:validate_post",
 }
 
 
@@ -312,9 +318,7 @@ class DbJobStore:
             kinds = ", ".join(row.then) or "the follow-up"
             jobs.fail(row, self.rt.now(), f"image made, but {kinds} failed: {exc}")
 
-    async def fail(
-        self, job_id: JobId, reason: str, *, retry: bool, blocked: bool = False
-    ) -> None:
+    async def fail(self, job_id: JobId, reason: str, *, retry: bool, blocked: bool = False) -> None:
         now = self.rt.now()
         async with self.rt.session() as s:
             row = await self._own(s, job_id)
@@ -324,7 +328,13 @@ class DbJobStore:
                 jobs.retry(row, now, retry_delay(row.attempts), reason)
             else:
                 jobs.fail(row, now, reason, status="blocked" if blocked else "failed")
+                await self._on_failure(s, row, reason)
         self._held.pop(int(job_id), None)
+
+    async def _on_failure(self, s: AsyncSession, row: GenerationJob, reason: str) -> None:
+        for kind, options in (row.then or {}).items():
+            if kind in FAILURE_STEPS:
+                await _load(FAILURE_STEPS[kind])(s, self.rt, row, options, reason)
 
     async def requeue_stale(self) -> int:
         now = self.rt.now()

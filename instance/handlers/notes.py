@@ -16,6 +16,7 @@ from sqlalchemy import delete, select, update
 from activitypub.addressing import visibility_of
 from activitypub.objects import APObject, Attachment, as_list, id_of
 
+from .. import asks
 from ..notifications import notify
 from ..sanitize import clean_html
 from ..storage.idempotent import insert_one, insert_rows
@@ -136,6 +137,8 @@ async def _surface(ctx: Inbound, post: Post, note: APObject, author: Account) ->
                       [{"post_id": post.id, "account_id": a.id} for a in mentioned])  # fmt: skip
     for account in mentioned:
         await notify(ctx.session, recipient=account, kind="mention", sender=author, post=post)
+        if account.kind == "Service":  # an AI account: the mention asks for a picture
+            await asks.on_mention(ctx.session, ctx.rt, post, account, author)
     for uri, kind in ((post.in_reply_to_uri, "reply"), (post.quote_uri, "remix")):
         parent = await lookup.post(ctx.session, uri)
         parent_author = await ctx.session.get(Account, parent.account_id) if parent else None
