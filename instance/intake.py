@@ -22,7 +22,6 @@ import asyncio
 import functools
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from activitypub.errors import InvalidURLError
@@ -30,8 +29,7 @@ from activitypub.objects import Activity, APObject, ids_of
 from activitypub.urls import Origin, origin_of
 
 from .runtime import Runtime
-from .storage.db import is_sqlite, make_sync_sqlite_engine
-from .storage.idempotent import insert_ignore, insert_rows
+from .storage.idempotent import insert_rows
 from .storage.models import InboxItem
 from .urls import LocalUrls
 from .workers import wake
@@ -46,7 +44,6 @@ MAX_PENDING = 256  # requests admitted at once (reading, verifying, awaiting the
 MAX_BATCH = 512
 WRITE_TIMEOUT_S = 10.0
 INBOUND_NOTE_EVERY_S = 60.0
-_sqlite_thread = ThreadPoolExecutor(1, thread_name_prefix="inbox-writer")  # one SQLite writer
 
 
 class Refused(Exception):
@@ -117,9 +114,8 @@ def object_type(activity: Activity) -> str | None:
 class InboxWriter:
     """Group commit for inbox rows: one INSERT and one COMMIT per batch of requests.
 
-    On SQLite the batch goes to one writer thread in a single hop (a blocking connection);
-    elsewhere (asyncpg is natively async) through an ordinary session.
-    """
+    The first request starts a drain; requests arriving while a batch commits wait for the
+    next one, so the busier the inbox, the larger (and cheaper per row) the batches."""
 
     def __init__(self, rt: Runtime, max_batch: int = MAX_BATCH) -> None:
         self.rt = rt
@@ -127,8 +123,6 @@ class InboxWriter:
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self._noted: dict[str, float] = {}
-        url = rt.settings.database_url
-        self._sync_engine = make_sync_sqlite_engine(url) if is_sqlite(url) else None
 
     async def write(self, row: dict[str, Any]) -> None:
         """Return once `row` is committed (or was already there)."""
@@ -158,17 +152,8 @@ class InboxWriter:
             await self._note_inbound({o.host for row in rows if (o := origin(row["actor_uri"]))})
 
     async def _insert(self, rows: list[dict[str, Any]]) -> None:
-        if self._sync_engine is None:
-            async with self.rt.session() as session:
-                await insert_rows(session, InboxItem, rows)
-            return
-        engine = self._sync_engine
-
-        def insert() -> None:
-            with engine.begin() as connection:
-                connection.execute(insert_ignore("sqlite", InboxItem), rows)
-
-        await asyncio.get_running_loop().run_in_executor(_sqlite_thread, insert)
+        async with self.rt.session() as session:
+            await insert_rows(session, InboxItem, rows)
 
     async def _note_inbound(self, hosts: set[str]) -> None:
         """A signed request shows the sender's domain is up (resumes paused deliveries);

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import NullPool
 
 SessionMaker = async_sessionmaker[AsyncSession]
 
@@ -47,12 +46,3 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> SessionMaker:
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-def make_sync_sqlite_engine(url: str) -> Engine:
-    """A blocking engine on the same SQLite file, for a thread that runs a whole transaction
-    in one hop (aiosqlite costs a thread round trip per cursor call). NullPool: nothing stays
-    open between transactions, so there is nothing to close."""
-    engine = create_engine(make_url(url).set(drivername="sqlite"), poolclass=NullPool)
-    event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
