@@ -85,12 +85,12 @@ async def publish(
     addressing(draft.visibility, author, [])  # an unknown visibility fails before any write
     if len(draft.media) > MAX_MEDIA:
         raise PostingError(f"at most {MAX_MEDIA} images per post")
-    mentions = list(draft.mentions)
     parent = draft.in_reply_to
     parent_author = await session.get(Account, parent.account_id) if parent else None
-    for extra in (parent_author, await _quote_author(session, draft)):
-        if extra is not None and extra.id != author.id and extra not in mentions:
-            mentions.append(extra)
+    mentions: list[Account] = []
+    for who in (*draft.mentions, parent_author, await _quote_author(session, draft)):
+        if who is not None and who.id != author.id and who.id not in {m.id for m in mentions}:
+            mentions.append(who)
     targets = {
         handle_of(a, urls).lstrip("@"): MentionTarget(a.uri, a.url or a.uri, handle_of(a, urls))
         for a in mentions
