@@ -14,8 +14,9 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy import or_, select
 
-from . import actions, notifications, resolve, timelines
+from . import actions, notifications, posting, resolve, timelines
 from .accounts import get_local
 from .cli import (
     DirOption,
@@ -133,6 +134,30 @@ def unboost(
     _act_on_post(directory, name, url, as_json, "unboost", actions.unboost)
 
 
+def delete_command(
+    name: AccountArg, url: PostArg, directory: DirOption = None, as_json: JsonOption = False
+) -> None:
+    """Delete one of the account's posts (sends Delete; its URL then answers 410)."""
+    settings = settings_for(directory)
+
+    async def go(rt: Runtime) -> dict[str, Any]:
+        async with rt.session() as s:
+            me = await get_local(s, name)
+            target = await s.scalar(
+                select(Post).where(or_(Post.uri == url, Post.url == url), Post.local.is_(True))
+            )
+            if target is None:
+                raise resolve.NotFound(f"no local post at {url}")
+            await posting.delete(s, rt.urls, me, target, now=rt.now())
+            return {"account": name, "action": "delete", "post": target.uri, "state": "deleted"}
+
+    row = run(with_runtime(settings, go))
+    if as_json:
+        print_json(row)
+    else:
+        out.print(f"{name}: deleted {escape(row['post'])}", highlight=False)
+
+
 def remix_command(
     name: AccountArg,
     url: PostArg,
@@ -220,10 +245,11 @@ def notifications_command(
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    for error in (resolve.NotFound, actions.ActionError, RemixError):
+    for error in (resolve.NotFound, actions.ActionError, RemixError, posting.PostingError):
         register_user_error(error)
     for fn in (follow, unfollow, like, unlike, boost, unboost):
         app.command(fn.__name__)(fn)
     app.command("remix")(remix_command)
+    app.command("delete")(delete_command)
     app.command("timeline")(timeline)
     app.command("notifications")(notifications_command)

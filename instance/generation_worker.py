@@ -185,6 +185,7 @@ class Outcome:
     recipe: dict[str, Any]
     timings: dict[str, Any] | None
     post_url: str | None
+    post_uri: str | None = None  # the Note's id, for federation
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -228,4 +229,5 @@ def _outcome(rt: Runtime, row: GenerationJob, post: Post | None) -> Outcome:
         recipe=result.get("recipe") or row.recipe,
         timings=result.get("timings"),
         post_url=post.url if post is not None else None,
+        post_uri=post.uri if post is not None else None,
     )

@@ -126,24 +126,27 @@ async def _link_thread(ctx: Inbound, post: Post) -> None:
 
 
 async def _surface(ctx: Inbound, post: Post, note: APObject, author: Account) -> None:
-    """Mentions of our accounts, replies to and remixes of our posts -> notifications."""
+    """Mentions of our accounts, replies to and remixes of our posts -> one notification each
+    (a remix that also mentions the author is a remix); a plain mention of an AI account asks
+    it for a picture (instance/asks.py)."""
     mentioned = []
     for tag in note.tags:
         if tag.type == "Mention":
             account = await lookup.local_account(ctx.session, tag.href)
-            if account is not None and account not in mentioned:
+            if account is not None and account.id not in {m.id for m in mentioned}:
                 mentioned.append(account)
     await insert_rows(ctx.session, Mention,
                       [{"post_id": post.id, "account_id": a.id} for a in mentioned])  # fmt: skip
-    for account in mentioned:
-        await notify(ctx.session, recipient=account, kind="mention", sender=author, post=post)
-        if account.kind == "Service":  # an AI account: the mention asks for a picture
-            await asks.on_mention(ctx.session, ctx.rt, post, account, author)
+    kinds: dict[int, tuple[Account, str]] = {a.id: (a, "mention") for a in mentioned}
     for uri, kind in ((post.in_reply_to_uri, "reply"), (post.quote_uri, "remix")):
         parent = await lookup.post(ctx.session, uri)
-        parent_author = await ctx.session.get(Account, parent.account_id) if parent else None
-        if parent_author is not None and parent_author not in mentioned:
-            await notify(ctx.session, recipient=parent_author, kind=kind, sender=author, post=post)
+        if parent is not None and parent.local:
+            parent_author = await ctx.session.get_one(Account, parent.account_id)
+            kinds[parent_author.id] = (parent_author, kind)
+    for account, kind in kinds.values():
+        await notify(ctx.session, recipient=account, kind=kind, sender=author, post=post)
+        if kind != "remix" and account.kind == "Service":
+            await asks.on_mention(ctx.session, ctx.rt, post, account, author)
 
 
 async def on_create(ctx: Inbound) -> None:

@@ -262,7 +262,7 @@ async def test_create_note_stored_sanitised_with_media_mentions_and_reply(
     assert (media[0].focal_x, media[0].focal_y) == (0.5, -0.25)
     assert [m.account_id for m in await get(runtime, Mention)] == [bob.id]
     assert [t.name for t in await get(runtime, PostTag)] == ["aiart"]
-    assert await notifications(runtime) == ["mention"]  # mentioned: no second "reply"
+    assert await notifications(runtime) == ["reply"]  # one notification, the specific kind
 
 
 async def test_reply_arriving_before_its_parent_is_linked_later(runtime, deliver, alice):
