@@ -101,9 +101,9 @@ async def dispatch(ctx: Inbound) -> None:
             await interactions.on_like(ctx)
         case ("Announce", _):
             await interactions.on_announce(ctx)
-        case ("Create", "Note"):
+        case ("Create", kind) if kind in notes.POST_TYPES:
             await notes.on_create(ctx)
-        case ("Update", "Note"):
+        case ("Update", kind) if kind in notes.POST_TYPES:
             await notes.on_update(ctx)
         case ("Update", kind) if kind in ACTOR_TYPES:
             await actors.on_update(ctx)
@@ -115,8 +115,9 @@ async def dispatch(ctx: Inbound) -> None:
             await actors.on_block(ctx)
         case ("QuoteRequest", _):
             await quoting.on_quote_request(ctx)
-        case _:
-            log.debug("ignoring %s of %s", ctx.type, ctx.object_type)
+        case _:  # 202 and dropped, with the reason on the inbox row
+            raise Skip(f"{ctx.type} of {ctx.object_type or 'an object without a type'} "
+                       "is not handled")  # fmt: skip
 
 
 async def dereference(rt: Runtime, activity: Activity) -> tuple[Account, APObject | None]:

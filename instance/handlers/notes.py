@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import nh3
 from sqlalchemy import delete, select, update
 
 from activitypub.addressing import visibility_of
@@ -28,7 +29,16 @@ if TYPE_CHECKING:
     from ..inbox import Inbound
 
 MAX_ATTACHMENTS = 16
+# Stored as posts: Notes, and the types Mastodon also shows (an Article as its text, ...)
+POST_TYPES = frozenset(
+    {"Note", "Article", "Page", "Question", "Image", "Video", "Audio", "Document", "Event"}
+)
 QUOTE_FIELDS = ("quote", "_misskey_quote", "quoteUrl", "quoteUri")
+
+
+def plain_summary(summary: str | None) -> str | None:
+    """A content warning is text: markup is dropped, what remains stays HTML-escaped."""
+    return nh3.clean(summary or "", tags=set()).strip()[:1000] or None
 
 
 def parse_time(value: str | None, default: datetime) -> datetime:
@@ -45,7 +55,7 @@ def _fields(note: APObject, author: Account) -> dict[str, Any]:
     return {
         "url": note.url or note.id,
         "content": clean_html(note.content),
-        "summary": note.summary or None,
+        "summary": plain_summary(note.summary),
         "sensitive": note.sensitive,
         "visibility": visibility_of(note.raw, author.followers_uri),
         "language": language[:16] if isinstance(language, str) else None,
@@ -150,8 +160,14 @@ async def _surface(ctx: Inbound, post: Post, note: APObject, author: Account) ->
 
 
 async def on_create(ctx: Inbound) -> None:
-    if ctx.obj is not None:
-        await store_note(ctx, ctx.obj, ctx.actor)
+    from ..inbox import Skip
+
+    note = ctx.obj
+    if note is None or not note.id:
+        raise Skip("Create of an object without an id")
+    if note.attributed_to != ctx.actor.uri:
+        raise Skip(f"the object is attributed to {note.attributed_to!r}, not to the actor")
+    await store_note(ctx, note, ctx.actor)
 
 
 async def on_update(ctx: Inbound) -> None:

@@ -146,5 +146,6 @@ def busy(reason: str) -> Response:
 
 routes = [
     Route("/inbox", inbox, methods=["POST"]),
+    Route("/actor/inbox", inbox, methods=["POST"]),  # the instance actor's (INTEROP 12)
     Route("/users/{username}/inbox", inbox, methods=["POST"]),
 ]
