@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ..accounts import find_local
@@ -84,6 +84,17 @@ async def counter(request: Request) -> Response:
     )  # fmt: skip
 
 
+async def lineage(request: Request) -> Response:
+    """The remix lineage of a post as JSON: its parent chain and its remixes."""
+    found = await _find(request)
+    if isinstance(found, Response):
+        return found
+    _, post = found
+    async with runtime(request).sessions() as session:
+        doc = await lineage_of(session, post)
+    return JSONResponse({"id": post.uri, **doc}, headers={"Access-Control-Allow-Origin": "*"})
+
+
 async def permalink(request: Request) -> Response:
     """The HTML page of a post, with its recipe and remix lineage (INTEROP 7)."""
     found = await _find(request)
@@ -136,6 +147,7 @@ routes = [
     Route("/users/{username}/quote_authorizations/{public_id}", quote_authorization),
     Route("/users/{username}/posts/{public_id}", note),
     Route("/users/{username}/posts/{public_id}/activity", create_activity),
+    Route("/users/{username}/posts/{public_id}/lineage", lineage),
     Route("/users/{username}/posts/{public_id}/{which:str}", counter),
     Route("/@{username}/{public_id}", permalink),
 ]

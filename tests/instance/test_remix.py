@@ -124,6 +124,8 @@ async def test_lineage_both_ways(runtime, client, new_account, parent) -> None:
     assert [r["uri"] for r in down["remixes"]] == [child.uri]
     page = await client.get(grandchild.url, headers={"Accept": "text/html"})
     assert "Remixed from" in page.text and parent.url in page.text
+    api = (await client.get(f"{parent.uri}/lineage")).json()  # the same, as JSON
+    assert [r["uri"] for r in api["remixes"]] == [child.uri] and api["parents"] == []
 
 
 async def test_remix_of_remote_post_waits_for_approval(runtime, new_account) -> None:
