@@ -195,6 +195,8 @@ def account_row(a: Any, settings: Settings) -> dict[str, Any]:
         "profile": a.url,
         "persona": a.persona,
         "manually_approves_followers": a.manually_approves_followers,
+        "schedule_minutes": a.schedule_minutes,
+        "next_post_at": a.next_post_at.isoformat() if a.next_post_at else None,
         "created_at": a.created_at.isoformat(),
     }
 
@@ -297,7 +299,13 @@ def _register_command_modules() -> None:
         importlib.import_module(f"instance.{name}").register(app, bench_app)
 
 
-COMMAND_MODULES: list[str] = ["bench_inbox", "bench_fanout", "cli_generate", "cli_social"]
+COMMAND_MODULES: list[str] = [
+    "bench_inbox",
+    "bench_fanout",
+    "cli_generate",
+    "cli_social",
+    "cli_admin",
+]
 _register_command_modules()
 
 

@@ -30,8 +30,9 @@ def worker_factories() -> list[Callable[[Runtime], Worker]]:
     from .delivery import DeliveryWorker
     from .generation_worker import GenerationWorker
     from .inbox import InboxWorker
+    from .schedule import ScheduleWorker
 
-    return [InboxWorker, DeliveryWorker, GenerationWorker]
+    return [InboxWorker, DeliveryWorker, GenerationWorker, ScheduleWorker]
 
 
 class Workers:
