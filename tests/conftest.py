@@ -13,6 +13,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The test command's own switches, read before the instance settings are scrubbed below.
+TEST_POSTGRES_URL = os.environ.get("DREAMLOOM_TEST_POSTGRES_URL", "")
 for _name in list(os.environ):
     if _name.startswith("DREAMLOOM_"):
         del os.environ[_name]  # a developer's own instance must not leak into tests
