@@ -31,10 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.delivery import next_attempt_delay
 from activitypub.errors import FetchError, FetchTimeoutError, RemoteHTTPError
-from activitypub.objects import ACTOR_TYPES, Activity, APObject
+from activitypub.objects import ACTOR_TYPES, Activity, Actor, APObject
 
 from . import jobs
 from .handlers import actors, follows, interactions, notes, quoting
+from .keyring import keyring
 from .remote import ActorUnavailable, find_actor, resolve_actor
 from .runtime import Runtime
 from .storage.models import Account, InboxItem, Post
@@ -133,6 +134,11 @@ async def dereference(rt: Runtime, activity: Activity) -> tuple[Account, APObjec
     if actor.local:
         raise Skip("a local actor's activity arrived in the inbox")
     embedded, object_id = activity.object, activity.object_id
+    if activity.type == "Update" and embedded is not None and _announces_new_key(actor, embedded):
+        # INTEROP 13 / SECURITY 8: a signed Update announces a rotation; the new key is taken
+        # only from the actor's own origin, never from the Update's body
+        actor = await resolve_actor(rt, actor.uri, refresh=True)
+        keyring(rt).forget_owner(actor.uri)
     if activity.type == "Create" and embedded is None and object_id:
         return actor, await fetch_object(rt, object_id)
     if activity.type == "Announce" and object_id and not await _known_post(rt, object_id):
@@ -143,6 +149,14 @@ async def dereference(rt: Runtime, activity: Activity) -> tuple[Account, APObjec
             await resolve_actor(rt, fetched.attributed_to)
         return actor, fetched
     return actor, embedded
+
+
+def _announces_new_key(actor: Account, embedded: APObject) -> bool:
+    if embedded.id != actor.uri or not embedded.is_type(*ACTOR_TYPES):
+        return False
+    keys = Actor(dict(embedded.raw)).public_keys
+    return any(k.owner == actor.uri and k.public_pem.strip() != (actor.public_key_pem or "").strip()
+               for k in keys)  # fmt: skip
 
 
 async def fetch_object(rt: Runtime, uri: str) -> APObject:

@@ -51,8 +51,8 @@ def mallory(fedi):
 def deliver(client, runtime):
     """POST an activity signed by `actor` (202 expected), then run the worker once."""
 
-    async def send(actor, activity, *, path="/inbox"):
-        r = await post(client, runtime, actor, activity, path)
+    async def send(actor, activity, *, path="/inbox", **sign):
+        r = await post(client, runtime, actor, activity, path, **sign)
         assert r.status_code == 202, r.text
         await InboxWorker(runtime).run_once()
         return activity
@@ -349,6 +349,24 @@ async def test_update_person_keeps_the_stored_key(runtime, deliver, fedi, alice)
     assert (await one(runtime, RemoteKey, RemoteKey.key_id == alice.key_id)).public_key_pem == (
         alice.public_pem
     )
+
+
+async def test_key_rotation_by_signed_update_confirmed_at_origin(runtime, deliver, fedi, alice):
+    """INTEROP 13: Update{actor} signed with the old key announces a new key; it is taken from
+    the actor's origin (re-fetched), and then verifies the actor's requests."""
+    from tests.instance.fediverse import keypair
+
+    await deliver(alice, alice.create())
+    new_private, new_public = keypair(3)
+    rotated = alice.document()
+    rotated["publicKey"] = {**rotated["publicKey"], "publicKeyPem": new_public}
+    fedi.serve(alice.uri, rotated)  # the origin now publishes the new key
+    await deliver(alice, alice.activity("Update", rotated))  # signed with the old key
+    account = await one(runtime, Account, Account.uri == alice.uri)
+    assert account.public_key_pem.strip() == new_public.strip()
+    # the next request, signed with the new key, is accepted
+    await deliver(alice, alice.create(), private_pem=new_private)
+    assert await count(runtime, Post) == 2
 
 
 async def test_update_of_another_actor_is_ignored(runtime, deliver, alice, mallory):
