@@ -7,11 +7,11 @@ An AI account with `schedule_minutes` posts a new image every N minutes. `Schedu
   conditional UPDATE (`next_post_at` still holds the value we read), so concurrent workers
   post a slot once; then queue a generation job (`then={"post": {"visibility": "public"}}`)
   in the same transaction. The prompt is the next of the persona's `prompts` (or of
-  `SUBJECTS`), in an order shuffled per account and cycle, so consecutive posts differ; the
-  persona's style is appended by `generation.build_recipe`. Slots follow each other every N
-  minutes; an instance that was down skips the missed ones instead of posting them in a burst.
-  A full queue (or a full disk) postpones the slot by `POSTPONE`; an invalid persona recipe
-  skips the slot (logged).
+  `SUBJECTS`), in an order shuffled per account, so N consecutive posts use N different
+  subjects; the persona's style is appended by `generation.build_recipe`. Slots follow each
+  other every N minutes; an instance that was down skips the missed ones instead of posting
+  them in a burst. A full queue (or a full disk) postpones the slot by `POSTPONE`; an invalid
+  persona recipe skips the slot (logged).
 - **quote timeouts** (INTEROP 46.3). Remixes still awaiting a quote approval after
   `quotes.QUOTE_TIMEOUT` are published as plain links (`quotes.expire_pending`).
 """
@@ -91,15 +91,16 @@ def set_schedule(account: Account, minutes: int | None, now: datetime) -> None:
 
 
 def prompt_for(account: Account, slot: datetime) -> str:
-    """The subject for the slot at `slot`: every subject once per cycle, shuffled per cycle."""
+    """The subject for the slot at `slot`: the account's subjects in an order shuffled once
+    per account, walked one slot at a time, so N consecutive posts use N different ones."""
     persona = account.persona or {}
-    own = [p.strip() for p in persona.get("prompts") or [] if isinstance(p, str) and p.strip()]
+    listed = persona.get("prompts") if isinstance(persona.get("prompts"), list) else []
+    own = [p.strip() for p in listed if isinstance(p, str) and p.strip()]
     subjects = own or list(SUBJECTS)
     interval = max(1, account.schedule_minutes or 1)
     number = int(slot.timestamp() // 60) // interval  # consecutive slots: consecutive numbers
-    cycle, position = divmod(number, len(subjects))
-    order = random.Random(f"{account.id}:{cycle}").sample(subjects, len(subjects))
-    return order[position]
+    order = random.Random(f"{account.id}:{len(subjects)}").sample(subjects, len(subjects))
+    return order[number % len(order)]
 
 
 def next_slot(slot: datetime, minutes: int, now: datetime) -> datetime:
@@ -143,12 +144,18 @@ class ScheduleWorker:
     async def post_due(self) -> int:
         now = self.rt.now()
         async with self.rt.sessions() as s:
-            due = list(await s.execute(select(Account.id, Account.next_post_at).where(*_due(now))))
+            due = list(
+                await s.execute(
+                    select(Account.id, Account.next_post_at)
+                    .where(*_due(now))
+                    .order_by(Account.next_post_at, Account.id)  # the longest waiting first
+                )
+            )
         return sum([await self._post_slot(account_id, slot, now) for account_id, slot in due])
 
     async def _post_slot(self, account_id: int, slot: datetime, now: datetime) -> int:
         async with self.rt.session() as s:
-            account = await s.get_one(Account, account_id, populate_existing=True)
+            account = await s.get_one(Account, account_id)
             minutes = account.schedule_minutes or MIN_MINUTES
             if not await _claim(s, account_id, slot, next_slot(slot, minutes, now)):
                 return 0  # another worker took this slot
