@@ -87,51 +87,43 @@ def _act_on_post(
         return {"account": username, "action": verb, "post": target.uri, "state": state, **counts}
 
     row = run(with_runtime(settings, go))
-    print_json(row) if as_json else out.print(
-        f"{username}: {verb} {escape(row['post'])}: {row['state']}"
-    )
+    if as_json:
+        print_json(row)
+    else:
+        out.print(f"{username}: {verb} {escape(row['post'])}: {row['state']}", highlight=False)
 
 
-def follow(
-    name: AccountArg, target: TargetArg, directory: DirOption = None, as_json: JsonOption = False
-) -> None:
-    """Follow an account (remote ones answer with Accept)."""
-    _act_on_account(directory, name, target, as_json, "follow", actions.follow)
+def _account_command(verb: str, fn: Callable[..., Awaitable[Any]], doc: str) -> Callable[..., None]:
+    def command(
+        name: AccountArg, target: TargetArg, directory: DirOption = None,
+        as_json: JsonOption = False,
+    ) -> None:  # fmt: skip
+        _act_on_account(directory, name, target, as_json, verb, fn)
+
+    command.__doc__ = doc
+    return command
 
 
-def unfollow(
-    name: AccountArg, target: TargetArg, directory: DirOption = None, as_json: JsonOption = False
-) -> None:
-    """Stop following an account (sends Undo{Follow})."""
-    _act_on_account(directory, name, target, as_json, "unfollow", actions.unfollow)
+def _post_command(verb: str, fn: Callable[..., Awaitable[Any]], doc: str) -> Callable[..., None]:
+    def command(
+        name: AccountArg, url: PostArg, directory: DirOption = None, as_json: JsonOption = False
+    ) -> None:
+        _act_on_post(directory, name, url, as_json, verb, fn)
+
+    command.__doc__ = doc
+    return command
 
 
-def like(
-    name: AccountArg, url: PostArg, directory: DirOption = None, as_json: JsonOption = False
-) -> None:
-    """Like a post."""
-    _act_on_post(directory, name, url, as_json, "like", actions.like)
-
-
-def unlike(
-    name: AccountArg, url: PostArg, directory: DirOption = None, as_json: JsonOption = False
-) -> None:
-    """Take a like back (sends Undo{Like})."""
-    _act_on_post(directory, name, url, as_json, "unlike", actions.unlike)
-
-
-def boost(
-    name: AccountArg, url: PostArg, directory: DirOption = None, as_json: JsonOption = False
-) -> None:
-    """Boost (Announce) a post to your followers."""
-    _act_on_post(directory, name, url, as_json, "boost", actions.boost)
-
-
-def unboost(
-    name: AccountArg, url: PostArg, directory: DirOption = None, as_json: JsonOption = False
-) -> None:
-    """Take a boost back (sends Undo{Announce})."""
-    _act_on_post(directory, name, url, as_json, "unboost", actions.unboost)
+ACCOUNT_COMMANDS = {
+    "follow": (actions.follow, "Follow an account (remote ones answer with Accept)."),
+    "unfollow": (actions.unfollow, "Stop following an account (sends Undo{Follow})."),
+}
+POST_COMMANDS = {
+    "like": (actions.like, "Like a post."),
+    "unlike": (actions.unlike, "Take a like back (sends Undo{Like})."),
+    "boost": (actions.boost, "Boost (Announce) a post to your followers."),
+    "unboost": (actions.unboost, "Take a boost back (sends Undo{Announce})."),
+}
 
 
 def delete_command(
@@ -247,8 +239,10 @@ def notifications_command(
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     for error in (resolve.NotFound, actions.ActionError, RemixError, posting.PostingError):
         register_user_error(error)
-    for fn in (follow, unfollow, like, unlike, boost, unboost):
-        app.command(fn.__name__)(fn)
+    for verb, (fn, doc) in ACCOUNT_COMMANDS.items():
+        app.command(verb)(_account_command(verb, fn, doc))
+    for verb, (fn, doc) in POST_COMMANDS.items():
+        app.command(verb)(_post_command(verb, fn, doc))
     app.command("remix")(remix_command)
     app.command("delete")(delete_command)
     app.command("timeline")(timeline)

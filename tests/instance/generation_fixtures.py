@@ -71,3 +71,15 @@ class Clock:
 
 def run_sync(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+async def run_generation(rt: Any) -> None:
+    """Run the real generation worker until nothing is left to do."""
+    from instance.generation_worker import GenerationWorker
+
+    worker = GenerationWorker(rt)
+    try:
+        while await worker.run_once():
+            pass
+    finally:
+        await worker.aclose()

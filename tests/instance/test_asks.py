@@ -10,11 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from instance.asks import QUOTA_PER_ACCOUNT
-from instance.generation_worker import GenerationWorker
 from instance.inbox import InboxWorker
 from instance.storage.models import GenerationJob, OutboundActivity
 from tests.instance.fediverse import PUBLIC
-from tests.instance.generation_fixtures import gen_settings, tiny_cache  # noqa: F401
+from tests.instance.generation_fixtures import gen_settings, run_generation, tiny_cache  # noqa: F401
 from tests.instance.inbox_helpers import post
 
 
@@ -48,15 +47,6 @@ def mention(client, runtime, bot, alice):
         return note
 
     return send
-
-
-async def run_generation(rt) -> None:
-    worker = GenerationWorker(rt)
-    try:
-        while await worker.run_once():
-            pass
-    finally:
-        await worker.aclose()
 
 
 async def replies_to(runtime, note_id: str) -> list[dict]:

@@ -10,11 +10,10 @@ from sqlalchemy import select
 
 from instance import quotes
 from instance.generation import enqueue
-from instance.generation_worker import GenerationWorker
 from instance.lineage import lineage_of
 from instance.remix import RemixError, remix
 from instance.storage.models import Account, GenerationJob, OutboundActivity, Post
-from tests.instance.generation_fixtures import gen_settings, tiny_cache  # noqa: F401
+from tests.instance.generation_fixtures import gen_settings, run_generation, tiny_cache  # noqa: F401
 from tests.instance_fixtures import AP_ACCEPT
 
 AS_PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
@@ -32,15 +31,6 @@ def remote_account() -> Account:
     )  # fmt: skip
 
 
-async def run_jobs(rt) -> None:
-    worker = GenerationWorker(rt)
-    try:
-        while await worker.run_once():
-            pass
-    finally:
-        await worker.aclose()
-
-
 @pytest.fixture
 async def parent(runtime, new_account):
     painter = await new_account("painter", ai=True)
@@ -48,7 +38,7 @@ async def parent(runtime, new_account):
         painter = await s.get(Account, painter.id)
         job = await enqueue(s, runtime, painter, "a lighthouse", seed=11, size=(32, 32),
                             then={"post": {}})  # fmt: skip
-    await run_jobs(runtime)
+    await run_generation(runtime)
     async with runtime.sessions() as s:
         job = await s.get(GenerationJob, job.id)
         assert job.status == "done", job.last_error
@@ -59,7 +49,7 @@ async def do_remix(runtime, who, parent, **kw) -> Post:
     async with runtime.session() as s:
         me = await s.get(Account, who.id)
         job = await remix(s, runtime, me, await s.get(Post, parent.id), **kw)
-    await run_jobs(runtime)
+    await run_generation(runtime)
     async with runtime.sessions() as s:
         job = await s.get(GenerationJob, job.id)
         assert job.status == "done", job.last_error
