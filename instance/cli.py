@@ -127,8 +127,11 @@ def init(
     out.print(f"instance actor: {settings.base_url}/actor")
     if settings.generator.model == "builtin:tiny":
         out.print(
-            "[yellow]note:[/] the image model is builtin:tiny, a test model whose images are "
-            "noise; set [generator] model in config.toml to a real diffusers model."
+            "[yellow]note:[/] "
+            + escape(
+                "the image model is builtin:tiny, a test model whose images are noise; "
+                "set [generator] model in config.toml to a real diffusers model."
+            )
         )
 
 
