@@ -23,7 +23,7 @@ import random
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import quotes
@@ -94,7 +94,8 @@ def prompt_for(account: Account, slot: datetime) -> str:
     """The subject for the slot at `slot`: the account's subjects in an order shuffled once
     per account, walked one slot at a time, so N consecutive posts use N different ones."""
     persona = account.persona or {}
-    listed = persona.get("prompts") if isinstance(persona.get("prompts"), list) else []
+    listed = persona.get("prompts")
+    listed = listed if isinstance(listed, list) else []
     own = [p.strip() for p in listed if isinstance(p, str) and p.strip()]
     subjects = own or list(SUBJECTS)
     interval = max(1, account.schedule_minutes or 1)
@@ -117,10 +118,10 @@ async def _claim(session: AsyncSession, account_id: int, seen: datetime, to: dat
         .values(next_post_at=to)
         .execution_options(synchronize_session=False)
     )
-    return res.rowcount == 1  # type: ignore[attr-defined]
+    return bool(res.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def _due(now: datetime) -> tuple[object, ...]:
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
     return (
         Account.local.is_(True),
         Account.kind == "Service",
@@ -151,7 +152,11 @@ class ScheduleWorker:
                     .order_by(Account.next_post_at, Account.id)  # the longest waiting first
                 )
             )
-        return sum([await self._post_slot(account_id, slot, now) for account_id, slot in due])
+        done = 0
+        for account_id, slot in due:
+            if slot is not None:  # always, by the query; for the type checker
+                done += await self._post_slot(account_id, slot, now)
+        return done
 
     async def _post_slot(self, account_id: int, slot: datetime, now: datetime) -> int:
         async with self.rt.session() as s:
