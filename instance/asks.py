@@ -9,8 +9,9 @@ reply that says why, never silence:
 - over quota: QUOTA_PER_ACCOUNT asks per asker and QUOTA_PER_DOMAIN per remote domain in the
   last hour (SECURITY goal 10);
 - a full queue or low disk (the generation's own refusal message);
-- a generation that fails later (too long for the tokenizer, blocked by the safety checker,
-  out of memory): `answer_failed` replies with the job's reason.
+- a prompt too long for the model's tokenizer (refused before it is queued);
+- a generation that fails later (blocked by the safety checker, out of memory, a tokenizer
+  not yet on disk): `answer_failed` replies with the job's reason.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from generator.recipe import MAX_PROMPT_CHARS
 
-from .generation import GenerationRefused, enqueue
+from .generation import GenerationRefused, InvalidGenerationRequest, enqueue
 from .posting import Draft, publish
 from .runtime import Runtime
 from .storage.models import Account, GenerationJob, Post
@@ -127,6 +128,11 @@ async def on_mention(
     try:
         async with session.begin_nested():
             await enqueue(session, rt, bot, prompt, then=then, requested_by=asker.uri)
+    except InvalidGenerationRequest as exc:
+        await reply_text(
+            session, rt, bot, post, asker, f"Sorry, I couldn't make that picture: {exc}"
+        )
+        return "refused"
     except GenerationRefused as exc:
         await reply_text(session, rt, bot, post, asker, f"I can't start on that right now: {exc}")
         return "refused"

@@ -45,8 +45,9 @@ from typing import Any
 from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from generator.errors import RecipeError
+from generator.errors import PromptTooLongError, RecipeError
 from generator.pipelines import BUILTIN_TINY
+from generator.prompts import check_prompt_length
 from generator.recipe import Recipe
 
 from .runtime import Runtime
@@ -213,6 +214,20 @@ def _for_this_instance(recipe: Recipe, **overrides: Any) -> Recipe:
         raise InvalidGenerationRequest(str(exc)) from None
 
 
+def check_prompt_tokens(settings: Settings, recipe: Recipe) -> None:
+    """Refuse a prompt the model's tokenizer would truncate, before it is queued (SECURITY 32);
+    models whose tokenizer is not on disk yet are checked by the worker."""
+    directory = _model_dir(settings)
+    if directory is None:
+        return
+    try:
+        check_prompt_length(directory, recipe.prompt)
+        if recipe.negative_prompt:
+            check_prompt_length(directory, recipe.negative_prompt, field="negative_prompt")
+    except PromptTooLongError as exc:
+        raise InvalidGenerationRequest(str(exc)) from None
+
+
 # -- the queue ---------------------------------------------------------------------------------
 def check_disk(settings: Settings) -> None:
     """LowDiskError when the media directory's disk has less than min_free_disk_mb free."""
@@ -230,9 +245,7 @@ def check_disk(settings: Settings) -> None:
 async def active_count(session: AsyncSession) -> int:
     return int(
         await session.scalar(
-            select(func.count())
-            .select_from(GenerationJob)
-            .where(GenerationJob.status.in_(ACTIVE))
+            select(func.count()).select_from(GenerationJob).where(GenerationJob.status.in_(ACTIVE))
         )
         or 0
     )
@@ -272,6 +285,7 @@ async def enqueue(
         recipe = build_recipe(
             settings, account, request, seed=seed, steps=steps, size=size, negative=negative
         )
+    check_prompt_tokens(settings, recipe)
     check_disk(settings)
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_QUEUE_LOCK})

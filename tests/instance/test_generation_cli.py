@@ -122,8 +122,8 @@ def test_too_long_prompt_is_refused_not_truncated(inst: Path) -> None:
     dl(inst, "account", "create", "plain")
     r = dl(inst, "generate", "plain", "a" * 76, "--size", "32x32")
     assert "prompt too long: 78 tokens, max 77" in one_line_error(r)
-    (row,) = json.loads(dl(inst, "queue", "--json").stdout)
-    assert row["status"] == "failed" and row["reason"] == "prompt too long: 78 tokens, max 77"
+    # SECURITY 32: refused by the model's tokenizer before it is queued, never truncated
+    assert json.loads(dl(inst, "queue", "--json", "--all").stdout) == []
 
 
 def test_full_queue_is_refused(inst: Path) -> None:
