@@ -2,7 +2,7 @@
 
 from starlette.routing import BaseRoute
 
-from . import actors, inbox, media, posts, web, wellknown
+from . import actors, app_pages, inbox, media, posts, web, wellknown
 
 
 def all_routes() -> list[BaseRoute]:
@@ -13,4 +13,5 @@ def all_routes() -> list[BaseRoute]:
         *actors.routes,
         *media.routes,
         *web.routes,
+        *app_pages.routes,  # local users: login, timelines, compose, actions
     ]

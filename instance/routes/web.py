@@ -17,11 +17,14 @@ from .. import __version__, collections, timelines
 from ..accounts import find_local, list_local
 from ..storage.models import Post
 from ..urls import INSTANCE_ACTOR_USERNAME
+from ..web_auth import template_context
 from .common import runtime
 
 HERE = Path(__file__).resolve().parent.parent
 HOME_POSTS = 20
-templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes .html
+templates = Jinja2Templates(  # autoescapes .html; every page sees the web session and CSRF token
+    directory=str(HERE / "templates"), context_processors=[template_context]
+)
 
 
 def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
@@ -40,6 +43,7 @@ def page(request: Request, name: str, context: dict[str, Any], status: int = 200
 def post_view(post: Post, media_url: Any) -> dict[str, Any]:
     return {
         "url": post.url,
+        "public_id": post.public_id,  # for the like/boost/remix forms
         "content": post.content,
         "published": post.published,
         "likes_count": post.likes_count,
