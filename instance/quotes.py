@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.objects import AS_CONTEXT, id_of
@@ -227,19 +227,30 @@ async def on_reject(
 
 
 async def expire_pending(session: AsyncSession, urls: LocalUrls, now: datetime) -> int:
-    """Remixes whose approval never came: publish them as links (INTEROP 46.3)."""
-    rows = list(
+    """Remixes whose approval never came: publish them as links (INTEROP 46.3). Each one is
+    claimed by a conditional UPDATE, so concurrent workers publish it once."""
+    candidates = list(
         await session.scalars(
-            select(Post).where(
+            select(Post.id).where(
                 Post.local.is_(True),
                 Post.quote_state == "pending",
                 Post.published < now - QUOTE_TIMEOUT,
             )
         )
     )
-    for remix in rows:
-        await _publish_as_link(session, urls, remix)
-    return len(rows)
+    published = 0
+    for post_id in candidates:
+        claimed = await session.execute(
+            update(Post)
+            .where(Post.id == post_id, Post.quote_state == "pending")
+            .values(quote_state="link", quote_authorization_uri=None)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            remix = await session.get_one(Post, post_id, populate_existing=True)
+            await _publish_as_link(session, urls, remix)
+            published += 1
+    return published
 
 
 async def _publish_as_link(session: AsyncSession, urls: LocalUrls, remix: Post) -> None:
