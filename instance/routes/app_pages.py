@@ -22,10 +22,10 @@ from ..actions import ActionError, follow, unfollow
 from ..generation import GenerationRefused, enqueue
 from ..notifications import list_for
 from ..posting import VISIBILITIES
-from ..storage.models import Account, Follow, GenerationJob, MediaAttachment, Post
+from ..storage.models import Account, Follow, GenerationJob, Post
 from . import login, post_actions
 from .app_common import refused, to_login
-from .cards import card, cards
+from .cards import cards
 from .common import runtime
 from .web import page
 
@@ -108,13 +108,9 @@ async def job_page(request: Request) -> Response:
         post = await session.get(Post, job.post_id) if job.post_id else None
         p = None
         if post is not None and post.deleted_at is None:
-            media = list(
-                await session.scalars(
-                    select(MediaAttachment).where(MediaAttachment.post_id == post.id)
-                )
-            )
             author = await session.get_one(Account, post.account_id)
-            p = card(rt, post, author, media)
+            entry = timelines.Entry(post.published, post, author, None)
+            p = (await cards(session, rt, [entry], me))[0]
     image = (job.result or {}).get("file_name")
     return page(request, "job.html", {
         "job": job, "p": p, "refresh": REFRESH_S if job.status in ("queued", "running") else 0,

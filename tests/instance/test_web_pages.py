@@ -99,7 +99,7 @@ async def test_like_and_boost_change_state_once(runtime, client, token, post):
     assert (row.likes_count, row.boosts_count) == (1, 1)
     assert await count(runtime, Like) == 1 and await count(runtime, Boost) == 1
     page = (await client.get("/local")).text
-    assert "♥ Liked" in page and "🔁 Boosted" in page and f"/posts/{post.public_id}/unlike" in page
+    assert "♥ Liked" in page and "↻ Boosted" in page and f"/posts/{post.public_id}/unlike" in page
     for action in ("unlike", "unlike", "unboost"):
         await client.post(f"/posts/{post.public_id}/{action}", data={"csrf": token})
     async with runtime.sessions() as s:
