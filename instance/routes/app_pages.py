@@ -8,7 +8,7 @@ post-action routes (instance/routes/login.py, instance/routes/post_actions.py).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -37,9 +37,10 @@ REFRESH_S = 2
 # -- timelines ---------------------------------------------------------------------------------
 def _before(request: Request) -> datetime | None:
     try:
-        return datetime.fromisoformat(request.query_params.get("before", ""))
+        at = datetime.fromisoformat(request.query_params.get("before", ""))
     except ValueError:
         return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 async def timeline(request: Request) -> Response:
@@ -129,14 +130,16 @@ async def _following(session: Any, me: Account) -> list[dict[str, Any]]:
              "url": a.url or a.uri, "id": a.id, "accepted": ok} for a, ok in rows]  # fmt: skip
 
 
-async def follow_page(request: Request, error: str = "", status: int = 200) -> Response:
+async def follow_page(
+    request: Request, error: str = "", status: int = 200, handle: str = ""
+) -> Response:
     async with runtime(request).sessions() as session:
         me = await web_auth.current_account(request, session)
         if me is None:
             return to_login(request)
         following = await _following(session, me)
     context = {"following": following, "error": error, "ok": request.query_params.get("ok", ""),
-               "handle": request.query_params.get("handle", "")}  # fmt: skip
+               "handle": handle}  # fmt: skip
     return page(request, "follow.html", context, status=status)
 
 
@@ -150,7 +153,7 @@ async def follow_post(request: Request, form: dict[str, str]) -> Response:
     try:
         target = await resolve.account(rt, who)
     except (resolve.NotFound, ValueError) as exc:
-        return await follow_page(request, f"Cannot follow {who}: {exc}", 400)
+        return await follow_page(request, f"Cannot follow {who}: {exc}", 400, who)
     try:
         async with rt.session() as session:
             me = await web_auth.current_account(request, session)
@@ -160,7 +163,7 @@ async def follow_post(request: Request, form: dict[str, str]) -> Response:
             row = await follow(session, rt.urls, me, target)
             done = "Following" if row.accepted else "Follow request sent to"
     except ActionError as exc:
-        return await follow_page(request, str(exc), 400)
+        return await follow_page(request, str(exc), 400, who)
     name = timelines.handle(target) if target.domain else f"@{target.username}"
     return RedirectResponse("/follow?" + urlencode({"ok": f"{done} {name}"}), status_code=303)
 
