@@ -27,7 +27,14 @@ ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
 
-async_api = pytest.importorskip("playwright.async_api")
+# scripts/test.sh installs both; in CI (CI=true) their absence is a failure, never a skip
+if os.environ.get("CI") and not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+    raise RuntimeError("no system Chromium: scripts/test.sh installs the chromium package")
+async_api = (
+    pytest.importorskip("playwright.async_api")
+    if not os.environ.get("CI")
+    else (__import__("playwright.async_api", fromlist=["async_api"]))
+)
 pytestmark = pytest.mark.skipif(
     not (Path(CHROMIUM).exists() or shutil.which("chromium")),
     reason="no system Chromium (scripts/test.sh installs it)",
