@@ -15,8 +15,11 @@ from ..lineage import lineage_of
 from ..notes import NOTE_CONTEXT, create_json, note_json
 from ..quotes import stamp_json
 from ..storage.models import Account, Post, QuoteAuthorization
+from ..timelines import Entry
+from ..web_auth import current_account
+from .cards import cards
 from .common import ActivityJSONResponse, error_json, runtime, wants_activity_json
-from .web import page, post_view
+from .web import page
 
 VISIBLE_UNSIGNED = ("public", "unlisted")
 
@@ -106,12 +109,14 @@ async def permalink(request: Request) -> Response:
     rt = runtime(request)
     async with rt.sessions() as session:
         lineage = await lineage_of(session, post)
+        viewer = await current_account(request, session)
+        (view,) = await cards(session, rt, [Entry(post.published, post, account, None)], viewer)
     response = page(
         request,
         "post.html",
         {
             "account": account,
-            "p": post_view(post, lambda m: rt.urls.media(m.file_name)),
+            "p": view,
             "post": post,
             "recipe": post.recipe,
             "lineage": lineage,

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -17,7 +16,8 @@ from .. import __version__, collections, timelines
 from ..accounts import find_local, list_local
 from ..storage.models import Post
 from ..urls import INSTANCE_ACTOR_USERNAME
-from ..web_auth import template_context
+from ..web_auth import current_account, template_context
+from .cards import cards
 from .common import runtime
 
 HERE = Path(__file__).resolve().parent.parent
@@ -40,40 +40,14 @@ def page(request: Request, name: str, context: dict[str, Any], status: int = 200
     return response
 
 
-def post_view(post: Post, media_url: Any) -> dict[str, Any]:
-    return {
-        "url": post.url,
-        "public_id": post.public_id,  # for the like/boost/remix forms
-        "content": post.content,
-        "published": post.published,
-        "likes_count": post.likes_count,
-        "boosts_count": post.boosts_count,
-        "media": [
-            {
-                "src": media_url(m),
-                "description": m.description,
-                "width": m.width,
-                "height": m.height,
-            }
-            for m in post.media
-        ],
-    }
-
-
 async def home(request: Request) -> Response:
     """The instance's accounts and its latest public posts (the local timeline), with images."""
     rt = runtime(request)
     async with rt.sessions() as session:
         accounts = [a for a in await list_local(session) if a.username != INSTANCE_ACTOR_USERNAME]
         entries = await timelines.read(session, "local", limit=HOME_POSTS)
-        posts = await session.scalars(
-            select(Post)
-            .where(Post.id.in_([e.post.id for e in entries]))
-            .options(selectinload(Post.media))
-            .order_by(Post.published.desc(), Post.id.desc())
-            .execution_options(populate_existing=True)
-        )
-        views = [post_view(p, lambda m: rt.urls.media(m.file_name)) for p in posts]
+        viewer = await current_account(request, session)
+        views = await cards(session, rt, entries, viewer)
     return page(request, "home.html", {"accounts": accounts, "posts": views})
 
 
@@ -97,15 +71,9 @@ async def profile(request: Request) -> Response:
         account = await find_local(session, username)
         if account is None or account.username == INSTANCE_ACTOR_USERNAME:
             return page(request, "home.html", {"accounts": []}, status=404)
-        posts = list(
-            await session.scalars(
-                select(Post)
-                .where(*collections._public_posts(account))
-                .options(selectinload(Post.media))
-                .order_by(Post.published.desc())
-                .limit(20)
-            )
-        )
+        viewer = await current_account(request, session)
+        entries = await timelines.read(session, "account", author=account, viewer=viewer)
+        views = await cards(session, rt, entries, viewer)
         counts = {
             "posts": await session.scalar(
                 select(func.count()).select_from(Post).where(*collections._public_posts(account))
@@ -119,7 +87,7 @@ async def profile(request: Request) -> Response:
         {
             "account": account,
             "counts": counts,
-            "posts": [post_view(p, lambda m: rt.urls.media(m.file_name)) for p in posts],
+            "posts": views,
         },
     )
     response.headers["Link"] = f'<{account.uri}>; rel="alternate"; type="application/activity+json"'
