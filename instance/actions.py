@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.objects import (
@@ -20,6 +20,7 @@ from activitypub.objects import (
     build_undo,
 )
 
+from .counters import recount
 from .fanout import enqueue
 from .notifications import notify
 from .storage.ids import new_public_id
@@ -75,24 +76,25 @@ async def _author(session: AsyncSession, post: Post) -> Account:
     return await session.get_one(Account, post.account_id)
 
 
+async def _mine(
+    session: AsyncSession, model: type[Like] | type[Boost], me: Account, post: Post
+) -> Any:
+    return await session.scalar(
+        select(model).where(model.account_id == me.id, model.post_id == post.id)
+    )
+
+
 async def like(session: AsyncSession, urls: LocalUrls, me: Account, post: Post) -> Like:
     """Like a post; a second like of the same post changes nothing (counts stay exact)."""
-    existing = await session.scalar(
-        select(Like).where(Like.account_id == me.id, Like.post_id == post.id)
-    )
+    existing = await _mine(session, Like, me, post)
     if existing is not None:
         return existing
     author = await _author(session, post)
-    activity = build_like(
-        activity_id=urls.activity(me.username, new_public_id()), actor=me.uri,
-        object_id=post.uri, object_author=author.uri,
-    )  # fmt: skip
+    activity = _like(me, post, author, urls.activity(me.username, new_public_id()))
     row = Like(account_id=me.id, post_id=post.id, uri=activity["id"])
     session.add(row)
-    await session.execute(
-        update(Post).where(Post.id == post.id).values(likes_count=Post.likes_count + 1)
-    )
     await session.flush()
+    await recount(session, post.id)
     if author.local:
         await notify(session, recipient=author, kind="like", sender=me, post=post)
     else:
@@ -101,26 +103,26 @@ async def like(session: AsyncSession, urls: LocalUrls, me: Account, post: Post) 
 
 
 async def unlike(session: AsyncSession, urls: LocalUrls, me: Account, post: Post) -> bool:
-    row = await session.scalar(
-        select(Like).where(Like.account_id == me.id, Like.post_id == post.id)
-    )
+    row = await _mine(session, Like, me, post)
     if row is None:
         return False
     author = await _author(session, post)
     if not author.local:
-        original = build_like(activity_id=row.uri, actor=me.uri, object_id=post.uri,
-                              object_author=author.uri)  # fmt: skip
-        undo = build_undo(activity_id=f"{row.uri}/undo", actor=me.uri, activity=original)
+        undo = build_undo(activity_id=f"{row.uri}/undo", actor=me.uri,
+                          activity=_like(me, post, author, row.uri))  # fmt: skip
         await enqueue(session, urls, me, undo, inboxes=[author.inbox_uri or ""])
-    await session.execute(delete(Like).where(Like.id == row.id))
-    await session.execute(
-        update(Post).where(Post.id == post.id, Post.likes_count > 0)
-        .values(likes_count=Post.likes_count - 1)
-    )  # fmt: skip
+    await session.delete(row)
+    await session.flush()
+    await recount(session, post.id)
     return True
 
 
-def _announce(urls: LocalUrls, me: Account, post: Post, author: Account, activity_id: str) -> Any:
+def _like(me: Account, post: Post, author: Account, activity_id: str) -> dict[str, Any]:
+    return build_like(activity_id=activity_id, actor=me.uri, object_id=post.uri,
+                      object_author=author.uri)  # fmt: skip
+
+
+def _announce(me: Account, post: Post, author: Account, activity_id: str) -> dict[str, Any]:
     return build_announce(
         activity_id=activity_id, actor=me.uri, object_id=post.uri,
         to=[AS_PUBLIC], cc=[author.uri, me.followers_uri or ""],
@@ -131,19 +133,15 @@ async def boost(session: AsyncSession, urls: LocalUrls, me: Account, post: Post)
     """Announce a public post to our followers and its author."""
     if post.visibility not in ("public", "unlisted"):
         raise ActionError("only public and unlisted posts can be boosted")
-    existing = await session.scalar(
-        select(Boost).where(Boost.account_id == me.id, Boost.post_id == post.id)
-    )
+    existing = await _mine(session, Boost, me, post)
     if existing is not None:
         return existing
     author = await _author(session, post)
-    activity = _announce(urls, me, post, author, urls.activity(me.username, new_public_id()))
+    activity = _announce(me, post, author, urls.activity(me.username, new_public_id()))
     row = Boost(account_id=me.id, post_id=post.id, uri=activity["id"])
     session.add(row)
-    await session.execute(
-        update(Post).where(Post.id == post.id).values(boosts_count=Post.boosts_count + 1)
-    )
     await session.flush()
+    await recount(session, post.id)
     if author.local:
         await notify(session, recipient=author, kind="boost", sender=me, post=post)
     inboxes = [] if author.local else [author.inbox_uri or ""]
@@ -153,19 +151,15 @@ async def boost(session: AsyncSession, urls: LocalUrls, me: Account, post: Post)
 
 
 async def unboost(session: AsyncSession, urls: LocalUrls, me: Account, post: Post) -> bool:
-    row = await session.scalar(
-        select(Boost).where(Boost.account_id == me.id, Boost.post_id == post.id)
-    )
+    row = await _mine(session, Boost, me, post)
     if row is None:
         return False
     author = await _author(session, post)
     undo = build_undo(activity_id=f"{row.uri}/undo", actor=me.uri,
-                      activity=_announce(urls, me, post, author, row.uri))  # fmt: skip
+                      activity=_announce(me, post, author, row.uri))  # fmt: skip
     inboxes = [] if author.local else [author.inbox_uri or ""]
     await enqueue(session, urls, me, undo, inboxes=inboxes, to_followers=True)
-    await session.execute(delete(Boost).where(Boost.id == row.id))
-    await session.execute(
-        update(Post).where(Post.id == post.id, Post.boosts_count > 0)
-        .values(boosts_count=Post.boosts_count - 1)
-    )  # fmt: skip
+    await session.delete(row)
+    await session.flush()
+    await recount(session, post.id)
     return True

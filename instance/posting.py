@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub import addressing as audience
 from activitypub.objects import build_delete, build_update
 
+from .counters import recount
 from .fanout import enqueue
 from .notes import NOTE_CONTEXT, create_json, note_json
 from .notifications import notify
@@ -132,9 +133,8 @@ async def publish(
     session.add_all(PostTag(post_id=post.id, name=name) for name in rendered.hashtags)
     session.add_all(Mention(post_id=post.id, account_id=a.id) for a in mentions)
     if parent is not None:
-        await session.execute(
-            update(Post).where(Post.id == parent.id).values(replies_count=Post.replies_count + 1)
-        )
+        await session.flush()
+        await recount(session, parent.id)
     await _surface(session, author, post, mentions, parent_author, draft)
     if federate:
         await federate_post(session, urls, author, post, draft.media, mentions)

@@ -1,6 +1,6 @@
 """Like (Misskey reactions and Pleroma `EmojiReact` count as likes), Announce, their Undos.
 
-Counters are recounted from the rows after every change (handlers/counters.py).
+Counters are recounted from the rows after every change (instance/counters.py).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from sqlalchemy import delete, select
 
 from activitypub.objects import Activity
 
+from ..counters import recount
 from ..notifications import notify
 from ..storage.idempotent import insert_one
 from ..storage.models import Account, Boost, Follow, Like, Post
 from . import lookup
-from .counters import recount
 from .follows import undo_follow
 from .notes import store_note
 

@@ -18,12 +18,12 @@ from activitypub.addressing import visibility_of
 from activitypub.objects import APObject, Attachment, as_list, id_of
 
 from .. import asks
+from ..counters import recount
 from ..notifications import notify
 from ..sanitize import clean_html
 from ..storage.idempotent import insert_one, insert_rows
 from ..storage.models import Account, MediaAttachment, Mention, Post, PostTag
 from . import lookup
-from .counters import recount
 
 if TYPE_CHECKING:
     from ..inbox import Inbound

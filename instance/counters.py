@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..storage.models import Boost, Like, Post
+from .storage.models import Boost, Like, Post
 
 
 async def recount(session: AsyncSession, post_id: int) -> None:
