@@ -20,18 +20,23 @@ fi
 bash scripts/install.sh "test,postgres,provenance"
 
 # A throwaway PostgreSQL on loopback for the tests marked `postgres`.
-pg_pid=""
-cleanup() { [ -n "$pg_pid" ] && "$pgbin/pg_ctl" -D "$pgdata" -m fast stop >/dev/null 2>&1 || true; }
+pg_started=""
+as_pg=()
+cleanup() {
+  if [ -n "$pg_started" ]; then
+    "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdata" -m fast stop >/dev/null 2>&1 || true
+    rm -rf "$pgdata"
+  fi
+}
 if pgbin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1)" 2>/dev/null) \
     && [ -x "$pgbin/initdb" ]; then
   pgdata=$(mktemp -d /tmp/dreamloom-pg.XXXXXX)
-  pgport=${DREAMLOOM_PG_PORT:-55432}
-  as_pg=()
+  pgport=${DREAMLOOM_PG_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
   if [ "$(id -u)" = 0 ]; then chown postgres "$pgdata"; as_pg=(runuser -u postgres --); fi
   "${as_pg[@]}" "$pgbin/initdb" -D "$pgdata" -A trust -U dreamloom >/dev/null
   "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdata" -l "$pgdata/log" -w \
       -o "-h 127.0.0.1 -p $pgport -k $pgdata -F" start >/dev/null
-  pg_pid=1
+  pg_started=1
   trap cleanup EXIT
   export DREAMLOOM_TEST_POSTGRES_URL="postgresql+asyncpg://dreamloom@127.0.0.1:$pgport/postgres"
 fi
