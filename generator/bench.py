@@ -6,7 +6,7 @@ machine:
 
 - ``diffusers``: ``from_pretrained`` + ``.to(device)`` and ``pipe(prompts, ...).images`` —
   what a diffusers user writes first (no compile, no fused projections, PIL output);
-- ``dreamloom``: :func:`generator.pipelines.load_pipeline` (``fast=True``: on CUDA fused QKV,
+- ``dreamloom``: :func:`generator.loading.load_pipeline` (``fast=True``: on CUDA fused QKV,
   channels_last, ``torch.compile`` with CUDA graphs, our decode) + warm-up, then
   :meth:`Pipeline.generate`.
 
@@ -118,7 +118,7 @@ def run_bench(
     import diffusers
     import torch
 
-    from generator.pipelines import resolve_device, resolve_dtype
+    from generator.devices import resolve_device, resolve_dtype
 
     say = progress or (lambda _msg: None)
     dev = resolve_device(device)
@@ -208,7 +208,7 @@ def _dreamloom(
     recipes: dict[int, list[Recipe]],
     prompt_embeds: bool,
 ) -> tuple[Runner, float, bool]:
-    from generator.pipelines import load_pipeline
+    from generator.loading import load_pipeline
 
     t = time.perf_counter()
     pipe = load_pipeline(
@@ -236,12 +236,13 @@ def _diffusers(
 ) -> tuple[Runner, float]:
     import torch
 
-    from generator.pipelines import _ARCH_BY_CLASS, _from_pretrained, _locate, _model_index
+    from generator.loading import ARCH_BY_CLASS, from_pretrained
+    from generator.locating import locate, model_index
 
     t = time.perf_counter()
-    source, model_dir, _ = _locate(model, cache_dir, None)
-    arch = _ARCH_BY_CLASS.get(str(_model_index(source, model_dir, None).get("_class_name")))
-    pipe = _from_pretrained(arch or "sd", source, model, torch_dtype, None, with_checker=True)
+    source, model_dir, _ = locate(model, cache_dir, None)
+    arch = ARCH_BY_CLASS.get(str(model_index(source, model_dir, None).get("_class_name")))
+    pipe = from_pretrained(arch or "sd", source, model, torch_dtype, None, with_checker=True)
     if dev != "cpu":
         pipe.to(dev)
     pipe.set_progress_bar_config(disable=True)

@@ -105,9 +105,7 @@ class JobStore(Protocol):
         """Mark the job ``done`` and keep its result (file path, hashes, recipe as run)."""
         ...
 
-    async def fail(
-        self, job_id: JobId, reason: str, *, retry: bool, blocked: bool = False
-    ) -> None:
+    async def fail(self, job_id: JobId, reason: str, *, retry: bool, blocked: bool = False) -> None:
         """Mark the job ``failed`` (``blocked`` when ``blocked``) with ``reason``.
 
         With ``retry=True`` the job goes back to ``queued`` (when, is the store's retry policy)
@@ -282,9 +280,7 @@ class GeneratorWorker:
                     job.id, gen.blocked or "no image was produced", retry=False, blocked=True
                 )
                 continue
-            queue_ms = (
-                max(0.0, (claimed_at - job.enqueued_at) * 1000) if job.enqueued_at else 0.0
-            )
+            queue_ms = max(0.0, (claimed_at - job.enqueued_at) * 1000) if job.enqueued_at else 0.0
             timings = Timings(
                 queue_ms=queue_ms,
                 load_ms=load_ms,
@@ -434,7 +430,7 @@ def _try_resolve(pipeline: ImagePipeline, job: Job) -> Recipe | Exception:
 
 
 def _is_oom(exc: BaseException) -> bool:
-    from generator.pipelines import is_out_of_memory
+    from generator.devices import is_out_of_memory
 
     return is_out_of_memory(exc)
 
@@ -468,4 +464,3 @@ def _write_new_file(directory: Path, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return final
-

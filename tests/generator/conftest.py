@@ -41,6 +41,6 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny(cache_dir: Path):
     """The builtin:tiny pipeline, built and loaded once per test session (CPU, fp32)."""
-    from generator.pipelines import load_pipeline
+    from generator.loading import load_pipeline
 
     return load_pipeline("builtin:tiny", cache_dir=cache_dir, device="cpu")

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator.pipelines import Pipeline, load_pipeline
+from generator.loading import load_pipeline
+from generator.pipelines import Pipeline
 from generator.recipe import Recipe
 
 
@@ -124,11 +125,11 @@ def test_bad_tiny_vae_names_its_setting(cache_dir: Path, tmp_path: Path) -> None
 
 def test_fast_path_transforms_keep_the_image(cache_dir: Path) -> None:
     """Fused QKV + channels_last (the CUDA fast path) run on CPU and change only rounding."""
-    from generator.pipelines import _apply_cuda_fast_path
+    from generator.fastpath import apply_cuda_fast_path
 
     plain = load_pipeline("builtin:tiny", cache_dir=cache_dir, device="cpu")
     fast = load_pipeline("builtin:tiny", cache_dir=cache_dir, device="cpu")
-    _apply_cuda_fast_path(fast.pipe, None)
+    apply_cuda_fast_path(fast.pipe, None)
     r = rec(width=32, height=32, guidance=4.0)
     a = np.asarray(plain.generate([r])[0].image).astype(int)
     b = np.asarray(fast.generate([r])[0].image).astype(int)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from generator.devices import is_out_of_memory, resolve_dtype
 from generator.errors import (
     GenerationTimeout,
     HubUnavailableError,
@@ -21,15 +22,11 @@ from generator.errors import (
     PromptTooLongError,
     RecipeError,
 )
-from generator.pipelines import (
-    BLOCKED_REASON,
-    Pipeline,
-    is_out_of_memory,
-    load_pipeline,
-    resolve_dtype,
-    weights_sha256,
-)
+from generator.loading import load_pipeline
+from generator.locating import weights_sha256
+from generator.pipelines import Pipeline
 from generator.recipe import Recipe
+from generator.safety import BLOCKED_REASON
 
 SIZE = 32
 
@@ -99,7 +96,7 @@ def test_same_pixels_in_another_process(tiny: Pipeline, tmp_path: Path) -> None:
         import numpy as np, torch
         torch.set_num_threads(1)
         from pathlib import Path
-        from generator.pipelines import load_pipeline
+        from generator.loading import load_pipeline
         from generator.recipe import Recipe
         p = load_pipeline("builtin:tiny", cache_dir=Path(sys.argv[1]), device="cpu")
         r = Recipe.from_json(json.loads(sys.argv[2]))
@@ -221,13 +218,13 @@ class FakeSafetyChecker:
 
 
 def test_shipped_safety_checker_blocks_flagged_images(cache_dir: Path) -> None:
-    from generator.pipelines import _safety_checker_of
+    from generator.safety import safety_checker_of
 
     p = load_pipeline("builtin:tiny", cache_dir=cache_dir, device="cpu")
     checker = FakeSafetyChecker(flag_every=False)
     p.pipe.safety_checker = checker
     p.pipe.feature_extractor = FakeFeatureExtractor()
-    p.safety_checker = _safety_checker_of(p.pipe, "cpu")
+    p.safety_checker = safety_checker_of(p.pipe, "cpu")
     assert p.has_safety_checker
     out = p.generate([r(seed=1), r(seed=2), r(seed=3)])
     assert checker.calls == 1
@@ -315,3 +312,13 @@ def test_weights_hash_is_cached_and_tracks_content(tmp_path: Path) -> None:
     assert weights_sha256(tmp_path / "m", tmp_path / "cache") == h1
     f.write_bytes(b"two!")
     assert weights_sha256(tmp_path / "m", tmp_path / "cache") != h1
+
+
+def test_pipelines_reexports_the_loading_entry_points() -> None:
+    """instance/ and older callers import these from generator.pipelines."""
+    import generator.loading
+    import generator.locating
+    import generator.pipelines
+
+    assert generator.pipelines.load_pipeline is generator.loading.load_pipeline
+    assert generator.pipelines.BUILTIN_TINY == generator.locating.BUILTIN_TINY == "builtin:tiny"

@@ -1,0 +1,187 @@
+"""Find the model named by ``[generator] model`` and say what it is, without loading it.
+
+The setting is one of:
+
+- ``builtin:tiny`` — a real ``StableDiffusionPipeline`` with tiny random weights, built
+  offline (:mod:`generator.tiny`), saved once under ``cache_dir`` and reloaded from there;
+  ``builtin:sd-turbo-random`` — SD-Turbo's architecture with random weights (benchmarks);
+- a local diffusers directory (with ``model_index.json``), e.g. a ``save_pretrained`` output;
+- a Hugging Face Hub id (``stabilityai/sd-turbo``): taken from the local HF cache when there,
+  downloaded only when the hub is reachable; with ``HF_HUB_OFFLINE=1`` or no network it raises
+  :class:`HubUnavailableError` naming the setting.
+
+This module owns: :func:`locate` (setting -> source, local directory, published name),
+:func:`model_index` (the pipeline's ``model_index.json``, local or from the hub), the hub
+offline/unreachable diagnosis (:func:`hub_offline`, :func:`hub_error`,
+:func:`looks_like_network_error`), and the weights hash published in recipes
+(:func:`weights_sha256`, :func:`hub_snapshot_dir`). Loading the weights is
+:mod:`generator.loading`'s job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from generator.errors import MODEL_SETTING, HubUnavailableError, ModelLoadError
+
+log = logging.getLogger(__name__)
+
+BUILTIN_TINY = "builtin:tiny"
+BUILTIN_SD_TURBO_RANDOM = "builtin:sd-turbo-random"
+BUILTIN_MODELS = (BUILTIN_TINY, BUILTIN_SD_TURBO_RANDOM)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
+
+
+def locate(model: str, cache_dir: Path, hub_cache: Path | None) -> tuple[str, Path | None, str]:
+    """-> (what to pass to from_pretrained, local directory or None, published name)."""
+    if model in BUILTIN_MODELS:
+        from generator import tiny
+
+        build = tiny.ensure_tiny_pipeline if model == BUILTIN_TINY else tiny.ensure_sd_turbo_random
+        built = build(cache_dir / "models")
+        return str(built), built, model
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ModelLoadError(
+                f"{MODEL_SETTING} = {model!r} is a directory without model_index.json; "
+                "point it at a diffusers model directory (save_pretrained output), a hub id "
+                "such as 'stabilityai/sd-turbo', or builtin:tiny"
+            )
+        return str(path), path, path.resolve().name
+    if _HUB_ID.match(model) and not model.startswith((".", "/", "~")):
+        return model, None, model
+    raise ModelLoadError(
+        f"{MODEL_SETTING} = {model!r} is not a directory, a hub id (owner/name) or "
+        "builtin:tiny; set it to a diffusers model directory, e.g. "
+        "'/srv/models/sd-turbo', a hub id such as 'stabilityai/sd-turbo', or builtin:tiny"
+    )
+
+
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is set (the environment or huggingface_hub's constant)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - a diffusers dependency
+        return False
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def hub_error(model: str, exc: BaseException | None) -> HubUnavailableError:
+    """The error for a hub id that is neither cached nor downloadable, naming the setting."""
+    why = "HF_HUB_OFFLINE is set" if hub_offline() else "the Hugging Face Hub is unreachable"
+    detail = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
+    return HubUnavailableError(
+        f"{MODEL_SETTING} = {model!r} is a hub id that is not in the local cache, and {why}"
+        f"{detail}. If you meant a local directory, it does not exist. "
+        f"Download the model once where the hub is reachable "
+        f"(e.g. `hf download {model}`), or set {MODEL_SETTING} to a local diffusers "
+        "directory or builtin:tiny."
+    )
+
+
+def model_index(source: str, model_dir: Path | None, hub_cache: Path | None) -> dict[str, Any]:
+    """The model's ``model_index.json`` (its ``_class_name`` tells the architecture)."""
+    if model_dir is not None or Path(source).is_dir():
+        base = model_dir if model_dir is not None else Path(source)
+        try:
+            data = json.loads((base / "model_index.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(
+                f"{MODEL_SETTING}: cannot read {base / 'model_index.json'}: {exc}"
+            ) from exc
+        return data if isinstance(data, dict) else {}
+    from huggingface_hub import hf_hub_download
+
+    offline = hub_offline()
+    try:
+        path = hf_hub_download(
+            source, "model_index.json", cache_dir=hub_cache, local_files_only=offline
+        )
+    except Exception as exc:  # offline, DNS, connection, 401/404 ...
+        if offline or looks_like_network_error(exc):
+            raise hub_error(source, exc) from exc
+        raise ModelLoadError(
+            f"{MODEL_SETTING} = {source!r}: cannot fetch model_index.json from the hub: {exc}"
+        ) from exc
+    return json.loads(Path(path).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def looks_like_network_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or anything in its cause/context chain) is a network/offline failure."""
+    names = {type(e).__name__ for e in _chain(exc)}
+    hints = ("Connect", "Timeout", "NameResolution", "LocalEntryNotFound", "Offline")
+    return any(h in n for n in names for h in hints)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        yield cur
+        cur = cur.__cause__ or cur.__context__
+
+
+def hub_snapshot_dir(repo_id: str, hub_cache: Path | None) -> Path | None:
+    """The cached snapshot directory of a hub model, or None (logged) when it is not found."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, cache_dir=hub_cache, local_files_only=True))
+    except Exception:  # the hash is informative; never fail a load over it
+        log.warning("could not locate the hub snapshot of %s to hash its weights", repo_id)
+        return None
+
+
+def weights_sha256(model_dir: Path, cache_dir: Path | None = None) -> str:
+    """``sha256:`` over the model's weight and config files (relative path + file hash).
+
+    File hashes are cached in ``cache_dir/weights-hashes.json`` by (path, size, mtime), so a
+    restart does not re-read gigabytes of weights.
+    """
+    cache_file = cache_dir / "weights-hashes.json" if cache_dir is not None else None
+    cache: dict[str, str] = {}
+    if cache_file is not None and cache_file.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            cache = json.loads(cache_file.read_text(encoding="utf-8"))
+    outer = hashlib.sha256()
+    changed = False
+    files = sorted(
+        p
+        for p in model_dir.rglob("*")
+        if p.suffix in _WEIGHT_SUFFIXES and not any(part.startswith(".") for part in p.parts[-2:])
+    )
+    for p in files:
+        real = p.resolve()
+        if not real.is_file():
+            continue
+        st = real.stat()
+        key = f"{real}|{st.st_size}|{st.st_mtime_ns}"
+        digest = cache.get(key)
+        if digest is None:
+            h = hashlib.sha256()
+            with open(real, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            digest = cache[key] = h.hexdigest()
+            changed = True
+        outer.update(f"{p.relative_to(model_dir).as_posix()}\0{digest}\n".encode())
+    if changed and cache_file is not None:
+        with contextlib.suppress(OSError):
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(cache), encoding="utf-8")
+            tmp.replace(cache_file)
+    return "sha256:" + outer.hexdigest()
