@@ -10,10 +10,15 @@ accident. So every comparison in this package goes through `normalize_host`:
 
 URLs with userinfo (`https://a@b/`) are refused outright: they are a classic way of making a
 human or a naive parser read the wrong host.
+
+`normalize_host` and `origin_of` are pure, so their results for `str` arguments are
+memoised (bounded LRU; actor and key URLs repeat on every inbox request, and parsing them
+was most of the inbox CPU after RSA). Errors are not cached: an invalid URL raises each time.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -39,6 +44,12 @@ class Origin(NamedTuple):
 
 def normalize_host(host: str) -> str:
     """Lowercase, strip one trailing dot, punycode IDNs and canonicalise IP literals."""
+    if type(host) is str:  # memoise exact strings only: hashable, and equal means same
+        return _normalize_host_memo(host)
+    return _normalize_host(host)
+
+
+def _normalize_host(host: str) -> str:
     if not host or len(host) > 255:
         raise InvalidURLError(f"invalid host {host!r}")
     literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
@@ -59,6 +70,9 @@ def normalize_host(host: str) -> str:
         raise InvalidURLError(f"invalid internationalised host {host!r}: {exc}") from exc
 
 
+_normalize_host_memo = functools.lru_cache(maxsize=4096)(_normalize_host)
+
+
 def _check_ascii_labels(name: str, original: str) -> None:
     for label in name.split("."):
         if not label or len(label) > 63:
@@ -71,6 +85,12 @@ def origin_of(url: str) -> Origin:
     """Parse an http(s) URL and return its normalised origin; refuses userinfo."""
     if not isinstance(url, str) or not url or len(url) > _MAX_URL_LENGTH:
         raise InvalidURLError("URL missing or too long")
+    if type(url) is str:  # memoise exact strings only, as in `normalize_host`
+        return _origin_of_memo(url)
+    return _origin_of(url)
+
+
+def _origin_of(url: str) -> Origin:
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -85,6 +105,9 @@ def origin_of(url: str) -> Origin:
         raise InvalidURLError(f"URL without host: {url!r}")
     host = normalize_host(_raw_host(parts.netloc))
     return Origin(scheme, host, DEFAULT_PORTS[scheme] if port is None else port)
+
+
+_origin_of_memo = functools.lru_cache(maxsize=4096)(_origin_of)
 
 
 def _raw_host(netloc: str) -> str:
