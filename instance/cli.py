@@ -6,21 +6,29 @@ Errors a person can fix are one line on stderr and a non-zero exit, never a trac
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
-from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from . import accounts as accounts_mod
-from .runtime import Runtime, open_runtime
-from .settings import ConfigError, Settings, load_settings, locate_config
+from .cli_common import (
+    DirOption,
+    JsonOption,
+    account_app,
+    account_row,
+    err,
+    fail,
+    out,
+    print_json,
+    run,
+    settings_for,
+    with_runtime,
+)
+from .runtime import Runtime
+from .settings import ConfigError, locate_config
 
 T = TypeVar("T")
 
@@ -31,65 +39,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-account_app = typer.Typer(help="Create, list and show local accounts.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks (numbers go to BENCHMARKS.md).", no_args_is_help=True)
 app.add_typer(account_app, name="account")
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
-
-out = Console()
-err = Console(stderr=True)
-
-DirOption = Annotated[
-    Path | None,
-    typer.Option("--dir", help="Instance directory (holding config.toml).", show_default=False),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, accounts_mod.AccountError)
-
-
-def register_user_error(exc_type: type[Exception]) -> None:
-    """Let another module's error type print as one clean line (e.g. generation errors)."""
-    global USER_ERRORS
-    USER_ERRORS = (*USER_ERRORS, exc_type)
-
-
-def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        return asyncio.run(coro)
-    except USER_ERRORS as exc:
-        fail(str(exc))
-        raise AssertionError("unreachable") from exc
-
-
-def settings_for(directory: Path | None) -> Settings:
-    try:
-        return load_settings(locate_config(directory))
-    except ConfigError as exc:
-        fail(str(exc))
-        raise AssertionError("unreachable") from exc
-
-
-async def with_runtime(settings: Settings, fn: Callable[[Runtime], Awaitable[T]]) -> T:
-    rt = await open_runtime(settings)
-    try:
-        from .setup import ensure_instance
-
-        await ensure_instance(rt)
-        return await fn(rt)
-    finally:
-        await rt.aclose()
-
-
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 # -- init / serve / db -------------------------------------------------------------------------
@@ -186,24 +140,6 @@ def db_upgrade(directory: DirOption = None) -> None:
 
 
 # -- accounts ------------------------------------------------------------------------------
-def account_row(a: Any, settings: Settings) -> dict[str, Any]:
-    return {
-        "username": a.username,
-        "handle": f"@{a.username}@{settings.host}",
-        "type": a.kind,
-        "ai": a.kind == "Service",
-        "display_name": a.display_name,
-        "bio": a.summary,
-        "actor": a.uri,
-        "profile": a.url,
-        "persona": a.persona,
-        "manually_approves_followers": a.manually_approves_followers,
-        "schedule_minutes": a.schedule_minutes,
-        "next_post_at": a.next_post_at.isoformat() if a.next_post_at else None,
-        "created_at": a.created_at.isoformat(),
-    }
-
-
 @account_app.command("create")
 def account_create(
     name: Annotated[str, typer.Argument(help="Account name: lower-case letters, digits, _.")],
@@ -305,6 +241,7 @@ def _register_command_modules() -> None:
 COMMAND_MODULES: list[str] = [
     "bench_inbox",
     "bench_fanout",
+    "bench_timeline",
     "cli_generate",
     "cli_social",
     "cli_admin",

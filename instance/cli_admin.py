@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from . import pins
 from .accounts import get_local
-from .cli import (
+from .cli_common import (
     DirOption,
     JsonOption,
     account_app,

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from generator.pipelines import BUILTIN_TINY
 
 from .accounts import get_local
-from .cli import (
+from .cli_common import (
     DirOption,
     JsonOption,
     err,

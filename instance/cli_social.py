@@ -18,7 +18,7 @@ from sqlalchemy import or_, select
 
 from . import actions, notifications, posting, resolve, timelines
 from .accounts import get_local
-from .cli import (
+from .cli_common import (
     DirOption,
     JsonOption,
     out,
