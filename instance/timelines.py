@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
 
@@ -21,6 +21,7 @@ from .urls import LocalUrls
 
 KINDS = ("home", "local", "federated")
 PAGE = 20
+HOME_WINDOWS = (*(timedelta(hours=h) for h in (6, 72, 720, 8760)), None)  # then everything
 _TAGS = re.compile(r"<[^>]+>")
 
 
@@ -87,12 +88,52 @@ async def read(
 ) -> list[Entry]:
     """One page of a timeline, newest first. `kind`: home/local/federated, or "account"."""
     where = [*_posts_where(kind, viewer, author), Post.deleted_at.is_(None)]
+    # Home merges the posts of hundreds of accounts: asking for all of them and sorting would
+    # sort every post they ever wrote, so look back over growing windows until one holds a page.
+    upper = before or datetime.now(UTC)
+    windows = HOME_WINDOWS if kind == "home" else (None,)
+    for window in windows:
+        since = upper - window if window else None
+        rows = await _page(session, where, kind, viewer, before, since, limit)
+        if len(rows) >= limit:
+            break
+    post_rows = await session.scalars(select(Post).where(Post.id.in_({r.post_id for r in rows})))
+    posts = {p.id: p for p in post_rows}
+    boost_ids = {r.boost_id for r in rows if r.boost_id}
+    boosts: dict[int, Boost] = {}
+    if boost_ids:
+        boost_rows = await session.scalars(select(Boost).where(Boost.id.in_(boost_ids)))
+        boosts = {b.id: b for b in boost_rows}
+    accounts = await _accounts(
+        session, {p.account_id for p in posts.values()} | {b.account_id for b in boosts.values()}
+    )
+    entries = []
+    for row in rows:
+        post = posts[row.post_id]
+        booster = accounts[boosts[row.boost_id].account_id] if row.boost_id else None
+        at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
+        entries.append(Entry(at, post, accounts[post.account_id], booster))
+    return entries
+
+
+async def _page(
+    session: AsyncSession,
+    where: list[Any],
+    kind: str,
+    viewer: Account | None,
+    before: datetime | None,
+    since: datetime | None,
+    limit: int,
+) -> list[Any]:
+    """(post_id, boost_id, at) rows of one page, entries at `since` or later when given."""
     posts_q = select(
         Post.id.label("post_id"), literal(None).label("boost_id"), Post.published.label("at")
     ).where(*where)
     if before is not None:
         posts_q = posts_q.where(Post.published < before)
-    parts = [posts_q]
+    if since is not None:
+        posts_q = posts_q.where(Post.published >= since)
+    parts: list[Any] = [posts_q]
     if kind == "home" and viewer is not None:
         followed = select(Follow.followee_id).where(
             Follow.follower_id == viewer.id, Follow.accepted.is_(True)
@@ -105,30 +146,17 @@ async def read(
         )  # fmt: skip
         if before is not None:
             boosts_q = boosts_q.where(Boost.published < before)
+        if since is not None:
+            boosts_q = boosts_q.where(Boost.published >= since)
         parts.append(boosts_q)
     merged = union_all(*parts).subquery() if len(parts) > 1 else posts_q.subquery()
-    rows = list(
+    return list(
         await session.execute(
             select(merged.c.post_id, merged.c.boost_id, merged.c.at)
             .order_by(merged.c.at.desc(), merged.c.post_id.desc())
             .limit(limit)
         )
     )
-    post_rows = await session.scalars(select(Post).where(Post.id.in_({r.post_id for r in rows})))
-    posts = {p.id: p for p in post_rows}
-    boost_ids = {r.boost_id for r in rows if r.boost_id}
-    boost_rows = await session.scalars(select(Boost).where(Boost.id.in_(boost_ids)))
-    boosts = {b.id: b for b in boost_rows}
-    accounts = await _accounts(
-        session, {p.account_id for p in posts.values()} | {b.account_id for b in boosts.values()}
-    )
-    entries = []
-    for row in rows:
-        post = posts[row.post_id]
-        booster = accounts[boosts[row.boost_id].account_id] if row.boost_id else None
-        at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
-        entries.append(Entry(at, post, accounts[post.account_id], booster))
-    return entries
 
 
 async def _accounts(session: AsyncSession, ids: set[int]) -> dict[int, Account]:

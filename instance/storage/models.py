@@ -149,14 +149,17 @@ class Post(Base):
     """A Note, local or remote. Remixes point at their parent through quote_* and recipe."""
 
     __tablename__ = "posts"
-    __table_args__ = (Index("ix_posts_account_published", "account_id", "published"),)
+    __table_args__ = (
+        Index("ix_posts_account_published", "account_id", "published"),
+        Index("ix_posts_local_published", "local", "published"),  # the local timeline
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     uri: Mapped[str] = mapped_column(String(2048), unique=True)
     url: Mapped[str | None] = mapped_column(String(2048))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
-    local: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    local: Mapped[bool] = mapped_column(Boolean, default=False)
     content: Mapped[str] = mapped_column(Text, default="")  # sanitised HTML
     source: Mapped[str | None] = mapped_column(Text)  # the text a local author typed
     summary: Mapped[str | None] = mapped_column(Text)  # content warning
@@ -227,7 +230,10 @@ class Boost(Base):
     """An Announce of a post."""
 
     __tablename__ = "boosts"
-    __table_args__ = (UniqueConstraint("account_id", "post_id"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "post_id"),
+        Index("ix_boosts_account_published", "account_id", "published"),  # home timelines
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
@@ -243,7 +249,7 @@ class Mention(Base):
         ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
     )
     account_id: Mapped[int] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, index=True
     )
 
 

@@ -217,7 +217,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_posts_in_reply_to_uri"), ["in_reply_to_uri"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_posts_local"), ["local"], unique=False)
+        batch_op.create_index("ix_posts_local_published", ["local", "published"], unique=False)
         batch_op.create_index(batch_op.f("ix_posts_published"), ["published"], unique=False)
         batch_op.create_index(batch_op.f("ix_posts_quote_uri"), ["quote_uri"], unique=False)
 
@@ -244,6 +244,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("uri", name=op.f("uq_boosts_uri")),
     )
     with op.batch_alter_table("boosts", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_boosts_account_published", ["account_id", "published"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_boosts_post_id"), ["post_id"], unique=False)
 
     op.create_table(
@@ -358,6 +361,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("post_id", "account_id", name=op.f("pk_mentions")),
     )
+    with op.batch_alter_table("mentions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_mentions_account_id"), ["account_id"], unique=False)
+
     op.create_table(
         "notifications",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -506,6 +512,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_notifications_account_created")
 
     op.drop_table("notifications")
+    with op.batch_alter_table("mentions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_mentions_account_id"))
+
     op.drop_table("mentions")
     with op.batch_alter_table("media", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_media_post_id"))
@@ -525,12 +534,13 @@ def downgrade() -> None:
     op.drop_table("deliveries")
     with op.batch_alter_table("boosts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_boosts_post_id"))
+        batch_op.drop_index("ix_boosts_account_published")
 
     op.drop_table("boosts")
     with op.batch_alter_table("posts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_posts_quote_uri"))
         batch_op.drop_index(batch_op.f("ix_posts_published"))
-        batch_op.drop_index(batch_op.f("ix_posts_local"))
+        batch_op.drop_index("ix_posts_local_published")
         batch_op.drop_index(batch_op.f("ix_posts_in_reply_to_uri"))
         batch_op.drop_index("ix_posts_account_published")
 
