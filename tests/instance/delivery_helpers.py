@@ -50,6 +50,7 @@ class FakeInboxes:
 
     scripts: dict[str, list[Any]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
+    hang_ended: dict[str, float] = field(default_factory=dict)  # host -> when a hang was cut
 
     def script(self, key: str, *answers: Any) -> None:
         self.scripts[key] = list(answers)
@@ -64,7 +65,10 @@ class FakeInboxes:
         answers = self.scripts.get(str(request.url)) or self.scripts.get(request.url.host) or [202]
         answer = answers.pop(0) if len(answers) > 1 else answers[0]
         if answer == "hang":
-            await asyncio.sleep(3600)
+            try:
+                await asyncio.sleep(3600)
+            finally:  # cancelled by the sender's timeout: remember when, for ordering checks
+                self.hang_ended.setdefault(request.url.host, time.monotonic())
         if answer == "reset":
             raise httpx.ConnectError("connection reset by peer", request=request)
         status, headers = answer if isinstance(answer, tuple) else (answer, {})

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -338,10 +337,10 @@ async def test_a_hanging_host_does_not_delay_a_healthy_one(rt, bot, inboxes) -> 
     await add_follower(rt, bot, "fast", "fast.example")
     inboxes.script("slow.example", "hang")
     await post_to_followers(rt, bot)
-    started = time.monotonic()
     assert await DeliveryWorker(rt).run_once() == 2
     (fast,) = inboxes.to("fast.example")
-    assert fast.at - started < 0.25  # answered at once, not after the slow one's timeout
+    # order, not speed: the healthy host was answered before the hanging POST timed out
+    assert fast.at < inboxes.hang_ended["slow.example"]
     statuses = {r.host: (r.status, r.last_error) for r in await rows(rt)}
     assert statuses["fast.example"] == ("done", None)
     assert statuses["slow.example"][0] == "queued"
@@ -360,13 +359,12 @@ async def test_many_hanging_hosts_do_not_hold_every_slot(rt, bot, inboxes, monke
     for n in range(6):
         await add_follower(rt, bot, f"h{n}", "healthy.example", shared=False)
     await post_to_followers(rt, bot)
-    started = time.monotonic()
     assert await DeliveryWorker(rt).run_once() == 10
     healthy = inboxes.to("healthy.example")
     assert len(healthy) == 6
-    # 4 hanging hosts and only 2 slots: the healthy host still gets everything long before
-    # the first hanging POST times out (2 s)
-    assert max(r.at for r in healthy) - started < 1.0
+    # 4 hanging hosts and only 2 slots: the healthy host still gets everything before the
+    # first hanging POST times out
+    assert max(r.at for r in healthy) < min(inboxes.hang_ended.values())
     assert len({r.url for r in inboxes.received if "slow" in r.url}) == 4
 
 
