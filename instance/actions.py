@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.objects import (
     AS_PUBLIC,
+    build_accept,
     build_announce,
     build_follow,
     build_like,
+    build_reject,
     build_undo,
 )
 
@@ -67,6 +69,58 @@ async def unfollow(session: AsyncSession, urls: LocalUrls, me: Account, target: 
         original = build_follow(activity_id=row.uri, actor=me.uri, object_id=target.uri)
         undo = build_undo(activity_id=f"{row.uri}/undo", actor=me.uri, activity=original)
         await enqueue(session, urls, me, undo, inboxes=[target.inbox_uri or ""])
+    await session.delete(row)
+    await session.flush()
+    return True
+
+
+async def pending_followers(session: AsyncSession, me: Account) -> list[Account]:
+    """Follow requests waiting for `me` (an account that approves followers by hand)."""
+    rows = await session.scalars(
+        select(Account)
+        .join(Follow, Follow.follower_id == Account.id)
+        .where(Follow.followee_id == me.id, Follow.accepted.is_(False))
+        .order_by(Follow.id)
+    )
+    return list(rows)
+
+
+async def _request(session: AsyncSession, me: Account, follower: Account) -> Follow | None:
+    return await session.scalar(
+        select(Follow).where(
+            Follow.follower_id == follower.id, Follow.followee_id == me.id,
+            Follow.accepted.is_(False),
+        )
+    )  # fmt: skip
+
+
+async def approve(session: AsyncSession, urls: LocalUrls, me: Account, follower: Account) -> bool:
+    """Accept a pending follow request; the follower's server gets Accept (INTEROP 39)."""
+    row = await _request(session, me, follower)
+    if row is None:
+        return False
+    row.accepted = True
+    if not follower.local:
+        accept = build_accept(
+            activity_id=urls.activity(me.username, new_public_id()), actor=me.uri,
+            follow={"id": row.uri, "actor": follower.uri, "object": me.uri},
+        )  # fmt: skip
+        await enqueue(session, urls, me, accept, inboxes=[follower.inbox_uri or ""])
+    await session.flush()
+    return True
+
+
+async def reject(session: AsyncSession, urls: LocalUrls, me: Account, follower: Account) -> bool:
+    """Refuse a pending follow request; the follower's server gets Reject."""
+    row = await _request(session, me, follower)
+    if row is None:
+        return False
+    if not follower.local:
+        refusal = build_reject(
+            activity_id=urls.activity(me.username, new_public_id()), actor=me.uri,
+            follow={"id": row.uri, "actor": follower.uri, "object": me.uri},
+        )  # fmt: skip
+        await enqueue(session, urls, me, refusal, inboxes=[follower.inbox_uri or ""])
     await session.delete(row)
     await session.flush()
     return True

@@ -56,7 +56,7 @@ def _act_on_account(
         if verb == "follow":
             state = "following" if result.accepted else "requested (waiting for approval)"
         elif result is False:
-            state = f"not {verb}ed: nothing to undo"
+            state = f"nothing to {verb}"
         return {"account": username, "action": verb, "target": other.uri, "state": state}
 
     row = run(with_runtime(settings, go))
@@ -117,6 +117,8 @@ def _post_command(verb: str, fn: Callable[..., Awaitable[Any]], doc: str) -> Cal
 ACCOUNT_COMMANDS = {
     "follow": (actions.follow, "Follow an account (remote ones answer with Accept)."),
     "unfollow": (actions.unfollow, "Stop following an account (sends Undo{Follow})."),
+    "approve": (actions.approve, "Accept a pending follow request (sends Accept)."),
+    "reject": (actions.reject, "Refuse a pending follow request (sends Reject)."),
 }
 POST_COMMANDS = {
     "like": (actions.like, "Like a post."),
@@ -184,6 +186,30 @@ def remix_command(
     report(run(with_runtime(settings, go)), settings, as_json)
 
 
+def requests_command(
+    name: AccountArg, directory: DirOption = None, as_json: JsonOption = False
+) -> None:
+    """Follow requests waiting for an account that approves followers by hand."""
+    settings = settings_for(directory)
+
+    async def go(rt: Runtime) -> list[dict[str, Any]]:
+        async with rt.sessions() as s:
+            me = await get_local(s, name)
+            return [
+                {"handle": timelines.handle(a) if a.domain else f"@{a.username}", "actor": a.uri}
+                for a in await actions.pending_followers(s, me)
+            ]
+
+    rows = run(with_runtime(settings, go))
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        out.print(f"{r['handle']}  {escape(r['actor'])}", highlight=False)
+    if not rows:
+        out.print("no pending follow requests")
+
+
 def timeline(
     name: AccountArg,
     kind: Annotated[str, typer.Option(help="home, local, federated, or own.")] = "home",
@@ -245,5 +271,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         app.command(verb)(_post_command(verb, fn, doc))
     app.command("remix")(remix_command)
     app.command("delete")(delete_command)
+    app.command("requests")(requests_command)
     app.command("timeline")(timeline)
     app.command("notifications")(notifications_command)

@@ -109,3 +109,31 @@ async def test_cannot_follow_self(runtime, world) -> None:
     me, *_ = world
     with pytest.raises(actions.ActionError, match="cannot follow itself"):
         await run(runtime, actions.follow, me, me)
+
+
+async def test_locked_account_approves_or_rejects_requests(runtime, world) -> None:
+    """A locked account's requests wait; approve sends Accept (INTEROP 39), reject sends Reject."""
+    _, _, locked, _, remote, _ = world
+    other = Account(username="o", username_key="o", domain="other.example", local=False,
+                    uri="https://other.example/users/o",
+                    inbox_uri="https://other.example/users/o/inbox")  # fmt: skip
+    async with runtime.session() as s:
+        s.add(other)
+        await s.flush()
+        for who, n in ((remote, 1), (other, 2)):
+            s.add(Follow(follower_id=who.id, followee_id=locked.id, uri=f"{who.uri}/follows/{n}"))
+    async with runtime.sessions() as s:
+        pending = await actions.pending_followers(s, await s.get(Account, locked.id))
+    assert [a.uri for a in pending] == [remote.uri, other.uri]
+    assert await run(runtime, actions.approve, locked, remote)
+    assert await run(runtime, actions.reject, locked, other)
+    assert not await run(runtime, actions.approve, locked, other)  # nothing pending any more
+    ((accept, to_remote),) = await outbound(runtime, "Accept")
+    assert accept["object"] == {"id": f"{remote.uri}/follows/1", "type": "Follow",
+                                "actor": remote.uri, "object": locked.uri}  # fmt: skip
+    assert to_remote == [remote.inbox_uri]
+    ((refusal, to_other),) = await outbound(runtime, "Reject")
+    assert refusal["object"]["id"] == f"{other.uri}/follows/2" and to_other == [other.inbox_uri]
+    async with runtime.sessions() as s:
+        rows = {(f.follower_id, f.accepted) for f in await s.scalars(select(Follow))}
+    assert rows == {(remote.id, True)}
