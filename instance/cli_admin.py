@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
+from sqlalchemy import select
 
 from . import pins
 from .accounts import get_local
@@ -32,6 +33,7 @@ from .generation import GenerationRefused, parse_size
 from .profiles import ProfileChanges, ProfileError, update_profile
 from .runtime import Runtime
 from .schedule import parse_schedule
+from .storage.models import Account, Report
 
 T = TypeVar("T")
 AccountArg = Annotated[str, typer.Argument(help="The local account.")]
@@ -163,9 +165,57 @@ def _pin_command(verb: str) -> Callable[..., None]:
     return command
 
 
+def reports(
+    resolve: Annotated[
+        int | None, typer.Option("--resolve", help="Mark report ID as handled.")
+    ] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Include handled reports.")] = False,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Reports (Flags) other servers sent about this instance's accounts and posts."""
+    settings = settings_for(directory)
+
+    async def go(rt: Runtime) -> list[dict[str, Any]]:
+        async with rt.session() as s:
+            if resolve is not None:
+                report = await s.get(Report, resolve)
+                if report is None:
+                    raise ProfileError(f"no report {resolve}")
+                report.resolved_at = report.resolved_at or rt.now()
+            query = select(Report).order_by(Report.id.desc())
+            if not everything:
+                query = query.where(Report.resolved_at.is_(None))
+            rows = []
+            for r in await s.scalars(query):
+                reporter = await s.get_one(Account, r.reporter_id)
+                target = await s.get(Account, r.target_id) if r.target_id else None
+                rows.append({
+                    "id": r.id, "from": reporter.uri, "about": target.username if target else None,
+                    "posts": r.post_uris, "comment": r.comment,
+                    "created_at": r.created_at.isoformat(), "resolved": r.resolved_at is not None,
+                })  # fmt: skip
+            return rows
+
+    rows = run(with_runtime(settings, go))
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        state = "handled" if r["resolved"] else "open"
+        out.print(
+            f"#{r['id']} [{state}] about @{r['about']} from {escape(r['from'])}: "
+            f"{escape(r['comment'][:120])} ({len(r['posts'])} posts)",
+            highlight=False,
+        )
+    if not rows:
+        out.print("no reports")
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     for error in (ProfileError, pins.PinError):
         register_user_error(error)
     account_app.command("set")(account_set)
     app.command("pin")(_pin_command("pin"))
     app.command("unpin")(_pin_command("unpin"))
+    app.command("reports")(reports)

@@ -34,7 +34,7 @@ from activitypub.errors import FetchError, FetchTimeoutError, RemoteHTTPError
 from activitypub.objects import ACTOR_TYPES, Activity, Actor, APObject
 
 from . import jobs
-from .handlers import actors, follows, interactions, notes, quoting
+from .handlers import actors, follows, interactions, moderation, notes, quoting
 from .keyring import keyring
 from .remote import ActorUnavailable, find_actor, resolve_actor
 from .runtime import Runtime
@@ -114,6 +114,8 @@ async def dispatch(ctx: Inbound) -> None:
             await notes.on_delete(ctx)
         case ("Block", _):
             await actors.on_block(ctx)
+        case ("Flag", _):
+            await moderation.on_flag(ctx)
         case ("QuoteRequest", _):
             await quoting.on_quote_request(ctx)
         case _:  # 202 and dropped, with the reason on the inbox row

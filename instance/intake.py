@@ -38,7 +38,7 @@ log = logging.getLogger("dreamloom.inbox")
 
 HANDLED_TYPES = frozenset({
     "Follow", "Accept", "Reject", "Undo", "Like", "EmojiReact", "Announce",
-    "Create", "Update", "Delete", "Block", "QuoteRequest",
+    "Create", "Update", "Delete", "Block", "Flag", "QuoteRequest",
 })  # fmt: skip
 MAX_PENDING = 256  # requests admitted at once (reading, verifying, awaiting their commit)
 MAX_BATCH = 512

@@ -290,6 +290,23 @@ class QuoteAuthorization(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(TZDateTime)
 
 
+class Report(Base):
+    """A Flag from another server about our accounts or posts, for the admin to review."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)  # the Flag activity id
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    target_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    post_uris: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+
 # -- durable work rows ---------------------------------------------------------------------
 class WorkRow:
     """Columns every durable work row shares; instance/jobs.py owns claiming and retrying."""

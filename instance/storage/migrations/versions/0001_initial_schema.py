@@ -222,6 +222,36 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_posts_quote_uri"), ["quote_uri"], unique=False)
 
     op.create_table(
+        "reports",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("uri", sa.String(length=2048), nullable=False),
+        sa.Column(
+            "reporter_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("target_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("post_uris", sa.JSON(), nullable=False),
+        sa.Column("comment", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["reporter_id"],
+            ["accounts.id"],
+            name=op.f("fk_reports_reporter_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["target_id"],
+            ["accounts.id"],
+            name=op.f("fk_reports_target_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reports")),
+        sa.UniqueConstraint("uri", name=op.f("uq_reports_uri")),
+    )
+    with op.batch_alter_table("reports", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_reports_target_id"), ["target_id"], unique=False)
+
+    op.create_table(
         "boosts",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
@@ -537,6 +567,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_boosts_account_published")
 
     op.drop_table("boosts")
+    with op.batch_alter_table("reports", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_reports_target_id"))
+
+    op.drop_table("reports")
     with op.batch_alter_table("posts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_posts_quote_uri"))
         batch_op.drop_index(batch_op.f("ix_posts_published"))
