@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -14,7 +13,6 @@ from starlette.templating import Jinja2Templates
 
 from .. import __version__, collections, timelines
 from ..accounts import find_local, list_local
-from ..storage.models import Post
 from ..urls import INSTANCE_ACTOR_USERNAME
 from ..web_auth import current_account, template_context
 from .cards import cards
@@ -75,9 +73,7 @@ async def profile(request: Request) -> Response:
         entries = await timelines.read(session, "account", author=account, viewer=viewer)
         views = await cards(session, rt, entries, viewer)
         counts = {
-            "posts": await session.scalar(
-                select(func.count()).select_from(Post).where(*collections._public_posts(account))
-            ),
+            "posts": (await collections.outbox(session, account, rt.urls, None))[0],
             "followers": (await collections.followers(session, account, None))[0],
             "following": (await collections.following(session, account, None))[0],
         }
