@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from .storage.idempotent import insert_rows
 from .storage.models import Account, Notification, Post, utcnow
 
 KINDS = frozenset({"follow", "follow_request", "like", "boost", "mention", "reply", "remix"})
@@ -41,9 +40,7 @@ async def notify(
         "dedupe_key": key,
         "created_at": utcnow(),
     }
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(insert(Notification).values(**values).on_conflict_do_nothing())
+    await insert_rows(session, Notification, [values])
 
 
 async def list_for(
