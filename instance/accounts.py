@@ -12,9 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.keys import generate_rsa_keypair
-
-from .storage.models import Account
-from .urls import INSTANCE_ACTOR_USERNAME, LocalUrls
+from instance.storage.models import Account
+from instance.urls import INSTANCE_ACTOR_USERNAME, LocalUrls
 
 USERNAME_RE = re.compile(r"^[a-z0-9_]{1,30}$")
 RESERVED = frozenset(

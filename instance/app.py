@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
-from .routes import all_routes
-from .runtime import Runtime, open_runtime
-from .settings import Settings
-from .setup import ensure_instance
+from instance.routes import all_routes
+from instance.runtime import Runtime, open_runtime
+from instance.settings import Settings
+from instance.setup import ensure_instance
 
 Hook = Callable[[Runtime], Awaitable[None]]
 
@@ -32,7 +32,7 @@ def create_app(
         app.state.runtime = rt
         workers = None
         if start_workers:
-            from .workers import Workers
+            from instance.workers import Workers
 
             workers = Workers(rt)
             await workers.start()

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .storage.models import WorkRow
+from instance.storage.models import WorkRow
 
 R = TypeVar("R", bound=WorkRow)
 Clock = Callable[[], datetime]

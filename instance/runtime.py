@@ -16,12 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from activitypub.fetch import SafeFetcher
 from activitypub.netguard import make_client
-
-from . import __version__
-from .settings import Settings
-from .storage.db import SessionMaker, make_engine, make_sessionmaker
-from .storage.migrate import upgrade
-from .urls import LocalUrls
+from instance import __version__
+from instance.settings import Settings
+from instance.storage.db import SessionMaker, make_engine, make_sessionmaker
+from instance.storage.migrate import upgrade
+from instance.urls import LocalUrls
 
 
 def user_agent(settings: Settings) -> str:

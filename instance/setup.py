@@ -7,9 +7,9 @@ from pathlib import Path
 
 import tomli_w
 
-from .accounts import ensure_instance_actor
-from .runtime import Runtime
-from .settings import CONFIG_FILENAME, ConfigError, load_settings
+from instance.accounts import ensure_instance_actor
+from instance.runtime import Runtime
+from instance.settings import CONFIG_FILENAME, ConfigError, load_settings
 
 CONFIG_HEADER = """\
 # Dreamloom instance configuration, written by `dreamloom init`.
@@ -42,7 +42,7 @@ def write_config(
     }
     if allow_private_addresses:
         data["federation"] = {"allow_private_addresses": True}
-    from .settings import settings_from_dict
+    from instance.settings import settings_from_dict
 
     settings_from_dict(data, path, env={})  # validate before writing anything
     path.write_text(CONFIG_HEADER + tomli_w.dumps(data), encoding="utf-8")

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from .runtime import Runtime
+from instance.runtime import Runtime
 
 log = logging.getLogger("dreamloom.workers")
 POLL_SECONDS = 1.0
@@ -27,10 +27,10 @@ class Worker(Protocol):
 
 def worker_factories() -> list[Callable[[Runtime], Worker]]:
     """Every worker an instance runs; each module that owns background work adds itself."""
-    from .delivery import DeliveryWorker
-    from .generation_worker import GenerationWorker
-    from .inbox import InboxWorker
-    from .schedule import ScheduleWorker
+    from instance.generation.schedule import ScheduleWorker
+    from instance.generation.worker import GenerationWorker
+    from instance.inbound.worker import InboxWorker
+    from instance.outbound.delivery import DeliveryWorker
 
     return [InboxWorker, DeliveryWorker, GenerationWorker, ScheduleWorker]
 

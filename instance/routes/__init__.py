@@ -2,7 +2,9 @@
 
 from starlette.routing import BaseRoute
 
-from . import actors, app_pages, inbox, media, posts, web, wellknown
+from instance.routes import actors, inbox, media, posts, wellknown
+from instance.web import app_pages
+from instance.web import pages as web
 
 
 def all_routes() -> list[BaseRoute]:

@@ -6,12 +6,18 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import collections
-from ..accounts import find_local
-from ..render import actor_document, collection_page, ordered_collection
-from ..storage.models import Account
-from ..urls import INSTANCE_ACTOR_USERNAME
-from .common import ActivityJSONResponse, error_json, page_number, runtime, wants_activity_json
+from instance.accounts import find_local
+from instance.content import collections
+from instance.content.render import actor_document, collection_page, ordered_collection
+from instance.routes.common import (
+    ActivityJSONResponse,
+    error_json,
+    page_number,
+    runtime,
+    wants_activity_json,
+)
+from instance.storage.models import Account
+from instance.urls import INSTANCE_ACTOR_USERNAME
 
 
 async def _account_or_404(request: Request, username: str) -> Account | Response:

@@ -28,12 +28,11 @@ from activitypub.errors import SignatureError
 from activitypub.fetch import is_activitypub_content_type
 from activitypub.keys import PublicKeyInfo
 from activitypub.signatures import verify_request
-
-from ..accounts import find_local
-from ..intake import Intake, Refused, admit, intake_for
-from ..keyring import keyring
-from ..runtime import Runtime
-from .common import error_json, runtime
+from instance.accounts import find_local
+from instance.inbound.intake import Intake, Refused, admit, intake_for
+from instance.inbound.keyring import keyring
+from instance.routes.common import error_json, runtime
+from instance.runtime import Runtime
 
 log = logging.getLogger("dreamloom.inbox")
 RETRY_AFTER_S = "30"

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from .common import error_json, runtime
+from instance.routes.common import error_json, runtime
 
 SAFE_NAME = re.compile(r"^[0-9a-z]{20,64}\.(png|jpg)$")  # our generated names only
 TYPES = {"png": "image/png", "jpg": "image/jpeg"}

@@ -10,16 +10,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ..accounts import find_local
-from ..lineage import lineage_of
-from ..notes import NOTE_CONTEXT, create_json, note_json
-from ..quotes import stamp_json
-from ..storage.models import Account, Post, QuoteAuthorization
-from ..timelines import Entry
-from ..web_auth import current_account
-from .cards import cards
-from .common import ActivityJSONResponse, error_json, runtime, wants_activity_json
-from .web import page
+from instance.accounts import find_local
+from instance.content.lineage import lineage_of
+from instance.content.notes import NOTE_CONTEXT, create_json, note_json
+from instance.content.quotes import stamp_json
+from instance.content.timelines import Entry
+from instance.routes.common import ActivityJSONResponse, error_json, runtime, wants_activity_json
+from instance.storage.models import Account, Post, QuoteAuthorization
+from instance.web.auth import current_account
+from instance.web.cards import cards
+from instance.web.pages import page
 
 VISIBLE_UNSIGNED = ("public", "unlisted")
 

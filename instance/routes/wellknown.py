@@ -9,6 +9,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from instance import __version__
+from instance.accounts import find_local
+from instance.routes.common import JRDResponse, error_json, runtime
+from instance.storage.models import Account, Post
+from instance.urls import INSTANCE_ACTOR_USERNAME
 from webfinger.server import (
     XRD_CONTENT_TYPE,
     FingerTarget,
@@ -16,12 +21,6 @@ from webfinger.server import (
     host_meta_xrd,
     jrd_for,
 )
-
-from .. import __version__
-from ..accounts import find_local
-from ..storage.models import Account, Post
-from ..urls import INSTANCE_ACTOR_USERNAME
-from .common import JRDResponse, error_json, runtime
 
 NODEINFO_SCHEMA = "http://nodeinfo.diaspora.software/ns/schema/{version}"
 

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from .ids import new_public_id
+from instance.storage.ids import new_public_id
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

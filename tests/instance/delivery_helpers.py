@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from instance.fanout import enqueue
+from instance.outbound.fanout import enqueue
 from instance.runtime import Runtime
 from instance.storage.models import Account, Follow, OutboundActivity
 

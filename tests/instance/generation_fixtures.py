@@ -75,7 +75,7 @@ def run_sync(coro: Any) -> Any:
 
 async def run_generation(rt: Any) -> None:
     """Run the real generation worker until nothing is left to do."""
-    from instance.generation_worker import GenerationWorker
+    from instance.generation.worker import GenerationWorker
 
     worker = GenerationWorker(rt)
     try:

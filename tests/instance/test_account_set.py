@@ -10,7 +10,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from instance.cli import app
-from instance.profiles import ProfileChanges, ProfileError, update_profile
+from instance.content.profiles import ProfileChanges, ProfileError, update_profile
 from instance.storage.models import Account, Delivery, OutboundActivity
 from tests.instance.delivery_helpers import add_follower
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from sqlalchemy import select
 
-from instance import actions
-from instance.posting import Draft, publish
+from instance.content import actions
+from instance.content.posting import Draft, publish
 from instance.storage.models import Account, Delivery, Follow, Notification, OutboundActivity, Post
 
 

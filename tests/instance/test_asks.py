@@ -9,8 +9,8 @@ import json
 import pytest
 from sqlalchemy import select
 
-from instance.asks import QUOTA_PER_ACCOUNT
-from instance.inbox import InboxWorker
+from instance.generation.asks import QUOTA_PER_ACCOUNT
+from instance.inbound.worker import InboxWorker
 from instance.storage.models import GenerationJob, OutboundActivity
 from tests.instance.fediverse import PUBLIC
 from tests.instance.generation_fixtures import gen_settings, run_generation, tiny_cache  # noqa: F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from instance.bench_inbox import bench
+from instance.bench.inbox import bench
 
 
 @pytest.mark.parametrize("generator", ["raw", "httpx"])

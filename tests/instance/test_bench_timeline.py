@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from typer.testing import CliRunner
 
-from instance import timelines
-from instance.bench_timeline import make_world, seed
+from instance.bench.timeline import make_world, seed
 from instance.cli import app
+from instance.content import timelines
 from instance.runtime import open_runtime
 from instance.storage.models import Account
 

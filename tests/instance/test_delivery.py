@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 
 import activitypub.delivery as ap_delivery
 from activitypub.delivery import next_attempt_delay
-from instance import delivery as delivery_mod
-from instance.delivery import DeliveryWorker
-from instance.domains import PAUSE_AFTER_DAYS, note_inbound
+from instance.outbound import delivery as delivery_mod
+from instance.outbound.delivery import DeliveryWorker
+from instance.outbound.domains import PAUSE_AFTER_DAYS, note_inbound
 from instance.runtime import Runtime, open_runtime
 from instance.setup import ensure_instance
 from instance.storage.models import Account, Delivery, DomainHealth, Follow, OutboundActivity

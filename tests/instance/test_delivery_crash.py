@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from instance.bench_fanout import free_port, loopback_hosts, serve_inboxes
-from instance.delivery import LEASE
+from instance.bench.fanout import free_port, loopback_hosts, serve_inboxes
+from instance.outbound.delivery import LEASE
 from instance.setup import write_config
 from tests.instance.delivery_helpers import add_follower, post_to_followers
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from generator.png import read_recipe, read_text_chunks
 from instance.cli import app
-from instance.generation import enqueue
+from instance.generation.requests import enqueue
 from instance.runtime import open_runtime
 from instance.settings import load_settings
 from instance.setup import ensure_instance

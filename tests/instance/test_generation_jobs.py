@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from generator.png import read_recipe
 from generator.recipe import Recipe
 from generator.testing import FakePipeline
-from instance.generation import (
+from instance.content.posting import Draft, delete, publish
+from instance.generation.requests import (
     InvalidGenerationRequest,
     LowDiskError,
     QueueFullError,
@@ -18,9 +19,8 @@ from instance.generation import (
     enqueue,
     model_defaults,
 )
-from instance.generation_jobs import DbJobStore, retry_delay
-from instance.generation_worker import GenerationWorker
-from instance.posting import Draft, delete, publish
+from instance.generation.store import DbJobStore, retry_delay
+from instance.generation.worker import GenerationWorker
 from instance.storage.models import Account, GenerationJob, MediaAttachment, Post
 from instance.workers import worker_factories
 from tests.instance.generation_fixtures import Clock, gen_settings, tiny_cache  # noqa: F401

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from instance.intake import intake_for
+from instance.inbound.intake import intake_for
 from instance.storage.models import Account, InboxItem, RemoteKey
 from tests.instance.fediverse import AS
 from tests.instance.inbox_helpers import count, inbox_rows, post

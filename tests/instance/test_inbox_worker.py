@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from instance.inbox import InboxWorker
+from instance.inbound.worker import InboxWorker
 from instance.storage.models import (
     Account,
     Boost,
@@ -153,7 +153,7 @@ async def test_only_the_follower_can_undo_a_follow(runtime, deliver, alice, mall
 @pytest.fixture
 async def our_follow(runtime, alice, bob, deliver, fedi):
     """Bob (local) follows Alice (remote): a pending Follow row with our activity id."""
-    from instance.remote import resolve_actor
+    from instance.inbound.remote import resolve_actor
 
     remote = await resolve_actor(runtime, alice.uri)
     async with runtime.session() as s:

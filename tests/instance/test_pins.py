@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from instance import pins
 from instance.accounts import get_local
 from instance.cli import app
-from instance.posting import Draft, publish
+from instance.content import pins
+from instance.content.posting import Draft, publish
 from instance.runtime import open_runtime
 from instance.settings import load_settings
 from instance.storage.models import Account, Delivery, OutboundActivity, Post

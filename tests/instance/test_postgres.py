@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from instance import jobs
-from instance.fanout import enqueue as enqueue_activity
-from instance.generation import QueueFullError, enqueue
-from instance.inbox import InboxWorker
+from instance.generation.requests import QueueFullError, enqueue
+from instance.inbound.worker import InboxWorker
+from instance.outbound.fanout import enqueue as enqueue_activity
 from instance.storage.db import make_engine
 from instance.storage.migrate import current_revision, head_revision
 from instance.storage.models import (

@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from instance.posting import Draft, PostingError, delete, edit, publish
+from instance.content.posting import Draft, PostingError, delete, edit, publish
 from instance.storage.models import Account, Delivery, Follow, MediaAttachment, OutboundActivity
 from tests.instance_fixtures import AP_ACCEPT
 

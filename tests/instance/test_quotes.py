@@ -7,8 +7,8 @@ import json
 import pytest
 from sqlalchemy import select
 
-from instance.posting import Draft, publish
-from instance.quotes import answer_quote_request, revoke
+from instance.content.posting import Draft, publish
+from instance.content.quotes import answer_quote_request, revoke
 from instance.storage.models import Account, OutboundActivity, QuoteAuthorization
 from tests.instance_fixtures import AP_ACCEPT
 

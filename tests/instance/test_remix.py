@@ -8,10 +8,10 @@ import json
 import pytest
 from sqlalchemy import select
 
-from instance import quotes
-from instance.generation import enqueue
-from instance.lineage import lineage_of
-from instance.remix import RemixError, remix
+from instance.content import quotes
+from instance.content.lineage import lineage_of
+from instance.generation.remix import RemixError, remix
+from instance.generation.requests import enqueue
 from instance.storage.models import Account, GenerationJob, OutboundActivity, Post
 from tests.instance.generation_fixtures import gen_settings, run_generation, tiny_cache  # noqa: F401
 from tests.instance_fixtures import AP_ACCEPT

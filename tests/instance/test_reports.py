@@ -9,8 +9,8 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from instance.cli import app
-from instance.inbox import InboxWorker
-from instance.posting import Draft, publish
+from instance.content.posting import Draft, publish
+from instance.inbound.worker import InboxWorker
 from instance.storage.models import Account, InboxItem, Report
 from tests.instance.inbox_helpers import post
 

@@ -10,11 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from generator.testing import FakePipeline
-from instance.generation import enqueue
-from instance.generation_worker import GenerationWorker
-from instance.posting import Draft, publish
-from instance.quotes import QUOTE_TIMEOUT
-from instance.schedule import (
+from instance.content.posting import Draft, publish
+from instance.content.quotes import QUOTE_TIMEOUT
+from instance.generation.requests import enqueue
+from instance.generation.schedule import (
     POSTPONE,
     SUBJECTS,
     ScheduleError,
@@ -22,6 +21,7 @@ from instance.schedule import (
     parse_schedule,
     set_schedule,
 )
+from instance.generation.worker import GenerationWorker
 from instance.storage.models import Account, GenerationJob, OutboundActivity, Post
 from instance.workers import worker_factories
 from tests.instance.generation_fixtures import Clock

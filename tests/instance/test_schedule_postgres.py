@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
-from instance.schedule import ScheduleWorker, set_schedule
+from instance.generation.schedule import ScheduleWorker, set_schedule
 from instance.storage.models import Account, GenerationJob
 from tests.instance.generation_fixtures import Clock
 from tests.instance.test_postgres import pg_database  # noqa: F401

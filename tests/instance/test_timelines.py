@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from instance import timelines
-from instance.posting import Draft, publish
+from instance.content import timelines
+from instance.content.posting import Draft, publish
 from instance.storage.models import Account, Boost, Follow
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from instance.generation_worker import GenerationWorker
+from instance.generation.worker import GenerationWorker
 from instance.storage.models import Post
 from tests.instance.generation_fixtures import gen_settings, tiny_cache  # noqa: F401
 from tests.instance.web_helpers import PASSWORD

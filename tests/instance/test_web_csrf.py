@@ -68,7 +68,7 @@ async def test_every_unsafe_route_refuses_without_token(settings, client, new_ac
 
 @pytest.fixture
 async def post(runtime, new_account):
-    from instance.posting import Draft, publish
+    from instance.content.posting import Draft, publish
 
     bob = await new_account("bob")
     async with runtime.session() as s:

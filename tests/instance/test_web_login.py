@@ -7,8 +7,9 @@ import time
 import pytest
 from argon2 import PasswordHasher
 
-from instance import accounts, web_auth
+from instance import accounts
 from instance.storage.models import Account
+from instance.web import auth as web_auth
 from tests.instance.web_helpers import (
     PASSWORD,
     csrf_of,

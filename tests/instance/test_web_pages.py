@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from instance.generation_worker import GenerationWorker
+from instance.generation.worker import GenerationWorker
 from instance.storage.models import Account, Boost, Follow, GenerationJob, Like, Post
 from tests.instance.generation_fixtures import gen_settings, tiny_cache  # noqa: F401
 from tests.instance.web_helpers import (
@@ -81,7 +81,7 @@ async def test_a_job_page_is_its_owners_only(runtime, client, token, new_account
 
 @pytest.fixture
 async def post(runtime, new_account):
-    from instance.posting import Draft, publish
+    from instance.content.posting import Draft, publish
 
     bob = await new_account("bob")
     async with runtime.session() as s:

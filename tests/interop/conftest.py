@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from .peers import (
+from tests.interop.peers import (
     Dreamloom,
     Herd,
     Pasture,

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import AI_ACCOUNT, PERSON_ACCOUNT
-from .peers import Dreamloom, Herd, Pasture
+from tests.interop.conftest import AI_ACCOUNT, PERSON_ACCOUNT
+from tests.interop.peers import Dreamloom, Herd, Pasture
 
 pytestmark = pytest.mark.interop
 

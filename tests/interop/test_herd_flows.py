@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import AI_ACCOUNT, FOLLOWER_ACCOUNT
-from .peers import Dreamloom, Herd, HerdUser, eventually
+from tests.interop.conftest import AI_ACCOUNT, FOLLOWER_ACCOUNT
+from tests.interop.peers import Dreamloom, Herd, HerdUser, eventually
 
 pytestmark = pytest.mark.interop
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import INPUTS_ACCOUNT
-from .peers import Dreamloom, Pasture, eventually
+from tests.interop.conftest import INPUTS_ACCOUNT
+from tests.interop.peers import Dreamloom, Pasture, eventually
 
 pytestmark = pytest.mark.interop
 

@@ -207,7 +207,7 @@ async def test_payload_fixture(
     client: httpx.AsyncClient,
     new_account: Callable[..., Any],
 ) -> None:
-    from instance.posting import Draft, publish
+    from instance.content.posting import Draft, publish
 
     spec = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
     private_pem, public_pem = sender_key(spec["software"])

@@ -1,0 +1,1 @@
+"""Benchmarks behind `dreamloom bench ...`; their numbers go to BENCHMARKS.md."""

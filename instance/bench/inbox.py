@@ -1,0 +1,317 @@
+"""`dreamloom bench inbox`: signed POSTs per second that the inbox verifies and persists.
+
+A real instance (`dreamloom serve --no-workers`, SQLite, in a temporary directory) runs in a
+child process on 127.0.0.1. This process serves one fake remote actor on another loopback
+port, pre-signs N `Create{Note}` activities from it the way Mastodon signs (draft-cavage,
+rsa-sha256, Digest; the approach of shared/bench/inbox_load.py), sends one warm-up request
+(the instance fetches and caches the key), then fires the N requests over C connections and
+reports accepted/s and latency percentiles. Afterwards it counts the stored inbox rows: an
+accepted request whose row is missing would be a lost activity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from activitypub.keys import generate_rsa_keypair
+from activitypub.objects import AS_CONTEXT, AS_PUBLIC, build_actor
+from activitypub.signatures import sign_request_headers
+
+ACTIVITY_JSON = "application/activity+json"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class FakeRemote:
+    """One remote actor served over loopback HTTP (only the warm-up fetches it)."""
+
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.actor = f"{self.base}/users/loadtest"
+        self.key_id = f"{self.actor}#main-key"
+        self.private_pem, public_pem = generate_rsa_keypair()
+        self.document = build_actor(
+            actor_id=self.actor, username="loadtest", inbox=f"{self.actor}/inbox",
+            outbox=f"{self.actor}/outbox", followers=f"{self.actor}/followers",
+            following=f"{self.actor}/following", shared_inbox=f"{self.base}/inbox",
+            public_key_pem=public_pem, actor_type="Person",
+        )  # fmt: skip
+        self.fetches = 0
+        app = Starlette(routes=[Route("/users/loadtest", self.serve_actor)])
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        self.server = uvicorn.Server(config)
+
+    async def serve_actor(self, request: Request) -> Response:
+        self.fetches += 1
+        return Response(json.dumps(self.document), media_type=ACTIVITY_JSON)
+
+    def signed(self, inbox: str, mention: str, i: int) -> tuple[dict[str, str], bytes]:
+        activity_id = f"{self.actor}/load/{uuid.uuid4()}"
+        note = {
+            "id": f"{activity_id}/note", "type": "Note", "attributedTo": self.actor,
+            "content": f"<p>load {i}</p>", "published": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "to": [AS_PUBLIC], "cc": [mention], "tag": [{"type": "Mention", "href": mention}],
+        }  # fmt: skip
+        body = json.dumps({
+            "@context": AS_CONTEXT, "id": activity_id, "type": "Create", "actor": self.actor,
+            "object": note, "to": note["to"], "cc": note["cc"],
+        }).encode()  # fmt: skip
+        headers = sign_request_headers(
+            "POST", inbox, key_id=self.key_id, private_pem=self.private_pem, body=body,
+            content_type=ACTIVITY_JSON,
+        )  # fmt: skip
+        return headers, body
+
+
+def prepare_instance(directory: Path, port: int) -> str:
+    """config.toml, database and a local account to mention; returns its actor URL."""
+    from instance.accounts import NewAccount, create_account
+    from instance.runtime import open_runtime
+    from instance.settings import load_settings
+    from instance.setup import ensure_instance, write_config
+
+    write_config(directory, f"127.0.0.1:{port}", "http", allow_private_addresses=True)
+
+    async def go() -> str:
+        rt = await open_runtime(load_settings(directory / "config.toml"))
+        try:
+            await ensure_instance(rt)
+            async with rt.session() as session:
+                account = await create_account(session, rt.urls, NewAccount("bench", ai=True))
+                return account.uri
+        finally:
+            await rt.aclose()
+
+    return asyncio.run(go())
+
+
+def start_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-c", "from instance.cli import main; main()", "serve",
+        "--dir", str(directory), "--port", str(port), "--no-workers",
+    ]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603
+
+
+async def wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):
+            if process.poll() is not None:
+                raise RuntimeError("the instance exited during start-up")
+            with contextlib.suppress(httpx.HTTPError):
+                answer = await client.get(f"{base}/actor", headers={"Accept": ACTIVITY_JSON})
+                if answer.is_success:
+                    return
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the instance did not start within 30 s")
+
+
+Signed = tuple[dict[str, str], bytes]
+
+
+class Tally:
+    """Latencies and status codes of the requests sent."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.codes: dict[str, int] = {}
+
+    def add(self, code: str, seconds: float) -> None:
+        self.latencies.append(seconds)
+        self.codes[code] = self.codes.get(code, 0) + 1
+
+
+async def fire_httpx(inbox: str, requests: list[Signed], concurrency: int, tally: Tally) -> None:
+    """shared/bench/inbox_load.py's generator: one httpx client, C connections."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            while requests:
+                headers, body = requests.pop()
+                start = time.perf_counter()
+                try:
+                    answer = await client.post(inbox, content=body, headers=headers)
+                    code = str(answer.status_code)
+                except httpx.HTTPError as exc:
+                    code = type(exc).__name__
+                tally.add(code, time.perf_counter() - start)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def fire_raw(inbox: str, requests: list[Signed], concurrency: int, tally: Tally) -> None:
+    """A light generator: each request is serialised to bytes before the clock starts and
+    written to one of C keep-alive connections, so the CPU goes to the server, not to us."""
+    url = httpx.URL(inbox)
+    host, port, path = url.host, url.port or 80, url.raw_path.decode()
+    payloads = [
+        f"POST {path} HTTP/1.1\r\n".encode()
+        + "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+        for headers, body in requests
+    ]
+    requests.clear()
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while payloads:
+                payload = payloads.pop()
+                start = time.perf_counter()
+                writer.write(payload)
+                code = await read_response(reader)
+                tally.add(code, time.perf_counter() - start)
+                if code == "closed":
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def read_response(reader: asyncio.StreamReader) -> str:
+    """The status code of one HTTP/1.1 response, its body read and dropped."""
+    status = await reader.readline()
+    if not status:
+        return "closed"
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length:
+        await reader.readexactly(length)
+    return status.split()[1].decode()
+
+
+GENERATORS = {"raw": fire_raw, "httpx": fire_httpx}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    index = min(len(sorted_values) - 1, int(len(sorted_values) * fraction))
+    return round(1000 * sorted_values[index], 1)
+
+
+async def run_load(
+    directory: Path, n: int, concurrency: int, port: int, generator: str
+) -> dict[str, Any]:
+    remote = FakeRemote(free_port())
+    remote_task = asyncio.create_task(remote.server.serve())
+    base = f"http://127.0.0.1:{port}"
+    process = start_server(directory, port)
+    try:
+        await wait_until_up(base, process)
+        inbox = f"{base}/inbox"
+        mention = f"{base}/users/bench"
+        requests = [remote.signed(inbox, mention, i) for i in range(n + 1)]
+        async with httpx.AsyncClient() as client:
+            headers, body = requests.pop()
+            warm = await client.post(inbox, content=body, headers=headers)
+        if warm.status_code != 202:
+            raise RuntimeError(f"warm-up answered {warm.status_code}: {warm.text}")
+        server_cpu, client_cpu = cpu_seconds(process.pid), time.process_time()
+        tally = Tally()
+        started = time.perf_counter()
+        await GENERATORS[generator](inbox, requests, concurrency, tally)
+        elapsed = time.perf_counter() - started
+        server_cpu = cpu_seconds(process.pid) - server_cpu
+        client_cpu = time.process_time() - client_cpu
+    finally:
+        process.terminate()
+        await asyncio.to_thread(process.wait, 30)
+        remote.server.should_exit = True
+        await remote_task
+    latencies, codes = sorted(tally.latencies), tally.codes
+    accepted = sum(v for k, v in codes.items() if k.startswith("2"))
+    with contextlib.closing(sqlite3.connect(directory / "data" / "dreamloom.db")) as db:
+        (stored,) = db.execute("SELECT count(*) FROM inbox_items").fetchone()
+    return {
+        "n": n, "concurrency": concurrency, "generator": generator, "seconds": round(elapsed, 2),
+        "accepted_per_s": round(accepted / elapsed, 1), "codes": codes,
+        "p50_ms": percentile(latencies, 0.50), "p95_ms": percentile(latencies, 0.95),
+        "p99_ms": percentile(latencies, 0.99), "key_fetches": remote.fetches,
+        "stored_rows": stored - 1, "lost": max(0, accepted - (stored - 1)),
+        "server_cpu_ms_per_request": round(1000 * server_cpu / n, 3),
+        "client_cpu_ms_per_request": round(1000 * client_cpu / n, 3),
+    }  # fmt: skip
+
+
+def bench(n: int, concurrency: int, generator: str = "raw") -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="dreamloom-bench-") as tmp:
+        directory = Path(tmp)
+        port = free_port()
+        prepare_instance(directory, port)
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(run_load(directory, n, concurrency, port, generator))
+
+
+def _loop_factory() -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    @bench_app.command("inbox")
+    def bench_inbox(
+        n: Annotated[int, typer.Option("-n", help="Signed POSTs to send.")] = 1000,
+        concurrency: Annotated[int, typer.Option("-c", help="Concurrent connections.")] = 16,
+        generator: Annotated[
+            str, typer.Option(help="raw: light pre-serialised requests; httpx: the generator "
+                              "of shared/bench/inbox_load.py (costs more CPU than the server).")
+        ] = "raw",
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Signed Create{Note} POSTs/s the inbox verifies and persists (SQLite, loopback)."""
+        if generator not in GENERATORS:
+            raise typer.BadParameter(f"--generator must be one of {', '.join(GENERATORS)}")
+        result = bench(n, concurrency, generator)
+        if as_json:
+            sys.stdout.write(json.dumps(result) + "\n")
+            return
+        sys.stdout.write(
+            f"inbox: {result['accepted_per_s']}/s accepted ({result['codes']}), "
+            f"p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms; "
+            f"n={n} c={concurrency} ({generator}), {result['stored_rows']} rows stored, "
+            f"{result['lost']} lost, {result['key_fetches']} key fetch(es); CPU per request: "
+            f"server {result['server_cpu_ms_per_request']} ms, "
+            f"load generator {result['client_cpu_ms_per_request']} ms\n"
+        )

@@ -1,0 +1,277 @@
+"""Every federated action from the command line, scriptable with --json:
+follow, unfollow, like, unlike, boost, unboost, remix, timeline, notifications.
+
+Targets are handles (`@user@host`, or a local name) and post URLs, resolved through WebFinger
+and the safe fetcher (instance/resolve.py). Deliveries are queued; `dreamloom serve` sends them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy import or_, select
+
+from instance.accounts import get_local
+from instance.cli.common import (
+    DirOption,
+    JsonOption,
+    out,
+    print_json,
+    register_user_error,
+    run,
+    settings_for,
+    with_runtime,
+)
+from instance.content import actions, notifications, posting, timelines
+from instance.generation.remix import RemixError, remix
+from instance.inbound import resolve
+from instance.runtime import Runtime
+from instance.storage.models import Account, Post
+
+AccountArg = Annotated[str, typer.Argument(help="The local account that acts.")]
+TargetArg = Annotated[str, typer.Argument(help="An account: @user@host, or a local name.")]
+PostArg = Annotated[str, typer.Argument(help="A post's URL or id (local or remote).")]
+
+
+def _act_on_account(
+    directory: Path | None,
+    username: str,
+    target: str,
+    as_json: bool,
+    verb: str,
+    fn: Callable[..., Awaitable[Any]],
+) -> None:
+    settings = settings_for(directory)
+
+    async def go(rt: Runtime) -> dict[str, Any]:
+        other = await resolve.account(rt, target)
+        async with rt.session() as s:
+            me = await get_local(s, username)
+            result = await fn(s, rt.urls, me, await s.get_one(Account, other.id))
+        state = verb
+        if verb == "follow":
+            state = "following" if result.accepted else "requested (waiting for approval)"
+        elif result is False:
+            state = f"nothing to {verb}"
+        return {"account": username, "action": verb, "target": other.uri, "state": state}
+
+    row = run(with_runtime(settings, go))
+    if as_json:
+        print_json(row)
+    else:
+        out.print(f"{username}: {row['state']} {escape(row['target'])}", highlight=False)
+
+
+def _act_on_post(
+    directory: Path | None,
+    username: str,
+    url: str,
+    as_json: bool,
+    verb: str,
+    fn: Callable[..., Awaitable[Any]],
+) -> None:
+    settings = settings_for(directory)
+
+    async def go(rt: Runtime) -> dict[str, Any]:
+        target = await resolve.post(rt, url)
+        async with rt.session() as s:
+            me = await get_local(s, username)
+            post = await s.get_one(Post, target.id)
+            result = await fn(s, rt.urls, me, post)
+        counts = {"likes": post.likes_count, "boosts": post.boosts_count}
+        state = "nothing to undo" if result is False else "done"
+        return {"account": username, "action": verb, "post": target.uri, "state": state, **counts}
+
+    row = run(with_runtime(settings, go))
+    if as_json:
+        print_json(row)
+    else:
+        out.print(f"{username}: {verb} {escape(row['post'])}: {row['state']}", highlight=False)
+
+
+def _account_command(verb: str, fn: Callable[..., Awaitable[Any]], doc: str) -> Callable[..., None]:
+    def command(
+        name: AccountArg, target: TargetArg, directory: DirOption = None,
+        as_json: JsonOption = False,
+    ) -> None:  # fmt: skip
+        _act_on_account(directory, name, target, as_json, verb, fn)
+
+    command.__doc__ = doc
+    return command
+
+
+def _post_command(verb: str, fn: Callable[..., Awaitable[Any]], doc: str) -> Callable[..., None]:
+    def command(
+        name: AccountArg, url: PostArg, directory: DirOption = None, as_json: JsonOption = False
+    ) -> None:
+        _act_on_post(directory, name, url, as_json, verb, fn)
+
+    command.__doc__ = doc
+    return command
+
+
+ACCOUNT_COMMANDS = {
+    "follow": (actions.follow, "Follow an account (remote ones answer with Accept)."),
+    "unfollow": (actions.unfollow, "Stop following an account (sends Undo{Follow})."),
+    "approve": (actions.approve, "Accept a pending follow request (sends Accept)."),
+    "reject": (actions.reject, "Refuse a pending follow request (sends Reject)."),
+}
+POST_COMMANDS = {
+    "like": (actions.like, "Like a post."),
+    "unlike": (actions.unlike, "Take a like back (sends Undo{Like})."),
+    "boost": (actions.boost, "Boost (Announce) a post to your followers."),
+    "unboost": (actions.unboost, "Take a boost back (sends Undo{Announce})."),
+}
+
+
+def delete_command(
+    name: AccountArg, url: PostArg, directory: DirOption = None, as_json: JsonOption = False
+) -> None:
+    """Delete one of the account's posts (sends Delete; its URL then answers 410)."""
+    settings = settings_for(directory)
+
+    async def go(rt: Runtime) -> dict[str, Any]:
+        async with rt.session() as s:
+            me = await get_local(s, name)
+            target = await s.scalar(
+                select(Post).where(or_(Post.uri == url, Post.url == url), Post.local.is_(True))
+            )
+            if target is None:
+                raise resolve.NotFound(f"no local post at {url}")
+            await posting.delete(s, rt.urls, me, target, now=rt.now())
+            return {"account": name, "action": "delete", "post": target.uri, "state": "deleted"}
+
+    row = run(with_runtime(settings, go))
+    if as_json:
+        print_json(row)
+    else:
+        out.print(f"{name}: deleted {escape(row['post'])}", highlight=False)
+
+
+def remix_command(
+    name: AccountArg,
+    url: PostArg,
+    prompt: Annotated[str | None, typer.Option(help="An edited prompt.")] = None,
+    seed: Annotated[int | None, typer.Option(help="The new seed (default: random).")] = None,
+    from_image: Annotated[
+        bool, typer.Option("--from-image", help="Image-to-image from the post's picture.")
+    ] = False,
+    strength: Annotated[
+        float, typer.Option(help="With --from-image: how far to move (0-1].")
+    ] = 0.6,
+    visibility: Annotated[
+        str, typer.Option(help="public, unlisted, followers or direct.")
+    ] = "public",
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remix a post: same recipe with a new seed, an edited prompt, or from its image."""
+    from instance.cli.generate import await_job, report
+
+    settings = settings_for(directory)
+
+    async def go(rt: Runtime) -> Any:
+        parent = await resolve.post(rt, url)
+        async with rt.session() as s:
+            me = await get_local(s, name)
+            job = await remix(s, rt, me, await s.get_one(Post, parent.id), prompt=prompt,
+                              seed=seed, from_image=from_image, strength=strength,
+                              visibility=visibility)  # fmt: skip
+        return await await_job(rt, job.id, job.public_id, show_progress=not as_json)
+
+    report(run(with_runtime(settings, go)), settings, as_json)
+
+
+def requests_command(
+    name: AccountArg, directory: DirOption = None, as_json: JsonOption = False
+) -> None:
+    """Follow requests waiting for an account that approves followers by hand."""
+    settings = settings_for(directory)
+
+    async def go(rt: Runtime) -> list[dict[str, Any]]:
+        async with rt.sessions() as s:
+            me = await get_local(s, name)
+            return [
+                {"handle": timelines.handle(a) if a.domain else f"@{a.username}", "actor": a.uri}
+                for a in await actions.pending_followers(s, me)
+            ]
+
+    rows = run(with_runtime(settings, go))
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        out.print(f"{r['handle']}  {escape(r['actor'])}", highlight=False)
+    if not rows:
+        out.print("no pending follow requests")
+
+
+def timeline(
+    name: AccountArg,
+    kind: Annotated[str, typer.Option(help="home, local, federated, or own.")] = "home",
+    limit: Annotated[int, typer.Option(help="How many entries.")] = 20,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Read a timeline as an account sees it."""
+    settings = settings_for(directory)
+
+    async def go(rt: Runtime) -> list[dict[str, Any]]:
+        async with rt.sessions() as s:
+            me = await get_local(s, name)
+            which = "account" if kind == "own" else kind
+            entries = await timelines.read(s, which, viewer=me, author=me, limit=limit)
+            return [await timelines.entry_json(s, e, rt.urls) for e in entries]
+
+    rows = run(with_runtime(settings, go))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("when", "who", "text", "images", "♥", "⟳", show_lines=False)
+    for r in rows:
+        who = r["author"] + (f" (boosted by {r['boosted_by']})" if r["boosted_by"] else "")
+        table.add_row(r["at"][:16], who, r["text"][:80], str(len(r["media"])),
+                      str(r["likes"]), str(r["boosts"]))  # fmt: skip
+    out.print(table)
+
+
+def notifications_command(
+    name: AccountArg,
+    limit: Annotated[int, typer.Option(help="How many.")] = 40,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Likes, boosts, mentions, replies, remixes and follows of an account."""
+    settings = settings_for(directory)
+
+    async def go(rt: Runtime) -> list[dict[str, Any]]:
+        async with rt.sessions() as s:
+            return await notifications.list_for(s, await get_local(s, name), limit=limit)
+
+    rows = run(with_runtime(settings, go))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("when", "kind", "from", "post")
+    for r in rows:
+        table.add_row(r["created_at"][:16], r["kind"], r["from"], r["post"] or "")
+    out.print(table)
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    for error in (resolve.NotFound, actions.ActionError, RemixError, posting.PostingError):
+        register_user_error(error)
+    for verb, (fn, doc) in ACCOUNT_COMMANDS.items():
+        app.command(verb)(_account_command(verb, fn, doc))
+    for verb, (fn, doc) in POST_COMMANDS.items():
+        app.command(verb)(_post_command(verb, fn, doc))
+    app.command("remix")(remix_command)
+    app.command("delete")(delete_command)
+    app.command("requests")(requests_command)
+    app.command("timeline")(timeline)
+    app.command("notifications")(notifications_command)

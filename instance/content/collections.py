@@ -1,0 +1,93 @@
+"""The contents of an account's collections: followers, following, outbox, featured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased, selectinload
+
+from instance.content.notes import create_json, note_json
+from instance.content.render import PAGE_SIZE
+from instance.storage.models import Account, Follow, Post
+from instance.urls import LocalUrls
+
+PUBLIC_VISIBILITIES = ("public", "unlisted")
+
+
+async def followers(
+    session: AsyncSession, account: Account, page: int | None
+) -> tuple[int, list[str]]:
+    return await _follow_side(session, Follow.followee_id == account.id, Follow.follower_id, page)
+
+
+async def following(
+    session: AsyncSession, account: Account, page: int | None
+) -> tuple[int, list[str]]:
+    return await _follow_side(session, Follow.follower_id == account.id, Follow.followee_id, page)
+
+
+async def _follow_side(
+    session: AsyncSession, condition: Any, other_column: Any, page: int | None
+) -> tuple[int, list[str]]:
+    where = (condition, Follow.accepted.is_(True))
+    total = await session.scalar(select(func.count()).select_from(Follow).where(*where)) or 0
+    if page is None:
+        return total, []
+    other = aliased(Account)
+    rows = await session.scalars(
+        select(other.uri)
+        .join(Follow, other_column == other.id)
+        .where(*where)
+        .order_by(Follow.id.desc())
+        .limit(PAGE_SIZE)
+        .offset((page - 1) * PAGE_SIZE)
+    )
+    return total, list(rows)
+
+
+def _public_posts(account: Account) -> Any:
+    return (
+        Post.account_id == account.id,
+        Post.deleted_at.is_(None),
+        Post.visibility.in_(PUBLIC_VISIBILITIES),
+    )
+
+
+async def outbox(
+    session: AsyncSession, account: Account, urls: LocalUrls, page: int | None
+) -> tuple[int, list[dict[str, Any]]]:
+    where = _public_posts(account)
+    total = await session.scalar(select(func.count()).select_from(Post).where(*where)) or 0
+    if page is None:
+        return total, []
+    posts = await session.scalars(
+        select(Post)
+        .where(*where)
+        .options(selectinload(Post.media))
+        .order_by(Post.published.desc(), Post.id.desc())
+        .limit(PAGE_SIZE)
+        .offset((page - 1) * PAGE_SIZE)
+    )
+    items = []
+    for post in posts:
+        note = note_json(post, account, list(post.media), urls, with_context=False)
+        activity = create_json(f"{post.uri}/activity", note)
+        activity.pop("@context")
+        items.append(activity)
+    return total, items
+
+
+async def featured(
+    session: AsyncSession, account: Account, urls: LocalUrls
+) -> list[dict[str, Any]]:
+    """Pinned posts, inline (Mastodon syncs featured though it never reads outboxes)."""
+    posts = await session.scalars(
+        select(Post)
+        .where(*_public_posts(account), Post.pinned_at.is_not(None))
+        .options(selectinload(Post.media))
+        .order_by(Post.pinned_at.desc())
+        .limit(PAGE_SIZE)
+    )
+    return [note_json(p, account, list(p.media), urls, with_context=False) for p in posts]

@@ -1,0 +1,61 @@
+"""Remix lineage: the chain of parents a post was remixed from, and the remixes of a post.
+
+Parents are followed through `quote_id` (known posts, local or remote) up to MAX_DEPTH; a
+parent known only by URI ends the chain with that URI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from instance.storage.models import Account, Post
+
+MAX_DEPTH = 16
+
+
+def _entry(post: Post | None, author: Account | None, uri: str) -> dict[str, Any]:
+    return {
+        "uri": uri,
+        "url": (post.url or post.uri) if post else uri,
+        "author": (
+            f"@{author.username}@{author.domain}" if author.domain else f"@{author.username}"
+        )
+        if author
+        else None,
+        "prompt": (post.recipe or {}).get("prompt") if post else None,
+        "deleted": bool(post and post.deleted_at),
+    }
+
+
+async def ancestors(session: AsyncSession, post: Post) -> list[dict[str, Any]]:
+    chain: list[dict[str, Any]] = []
+    current, seen = post, {post.id}
+    while current.quote_uri and len(chain) < MAX_DEPTH:
+        parent = await session.get(Post, current.quote_id) if current.quote_id else None
+        if parent is None:
+            parent = await session.scalar(select(Post).where(Post.uri == current.quote_uri))
+        if parent is None or parent.id in seen:
+            chain.append(_entry(None, None, current.quote_uri))
+            break
+        seen.add(parent.id)
+        chain.append(_entry(parent, await session.get(Account, parent.account_id), parent.uri))
+        current = parent
+    return chain
+
+
+async def remixes(session: AsyncSession, post: Post, limit: int = 50) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(Post, Account)
+        .join(Account, Post.account_id == Account.id)
+        .where(or_(Post.quote_id == post.id, Post.quote_uri == post.uri), Post.deleted_at.is_(None))
+        .order_by(Post.published)
+        .limit(limit)
+    )
+    return [_entry(p, a, p.uri) for p, a in rows]
+
+
+async def lineage_of(session: AsyncSession, post: Post) -> dict[str, Any]:
+    return {"parents": await ancestors(session, post), "remixes": await remixes(session, post)}

@@ -1,0 +1,72 @@
+"""Notifications for local accounts: follow, like, boost, mention, reply, remix.
+
+One row per (kind, recipient, sender, post): `dedupe_key` is unique, so the same activity
+delivered many times, or a like undone and redone, notifies once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from instance.storage.idempotent import insert_rows
+from instance.storage.models import Account, Notification, Post, utcnow
+
+KINDS = frozenset({"follow", "follow_request", "like", "boost", "mention", "reply", "remix"})
+
+
+async def notify(
+    session: AsyncSession,
+    *,
+    recipient: Account,
+    kind: str,
+    sender: Account,
+    post: Post | None = None,
+) -> None:
+    """Notify a local account (remote recipients and self-notifications are ignored)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    if not recipient.local or recipient.id == sender.id:
+        return
+    key = f"{kind}:{recipient.id}:{sender.id}:{post.id if post else ''}"
+    values: dict[str, Any] = {
+        "account_id": recipient.id,
+        "kind": kind,
+        "from_account_id": sender.id,
+        "post_id": post.id if post else None,
+        "dedupe_key": key,
+        "created_at": utcnow(),
+    }
+    await insert_rows(session, Notification, [values])
+
+
+async def list_for(
+    session: AsyncSession, account: Account, *, limit: int = 40, before_id: int | None = None
+) -> list[dict[str, Any]]:
+    sender = aliased(Account)
+    query = (
+        select(Notification, sender, Post)
+        .join(sender, Notification.from_account_id == sender.id)
+        .outerjoin(Post, Notification.post_id == Post.id)
+        .where(Notification.account_id == account.id)
+        .order_by(Notification.id.desc())
+        .limit(limit)
+    )
+    if before_id is not None:
+        query = query.where(Notification.id < before_id)
+    rows = await session.execute(query)
+    return [
+        {
+            "id": n.id,
+            "kind": n.kind,
+            "from": f"@{s.username}@{s.domain}" if s.domain else f"@{s.username}",
+            "from_uri": s.uri,
+            "post": p.uri if p is not None else None,
+            "created_at": n.created_at.isoformat(),
+            "read": n.read_at is not None,
+        }
+        for n, s, p in rows
+    ]

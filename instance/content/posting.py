@@ -1,0 +1,263 @@
+"""Create, edit and delete local posts: the row, the local surfacing, the federation.
+
+`publish()` writes the post with its media, tags and mentions, notifies local accounts, and
+enqueues one Create to followers plus the personal inboxes of mentioned and replied-to
+actors (INTEROP 27) — all in the caller's transaction, so the post and its deliveries commit
+together. `edit()` sends Update with `updated` (INTEROP 31); `delete()` sends Delete of a
+Tombstone to everyone who received the post, whose URL then answers 410 (INTEROP 32).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from activitypub import addressing as audience
+from activitypub.objects import build_delete, build_update
+from instance.content.counters import recount
+from instance.content.notes import NOTE_CONTEXT, create_json, note_json
+from instance.content.notifications import notify
+from instance.content.text import MentionTarget, render
+from instance.outbound.fanout import enqueue
+from instance.storage.ids import new_public_id
+from instance.storage.models import Account, MediaAttachment, Mention, Post, PostTag
+from instance.urls import LocalUrls
+
+VISIBILITIES = ("public", "unlisted", "followers", "direct")
+MAX_MEDIA = 4  # INTEROP 36: Mastodon's and Pixelfed's cap
+
+
+class PostingError(Exception):
+    """A post that cannot be made as asked; the message says why."""
+
+
+@dataclass
+class Draft:
+    text: str
+    visibility: str = "public"
+    summary: str | None = None  # content warning
+    sensitive: bool = False
+    language: str | None = "en"
+    media: list[MediaAttachment] = field(default_factory=list)  # unattached rows
+    mentions: list[Account] = field(default_factory=list)
+    in_reply_to: Post | None = None
+    quote: Post | None = None  # the remix parent
+    quote_state: str | None = None  # accepted (stamp) | link (no approval)
+    quote_authorization_uri: str | None = None
+    recipe: dict[str, Any] | None = None
+    extra_tags: list[dict[str, Any]] = field(default_factory=list)
+    prefix_html: str = ""  # e.g. the visible "remix of" line (INTEROP 45)
+    suffix_html: str = ""  # e.g. the quote-inline "RE:" fallback
+
+
+def addressing(
+    visibility: str, author: Account, mentioned: list[str]
+) -> tuple[list[str], list[str]]:
+    """INTEROP 30: to/cc for each visibility; mentioned actors always addressed."""
+    followers = author.followers_uri or ""
+    audiences = {
+        "public": lambda: audience.public(followers, mentioned),
+        "unlisted": lambda: audience.unlisted(followers, mentioned),
+        "followers": lambda: audience.followers_only(followers, mentioned),
+        "direct": lambda: audience.direct(mentioned),
+    }
+    if visibility not in audiences:
+        raise PostingError(
+            f"unknown visibility {visibility!r} (use one of {', '.join(VISIBILITIES)})"
+        )
+    chosen = audiences[visibility]()
+    return list(chosen.to), list(chosen.cc)
+
+
+def handle_of(account: Account, urls: LocalUrls) -> str:
+    host = account.domain or urls.base.split("://", 1)[1]
+    return f"@{account.username}@{host}"
+
+
+async def publish(
+    session: AsyncSession, urls: LocalUrls, author: Account, draft: Draft, *, federate: bool = True
+) -> Post:
+    """Write a local post and (unless `federate=False`) enqueue its Create. The caller
+    commits."""
+    addressing(draft.visibility, author, [])  # an unknown visibility fails before any write
+    if len(draft.media) > MAX_MEDIA:
+        raise PostingError(f"at most {MAX_MEDIA} images per post")
+    parent = draft.in_reply_to
+    parent_author = await session.get(Account, parent.account_id) if parent else None
+    mentions: list[Account] = []
+    for who in (*draft.mentions, parent_author, await _quote_author(session, draft)):
+        if who is not None and who.id != author.id and who.id not in {m.id for m in mentions}:
+            mentions.append(who)
+    targets = {
+        handle_of(a, urls).lstrip("@"): MentionTarget(a.uri, a.url or a.uri, handle_of(a, urls))
+        for a in mentions
+    }
+    text = draft.text
+    for handle in targets:  # replies and remixes mention the author in the text, too
+        if f"@{handle}".lower() not in text.lower():
+            text = f"@{handle} {text}"
+    rendered = render(text, urls, targets)
+    to, cc = addressing(draft.visibility, author, [a.uri for a in mentions])
+    public_id = new_public_id()
+    post = Post(
+        public_id=public_id,
+        uri=urls.post(author.username, public_id),
+        url=urls.post_page(author.username, public_id),
+        account_id=author.id,
+        local=True,
+        content=draft.prefix_html + rendered.html + draft.suffix_html,
+        source=draft.text,
+        summary=draft.summary,
+        sensitive=draft.sensitive or bool(draft.summary),
+        visibility=draft.visibility,
+        language=draft.language,
+        to=to,
+        cc=cc,
+        tags=rendered.tags + draft.extra_tags,
+        in_reply_to_uri=parent.uri if parent else None,
+        in_reply_to_id=parent.id if parent else None,
+        quote_uri=draft.quote.uri if draft.quote else None,
+        quote_id=draft.quote.id if draft.quote else None,
+        quote_state=draft.quote_state,
+        quote_authorization_uri=draft.quote_authorization_uri,
+        recipe=draft.recipe,
+    )
+    session.add(post)
+    await session.flush()
+    for position, media in enumerate(draft.media):
+        media.post_id, media.position = post.id, position
+    session.add_all(PostTag(post_id=post.id, name=name) for name in rendered.hashtags)
+    session.add_all(Mention(post_id=post.id, account_id=a.id) for a in mentions)
+    if parent is not None:
+        await session.flush()
+        await recount(session, parent.id)
+    await _surface(session, author, post, mentions, parent_author, draft)
+    if federate:
+        await federate_post(session, urls, author, post, draft.media, mentions)
+    return post
+
+
+async def federate_post(
+    session: AsyncSession,
+    urls: LocalUrls,
+    author: Account,
+    post: Post,
+    media: list[MediaAttachment] | None = None,
+    mentions: list[Account] | None = None,
+) -> None:
+    """Enqueue the Create of a stored post: to followers (unless direct) and to the personal
+    inboxes of the remote accounts it mentions. Remixes waiting for a quote approval call
+    this once the approval (or its refusal) is known."""
+    if media is None:
+        media = await load_media(session, post)
+    if mentions is None:
+        inboxes = await audience_inboxes(session, post)
+    else:
+        inboxes = [a.inbox_uri for a in mentions if not a.local and a.inbox_uri]
+    note = note_json(post, author, media, urls, with_context=False)
+    await enqueue(
+        session,
+        urls,
+        author,
+        create_json(f"{post.uri}/activity", note),
+        inboxes=inboxes,
+        to_followers=post.visibility != "direct",
+        object_uri=post.uri,
+    )
+
+
+async def _quote_author(session: AsyncSession, draft: Draft) -> Account | None:
+    return await session.get(Account, draft.quote.account_id) if draft.quote else None
+
+
+async def _surface(
+    session: AsyncSession,
+    author: Account,
+    post: Post,
+    mentions: list[Account],
+    parent_author: Account | None,
+    draft: Draft,
+) -> None:
+    """Local notifications for a new post (DESIGN style 7: surface, then federate)."""
+    for account in mentions:
+        kind = "mention"
+        if parent_author is not None and account.id == parent_author.id:
+            kind = "reply"
+        elif draft.quote is not None and account.id == draft.quote.account_id:
+            kind = "remix"
+        await notify(session, recipient=account, kind=kind, sender=author, post=post)
+
+
+async def load_media(session: AsyncSession, post: Post) -> list[MediaAttachment]:
+    rows = await session.scalars(
+        select(MediaAttachment)
+        .where(MediaAttachment.post_id == post.id)
+        .order_by(MediaAttachment.position)
+    )
+    return list(rows)
+
+
+async def audience_inboxes(session: AsyncSession, post: Post) -> list[str]:
+    """Personal inboxes of the remote accounts a post mentioned (followers come via fan-out)."""
+    rows = await session.scalars(
+        select(Account.inbox_uri)
+        .join(Mention, Mention.account_id == Account.id)
+        .where(Mention.post_id == post.id, Account.local.is_(False))
+    )
+    return [r for r in rows if r]
+
+
+async def edit(
+    session: AsyncSession,
+    urls: LocalUrls,
+    author: Account,
+    post: Post,
+    *,
+    text: str,
+    now: Any,
+) -> Post:
+    """Change a post's text and send Update{Note} with `updated` (INTEROP 31)."""
+    if post.account_id != author.id or not post.local:
+        raise PostingError("only the author can edit a post")
+    rendered = render(text, urls)
+    post.source = text
+    post.content = rendered.html
+    post.edited_at = now
+    note = note_json(post, author, await load_media(session, post), urls, with_context=False)
+    activity = build_update(
+        activity_id=urls.activity(author.username, new_public_id()),
+        actor=author.uri,
+        obj={"@context": NOTE_CONTEXT, **note},
+    )
+    await enqueue(
+        session, urls, author, activity,
+        inboxes=await audience_inboxes(session, post),
+        to_followers=post.visibility != "direct", object_uri=post.uri,
+    )  # fmt: skip
+    return post
+
+
+async def delete(
+    session: AsyncSession, urls: LocalUrls, author: Account, post: Post, *, now: Any
+) -> None:
+    """Tombstone the post and send Delete to everyone who received it (INTEROP 32)."""
+    if post.account_id != author.id or not post.local:
+        raise PostingError("only the author can delete a post")
+    if post.deleted_at is not None:
+        return
+    post.deleted_at = now
+    activity = build_delete(
+        activity_id=urls.activity(author.username, new_public_id()),
+        actor=author.uri,
+        object_id=post.uri,
+        to=list(post.to),
+        cc=list(post.cc),
+    )
+    await enqueue(
+        session, urls, author, activity,
+        inboxes=await audience_inboxes(session, post),
+        to_followers=post.visibility != "direct", object_uri=post.uri,
+    )  # fmt: skip

@@ -1,0 +1,81 @@
+"""Our rows -> ActivityStreams JSON: actors and collections (posts: instance/notes.py).
+
+The byte-level shapes come from activitypub.objects builders; this module maps rows to their
+arguments and pages collections.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from activitypub.objects import AS_CONTEXT, build_actor, media_object, property_value
+from instance.storage.models import Account
+from instance.urls import LocalUrls
+
+PAGE_SIZE = 20
+
+
+def actor_document(
+    account: Account, urls: LocalUrls, host: str, model: str | None
+) -> dict[str, Any]:
+    """The actor JSON of a local account. INTEROP 8-12."""
+    fields = []
+    if account.kind == "Service":
+        fields.append(property_value("Made by", "AI image generation on this instance's GPU"))
+        if model:
+            fields.append(property_value("Model", model))
+    assert account.public_key_pem and account.inbox_uri and account.outbox_uri
+    assert account.followers_uri and account.following_uri
+    return build_actor(
+        actor_id=account.uri,
+        actor_type=account.kind,
+        username=account.username,
+        name=account.display_name or account.username,
+        summary=account.summary or "",
+        url=account.url,
+        inbox=account.inbox_uri,
+        outbox=account.outbox_uri,
+        followers=account.followers_uri,
+        following=account.following_uri,
+        featured=account.featured_uri,
+        shared_inbox=urls.shared_inbox(),
+        key_id=account.key_id,
+        public_key_pem=account.public_key_pem,
+        manually_approves_followers=account.manually_approves_followers,
+        discoverable=account.discoverable,
+        indexable=account.discoverable,
+        published=account.created_at,
+        webfinger=f"{account.username}@{host}",
+        icon=media_object(account.avatar_url, "image/png") if account.avatar_url else None,
+        attachment=fields,
+    )
+
+
+def ordered_collection(collection_id: str, total: int) -> dict[str, Any]:
+    """The collection head: totalItems (Mastodon reads it for counters) and the first page."""
+    doc: dict[str, Any] = {
+        "@context": AS_CONTEXT,
+        "id": collection_id,
+        "type": "OrderedCollection",
+        "totalItems": total,
+    }
+    if total:
+        doc["first"] = f"{collection_id}?page=1"
+        doc["last"] = f"{collection_id}?page={max(1, -(-total // PAGE_SIZE))}"
+    return doc
+
+
+def collection_page(collection_id: str, page: int, items: list[Any], total: int) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "@context": AS_CONTEXT,
+        "id": f"{collection_id}?page={page}",
+        "type": "OrderedCollectionPage",
+        "partOf": collection_id,
+        "totalItems": total,
+        "orderedItems": items,
+    }
+    if page * PAGE_SIZE < total:
+        doc["next"] = f"{collection_id}?page={page + 1}"
+    if page > 1:
+        doc["prev"] = f"{collection_id}?page={page - 1}"
+    return doc

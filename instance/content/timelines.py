@@ -1,0 +1,198 @@
+"""Timelines: home (followed accounts and their boosts), local, federated, one account's posts.
+
+Reads only; paged newest first with `before` (the last entry's `at`). Visibility rules:
+public posts everywhere; unlisted only on home and account pages; followers-only posts on the
+home timeline of accepted followers; direct posts only to those they mention.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from html import unescape
+from typing import Any
+
+from sqlalchemy import and_, exists, literal, or_, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from instance.storage.models import Account, Boost, Follow, MediaAttachment, Mention, Post
+from instance.urls import LocalUrls
+
+KINDS = ("home", "local", "federated")
+PAGE = 20
+HOME_WINDOWS = (*(timedelta(hours=h) for h in (6, 72, 720, 8760)), None)  # then everything
+_TAGS = re.compile(r"<[^>]+>")
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: datetime  # when it entered the timeline: pass as `before` for the next page
+    post: Post
+    author: Account
+    boosted_by: Account | None
+
+
+def plain_text(html: str) -> str:
+    return unescape(_TAGS.sub(" ", html.replace("</p><p>", "\n"))).strip()
+
+
+def _visible_to(viewer: Account | None) -> Any:
+    if viewer is None:
+        return Post.visibility == "public"
+    following = exists().where(
+        Follow.follower_id == viewer.id, Follow.followee_id == Post.account_id,
+        Follow.accepted.is_(True),
+    )  # fmt: skip
+    mentioned = exists().where(Mention.post_id == Post.id, Mention.account_id == viewer.id)
+    return or_(
+        Post.visibility.in_(("public", "unlisted")),
+        and_(Post.visibility == "followers", or_(following, Post.account_id == viewer.id)),
+        mentioned,
+        Post.account_id == viewer.id,
+    )
+
+
+def _posts_where(kind: str, viewer: Account | None, author: Account | None) -> list[Any]:
+    if kind == "account":
+        if author is None:
+            raise ValueError("an account timeline needs the account")
+        return [Post.account_id == author.id, _visible_to(viewer)]
+    if kind == "local":
+        return [Post.local.is_(True), Post.visibility == "public"]
+    if kind == "federated":
+        return [Post.visibility == "public"]
+    if kind == "home":
+        if viewer is None:
+            raise ValueError("the home timeline needs a viewer")
+        followed = select(Follow.followee_id).where(
+            Follow.follower_id == viewer.id, Follow.accepted.is_(True)
+        )
+        mentioned = select(Mention.post_id).where(Mention.account_id == viewer.id)
+        return [
+            or_(Post.account_id.in_(followed), Post.account_id == viewer.id,
+                Post.id.in_(mentioned)),
+            _visible_to(viewer),
+        ]  # fmt: skip
+    raise ValueError(f"unknown timeline {kind!r} (use one of {', '.join(KINDS)})")
+
+
+async def read(
+    session: AsyncSession,
+    kind: str,
+    *,
+    viewer: Account | None = None,
+    author: Account | None = None,
+    before: datetime | None = None,
+    limit: int = PAGE,
+) -> list[Entry]:
+    """One page of a timeline, newest first. `kind`: home/local/federated, or "account"."""
+    where = [*_posts_where(kind, viewer, author), Post.deleted_at.is_(None)]
+    # Home merges the posts of hundreds of accounts: asking for all of them and sorting would
+    # sort every post they ever wrote, so look back over growing windows until one holds a page.
+    upper = before or datetime.now(UTC)
+    windows = HOME_WINDOWS if kind == "home" else (None,)
+    for window in windows:
+        since = upper - window if window else None
+        rows = await _page(session, where, kind, viewer, before, since, limit)
+        if len(rows) >= limit:
+            break
+    post_rows = await session.scalars(select(Post).where(Post.id.in_({r.post_id for r in rows})))
+    posts = {p.id: p for p in post_rows}
+    boost_ids = {r.boost_id for r in rows if r.boost_id}
+    boosts: dict[int, Boost] = {}
+    if boost_ids:
+        boost_rows = await session.scalars(select(Boost).where(Boost.id.in_(boost_ids)))
+        boosts = {b.id: b for b in boost_rows}
+    accounts = await _accounts(
+        session, {p.account_id for p in posts.values()} | {b.account_id for b in boosts.values()}
+    )
+    entries = []
+    for row in rows:
+        post = posts[row.post_id]
+        booster = accounts[boosts[row.boost_id].account_id] if row.boost_id else None
+        at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
+        entries.append(Entry(at, post, accounts[post.account_id], booster))
+    return entries
+
+
+async def _page(
+    session: AsyncSession,
+    where: list[Any],
+    kind: str,
+    viewer: Account | None,
+    before: datetime | None,
+    since: datetime | None,
+    limit: int,
+) -> list[Any]:
+    """(post_id, boost_id, at) rows of one page, entries at `since` or later when given."""
+    posts_q = select(
+        Post.id.label("post_id"), literal(None).label("boost_id"), Post.published.label("at")
+    ).where(*where)
+    if before is not None:
+        posts_q = posts_q.where(Post.published < before)
+    if since is not None:
+        posts_q = posts_q.where(Post.published >= since)
+    parts: list[Any] = [posts_q]
+    if kind == "home" and viewer is not None:
+        followed = select(Follow.followee_id).where(
+            Follow.follower_id == viewer.id, Follow.accepted.is_(True)
+        )
+        boosts_q = (
+            select(Boost.post_id, Boost.id, Boost.published)
+            .join(Post, Post.id == Boost.post_id)
+            .where(Boost.account_id.in_(followed), Post.deleted_at.is_(None),
+                   Post.visibility == "public")
+        )  # fmt: skip
+        if before is not None:
+            boosts_q = boosts_q.where(Boost.published < before)
+        if since is not None:
+            boosts_q = boosts_q.where(Boost.published >= since)
+        parts.append(boosts_q)
+    merged = union_all(*parts).subquery() if len(parts) > 1 else posts_q.subquery()
+    return list(
+        await session.execute(
+            select(merged.c.post_id, merged.c.boost_id, merged.c.at)
+            .order_by(merged.c.at.desc(), merged.c.post_id.desc())
+            .limit(limit)
+        )
+    )
+
+
+async def _accounts(session: AsyncSession, ids: set[int]) -> dict[int, Account]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Account).where(Account.id.in_(ids)))
+    return {a.id: a for a in rows}
+
+
+async def entry_json(session: AsyncSession, entry: Entry, urls: LocalUrls) -> dict[str, Any]:
+    post, author = entry.post, entry.author
+    media = await session.scalars(
+        select(MediaAttachment).where(MediaAttachment.post_id == post.id)
+        .order_by(MediaAttachment.position)
+    )  # fmt: skip
+    return {
+        "at": entry.at.isoformat(),
+        "uri": post.uri,
+        "url": post.url or post.uri,
+        "author": handle(author),
+        "boosted_by": handle(entry.boosted_by) if entry.boosted_by else None,
+        "text": plain_text(post.content),
+        "visibility": post.visibility,
+        "published": post.published.isoformat(),
+        "media": [
+            {"url": urls.media(m.file_name) if m.file_name else m.remote_url, "alt": m.description}
+            for m in media
+        ],
+        "likes": post.likes_count,
+        "boosts": post.boosts_count,
+        "replies": post.replies_count,
+        "in_reply_to": post.in_reply_to_uri,
+        "remix_of": post.quote_uri,
+        "recipe": post.recipe,
+    }
+
+
+def handle(account: Account) -> str:
+    return f"@{account.username}@{account.domain}" if account.domain else f"@{account.username}"

@@ -1,0 +1,232 @@
+"""The instance's generation worker: generator.worker.GeneratorWorker on the database's jobs.
+
+`GenerationWorker(rt)` is what `dreamloom serve` runs (instance/workers.py) and what
+`dreamloom generate` runs in-process. It loads the `[generator] model` once, lazily, in the
+worker's GPU thread (`load_configured_pipeline`), signs each PNG with a C2PA manifest when
+`[generator] provenance` is on, and fetches remix parents: local media from the media
+directory, remote images through the one safe fetcher. Failure and batching policy are the
+generator's (generator/worker.py); retry timing and what happens after are DbJobStore's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from generator.errors import ParentImageError
+from generator.worker import GeneratorWorker, Signer
+from instance import __version__, jobs
+from instance.generation.requests import MiB
+from instance.generation.store import DbJobStore
+from instance.runtime import Runtime
+from instance.settings import Settings
+from instance.storage.models import GenerationJob, Post
+
+if TYPE_CHECKING:
+    from generator.pipelines import ImagePipeline
+
+
+def load_configured_pipeline(settings: Settings) -> ImagePipeline:
+    """`load_pipeline` with the [generator] settings ("auto" device/dtype -> detected)."""
+    from generator.pipelines import load_pipeline
+
+    quiet_hub_progress()
+    gen = settings.generator
+    return load_pipeline(
+        gen.model,
+        device=None if gen.device == "auto" else gen.device,
+        dtype=None if gen.dtype == "auto" else gen.dtype,
+        cache_dir=settings.cache_path,
+        compile=None if gen.compile else False,
+        tiny_vae=_tiny_vae_ref(settings) if gen.tiny_vae else None,
+        safety_checker=gen.safety_checker,
+    )
+
+
+def _tiny_vae_ref(settings: Settings) -> str:
+    """`[generator] tiny_vae = true` -> the TAESD decoder matching the model's family."""
+    from instance.generation.requests import is_sdxl
+
+    return "madebyollin/taesdxl" if is_sdxl(settings) else "madebyollin/taesd"
+
+
+def quiet_hub_progress() -> None:
+    """diffusers/transformers loading bars would garble the CLI's own progress display."""
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    import diffusers.utils.logging as dlog
+    import transformers.utils.logging as tlog
+
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+
+
+def provenance_signer(settings: Settings) -> Signer:
+    """A C2PA signer with the instance's credentials (made on first use under data/c2pa)."""
+    from generator.provenance import C2PASigner, ensure_instance_credentials
+
+    creds = ensure_instance_credentials(
+        settings.data_path / "c2pa", common_name=settings.host.split(":")[0]
+    )
+    return C2PASigner(creds, software=f"Dreamloom/{__version__}")
+
+
+class GenerationWorker:
+    """The `generation` worker: name, run_once(), wake(), aclose() (instance/workers.py)."""
+
+    name = "generation"
+
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        pipeline_factory: Callable[[], ImagePipeline] | None = None,
+        **overrides: Any,
+    ) -> None:
+        settings = rt.settings
+        gen = settings.generator
+        self.rt = rt
+        self.store = DbJobStore(rt)
+        options: dict[str, Any] = {
+            "max_batch": gen.max_batch,
+            "job_timeout_s": gen.job_timeout_s,
+            "clock": lambda: rt.now().timestamp(),
+            "load_parent": self._load_parent,
+            "sign": provenance_signer(settings) if gen.provenance else None,
+            "min_free_bytes": gen.min_free_disk_mb * MiB,
+            **overrides,
+        }
+        self.inner = GeneratorWorker(
+            pipeline_factory or (lambda: load_configured_pipeline(settings)),
+            self.store,
+            settings.media_path,
+            **options,
+        )
+
+    @property
+    def pipeline(self) -> ImagePipeline | None:
+        return self.inner.pipeline
+
+    async def start(self) -> float:
+        """Load the model now; return milliseconds (ModelLoadError when it cannot)."""
+        return await self.inner.start()
+
+    def wake(self) -> None:
+        self.inner.wake()
+
+    async def run_once(self) -> int:
+        return await self.inner.run_once()
+
+    async def aclose(self) -> None:
+        await self.inner.close()
+
+    async def _load_parent(self, ref: str) -> bytes:
+        """A remix parent: our own media file by URL or name, else a safe remote fetch."""
+        media_prefix = self.rt.urls.media("")
+        if ref.startswith(media_prefix) or "://" not in ref:
+            name = ref.removeprefix(media_prefix)
+            root = self.rt.settings.media_path.resolve()
+            path = (root / name).resolve()
+            if not path.is_relative_to(root) or not path.is_file():
+                raise ParentImageError(f"{ref!r} is not one of this instance's images")
+            return await asyncio.to_thread(path.read_bytes)
+        try:
+            data, _ = await self.rt.fetcher.fetch_media(ref)
+        except Exception as exc:
+            raise ParentImageError(f"could not fetch {ref}: {exc}") from exc
+        return data
+
+
+# -- one job, start to finish (the CLI) ------------------------------------------------------
+FINAL = ("done", "failed", "blocked")
+Stage = Callable[[str], None]
+
+
+class _StagedPipeline:
+    """Reports "generating" / "writing" around each batch; everything else passes through."""
+
+    def __init__(self, inner: ImagePipeline, on_stage: Stage) -> None:
+        self._inner = inner
+        self._on_stage = on_stage
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        self._on_stage("generating")
+        out = self._inner.generate(*args, **kwargs)
+        self._on_stage("writing")
+        return out
+
+
+def staged_factory(
+    factory: Callable[[], ImagePipeline], on_stage: Stage
+) -> Callable[[], ImagePipeline]:
+    def load() -> ImagePipeline:
+        on_stage("loading model")
+        return _StagedPipeline(factory(), on_stage)  # type: ignore[return-value]
+
+    return load
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended, as the CLI reports it."""
+
+    job: str
+    status: str
+    reason: str | None
+    path: str | None
+    url: str | None
+    recipe: dict[str, Any]
+    timings: dict[str, Any] | None
+    post_url: str | None
+    post_uri: str | None = None  # the Note's id, for federation
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def run_until_final(
+    rt: Runtime, job_id: int, worker: GenerationWorker, *, idle_s: float = 0.25
+) -> Outcome:
+    """Run `worker` in this process until job `job_id` is done, failed or blocked.
+
+    The model is loaded first: when it cannot be, the job is failed with the load error
+    (every later attempt would fail the same way). Other queued jobs that come first are run
+    too; a job held by another process's worker is waited for."""
+    try:
+        await worker.start()
+    except Exception as exc:  # any load failure ends this job the same way
+        async with rt.session() as s:
+            row = await s.get(GenerationJob, job_id)
+            if row is not None and row.status == "queued":
+                jobs.fail(row, rt.now(), f"model failed to load: {exc}")
+    while True:
+        async with rt.sessions() as s:
+            row = await s.get(GenerationJob, job_id)
+            assert row is not None, f"generation job {job_id} vanished"
+            if row.status in FINAL:
+                post = await s.get(Post, row.post_id) if row.post_id else None
+                return _outcome(rt, row, post)
+        if not await worker.run_once():
+            await asyncio.sleep(idle_s)
+
+
+def _outcome(rt: Runtime, row: GenerationJob, post: Post | None) -> Outcome:
+    result = row.result or {}
+    file_name = result.get("file_name")
+    return Outcome(
+        job=row.public_id,
+        status=row.status,
+        reason=row.last_error,
+        path=str(rt.settings.media_path / file_name) if file_name else None,
+        url=rt.urls.media(file_name) if file_name else None,
+        recipe=result.get("recipe") or row.recipe,
+        timings=result.get("timings"),
+        post_url=post.url if post is not None else None,
+        post_uri=post.uri if post is not None else None,
+    )

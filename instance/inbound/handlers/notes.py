@@ -1,0 +1,196 @@
+"""Create/Update/Delete of Notes: remote posts stored with sanitised HTML and their images.
+
+A stored post links to its parent when we have it (replies to our posts bump the parent's
+reply count and notify its author); an unknown parent is kept as `in_reply_to_uri` only,
+and children arriving before their parent are linked when it comes. Reply chains are never
+walked from here (SECURITY 20). Mentions of our accounts notify them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import nh3
+from sqlalchemy import delete, select, update
+
+from activitypub.addressing import visibility_of
+from activitypub.objects import APObject, Attachment, as_list, id_of
+from instance.content.counters import recount
+from instance.content.notifications import notify
+from instance.content.sanitize import clean_html
+from instance.generation import asks
+from instance.inbound.handlers import lookup
+from instance.storage.idempotent import insert_one, insert_rows
+from instance.storage.models import Account, MediaAttachment, Mention, Post, PostTag
+
+if TYPE_CHECKING:
+    from instance.inbound.worker import Inbound
+
+MAX_ATTACHMENTS = 16
+# Stored as posts: Notes, and the types Mastodon also shows (an Article as its text, ...)
+POST_TYPES = frozenset(
+    {"Note", "Article", "Page", "Question", "Image", "Video", "Audio", "Document", "Event"}
+)
+QUOTE_FIELDS = ("quote", "_misskey_quote", "quoteUrl", "quoteUri")
+
+
+def plain_summary(summary: str | None) -> str | None:
+    """A content warning is text: markup is dropped, what remains stays HTML-escaped."""
+    return nh3.clean(summary or "", tags=set()).strip()[:1000] or None
+
+
+def parse_time(value: str | None, default: datetime) -> datetime:
+    try:
+        return datetime.fromisoformat(value) if value else default
+    except ValueError:
+        return default
+
+
+def _fields(note: APObject, author: Account) -> dict[str, Any]:
+    content_map = note.get("contentMap")
+    language = next(iter(content_map), None) if isinstance(content_map, dict) else None
+    quote = next((q for f in QUOTE_FIELDS if (q := id_of(note.get(f)))), None)
+    return {
+        "url": note.url or note.id,
+        "content": clean_html(note.content),
+        "summary": plain_summary(note.summary),
+        "sensitive": note.sensitive,
+        "visibility": visibility_of(note.raw, author.followers_uri),
+        "language": language[:16] if isinstance(language, str) else None,
+        "to": note.to,
+        "cc": note.cc,
+        "tags": [t for t in as_list(note.get("tag")) if isinstance(t, dict)],
+        "in_reply_to_uri": note.in_reply_to,
+        "quote_uri": quote,
+        "raw": dict(note.raw),
+    }
+
+
+async def store_note(ctx: Inbound, note: APObject, author: Account) -> Post | None:
+    """Insert a remote Note once (by its id); the stored post either way."""
+    if not note.id or note.attributed_to != author.uri:
+        return None
+    existing = await lookup.post(ctx.session, note.id)
+    if existing is not None:
+        return existing
+    fields = _fields(note, author)
+    post_id = await insert_one(
+        ctx.session, Post, uri=note.id, account_id=author.id, local=False,
+        published=parse_time(note.published, ctx.now), **fields,
+    )  # fmt: skip
+    if post_id is None:  # deleted before, or a concurrent copy
+        return None
+    post = await ctx.session.get_one(Post, post_id)
+    await _store_media(ctx, post, note)
+    await _store_tags(ctx, post, note)
+    await _link_thread(ctx, post)
+    await _surface(ctx, post, note, author)
+    return post
+
+
+async def _store_media(ctx: Inbound, post: Post, note: APObject) -> None:
+    rows = []
+    raw = [a for a in as_list(note.get("attachment")) if isinstance(a, dict)]
+    for position, entry in enumerate(raw[:MAX_ATTACHMENTS]):
+        item = Attachment.from_raw(entry)
+        if not item.url or not item.url.startswith(("https://", "http://")):
+            continue
+        focal = entry.get("focalPoint")
+        fx, fy = focal if isinstance(focal, list) and len(focal) == 2 else (0.0, 0.0)
+        rows.append({
+            "post_id": post.id, "account_id": post.account_id, "position": position,
+            "remote_url": item.url, "media_type": (item.media_type or "image/png")[:64],
+            "width": item.width, "height": item.height, "blurhash": item.blurhash,
+            "description": item.alt_text, "focal_x": _float(fx), "focal_y": _float(fy),
+        })  # fmt: skip
+    if rows:
+        await ctx.session.execute(MediaAttachment.__table__.insert(), rows)
+
+
+def _float(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and -1 <= value <= 1 else 0.0
+
+
+async def _store_tags(ctx: Inbound, post: Post, note: APObject) -> None:
+    names = {t.name.lstrip("#").lower()[:255] for t in note.tags
+             if t.type == "Hashtag" and t.name and t.name.lstrip("#")}  # fmt: skip
+    await insert_rows(ctx.session, PostTag, [{"post_id": post.id, "name": n} for n in names])
+
+
+async def _link_thread(ctx: Inbound, post: Post) -> None:
+    """Parent known: link it and recount it. Children that came first: link them to us."""
+    parent = await lookup.post(ctx.session, post.in_reply_to_uri)
+    if parent is not None:
+        post.in_reply_to_id = parent.id
+        await ctx.session.flush()
+        await recount(ctx.session, parent.id)
+    await ctx.session.execute(
+        update(Post).where(Post.in_reply_to_uri == post.uri).values(in_reply_to_id=post.id)
+    )
+    await recount(ctx.session, post.id)
+    if post.quote_uri:
+        quoted = await lookup.post(ctx.session, post.quote_uri)
+        post.quote_id = quoted.id if quoted is not None else None
+
+
+async def _surface(ctx: Inbound, post: Post, note: APObject, author: Account) -> None:
+    """Mentions of our accounts, replies to and remixes of our posts -> one notification each
+    (a remix that also mentions the author is a remix); a plain mention of an AI account asks
+    it for a picture (instance/asks.py)."""
+    mentioned = []
+    for tag in note.tags:
+        if tag.type == "Mention":
+            account = await lookup.local_account(ctx.session, tag.href)
+            if account is not None and account.id not in {m.id for m in mentioned}:
+                mentioned.append(account)
+    await insert_rows(ctx.session, Mention,
+                      [{"post_id": post.id, "account_id": a.id} for a in mentioned])  # fmt: skip
+    kinds: dict[int, tuple[Account, str]] = {a.id: (a, "mention") for a in mentioned}
+    for uri, kind in ((post.in_reply_to_uri, "reply"), (post.quote_uri, "remix")):
+        parent = await lookup.post(ctx.session, uri)
+        if parent is not None and parent.local:
+            parent_author = await ctx.session.get_one(Account, parent.account_id)
+            kinds[parent_author.id] = (parent_author, kind)
+    for account, kind in kinds.values():
+        await notify(ctx.session, recipient=account, kind=kind, sender=author, post=post)
+        if kind != "remix" and account.kind == "Service":
+            await asks.on_mention(ctx.session, ctx.rt, post, account, author)
+
+
+async def on_create(ctx: Inbound) -> None:
+    from instance.inbound.worker import Skip
+
+    note = ctx.obj
+    if note is None or not note.id:
+        raise Skip("Create of an object without an id")
+    if note.attributed_to != ctx.actor.uri:
+        raise Skip(f"the object is attributed to {note.attributed_to!r}, not to the actor")
+    await store_note(ctx, note, ctx.actor)
+
+
+async def on_update(ctx: Inbound) -> None:
+    """An edit by the post's own author (SECURITY 15); media are replaced."""
+    note = ctx.obj
+    post = await lookup.post(ctx.session, ctx.object_id)
+    if note is None or post is None or post.account_id != ctx.actor.id or post.local:
+        return
+    fields = _fields(note, ctx.actor)
+    fields.pop("in_reply_to_uri")
+    for name, value in fields.items():
+        setattr(post, name, value)
+    post.edited_at = parse_time(note.updated, ctx.now)
+    await ctx.session.execute(delete(MediaAttachment).where(MediaAttachment.post_id == post.id))
+    await _store_media(ctx, post, note)
+
+
+async def on_delete(ctx: Inbound) -> None:
+    """A post becomes a tombstone, only when its author deletes it (SECURITY 15)."""
+    post = await ctx.session.scalar(select(Post).where(Post.uri == ctx.object_id))
+    if post is None or post.account_id != ctx.actor.id or post.local:
+        return
+    post.deleted_at = post.deleted_at or ctx.now
+    post.content, post.raw = "", None
+    await ctx.session.flush()
+    if post.in_reply_to_id is not None:
+        await recount(ctx.session, post.in_reply_to_id)

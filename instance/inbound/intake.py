@@ -1,0 +1,213 @@
+"""Admitting a verified activity: origin policy, then one durable row, written in groups.
+
+`admit(activity, signer, urls)` is the origin policy (one place): it returns the document to
+store, None for "accept and drop" (types we do not handle, INTEROP 21), or raises `Refused`:
+
+- the signer must be the activity's actor (SECURITY 6). The one exception is a forwarded
+  `Create` (Mastodon forwards replies): only the object's id is kept, and the inbox worker
+  fetches the object from its origin, so nothing the forwarder wrote is trusted;
+- a remote activity may not claim a local actor, object or author (SECURITY 13);
+- `Create`/`Update`: the object and its `attributedTo` live on the actor's origin
+  (SECURITY 12).
+
+`Intake` holds what the inbox route shares across requests: the overload bound (SECURITY 26)
+and the `InboxWriter`, which inserts the rows of concurrent requests in one transaction
+(`INSERT .. ON CONFLICT DO NOTHING` on the activity id: redeliveries make one row,
+SECURITY 5) and answers each request only after its row is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from typing import Any
+
+from activitypub.errors import InvalidURLError
+from activitypub.objects import Activity, APObject, ids_of
+from activitypub.urls import Origin, origin_of
+from instance.runtime import Runtime
+from instance.storage.idempotent import insert_rows
+from instance.storage.models import InboxItem
+from instance.urls import LocalUrls
+from instance.workers import wake
+
+log = logging.getLogger("dreamloom.inbox")
+
+HANDLED_TYPES = frozenset({
+    "Follow", "Accept", "Reject", "Undo", "Like", "EmojiReact", "Announce",
+    "Create", "Update", "Delete", "Block", "Flag", "QuoteRequest",
+})  # fmt: skip
+MAX_PENDING = 256  # requests admitted at once (reading, verifying, awaiting their commit)
+MAX_BATCH = 512
+WRITE_TIMEOUT_S = 10.0
+INBOUND_NOTE_EVERY_S = 60.0
+
+
+class Refused(Exception):
+    """An activity we will not store; `status` is the HTTP answer, `reason` its body."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@functools.lru_cache(maxsize=8192)
+def origin(url: str) -> Origin | None:
+    """The normalised origin of an http(s) URL, None when unusable (memoised: actor URLs
+    repeat on every request)."""
+    try:
+        return origin_of(url)
+    except InvalidURLError:
+        return None
+
+
+def admit(document: Any, signer: str, urls: LocalUrls) -> dict[str, Any] | None:
+    """The document to store for a verified request from `signer` (an actor URI)."""
+    activity = Activity(document) if isinstance(document, dict) else None
+    if activity is None or activity.id is None or origin(activity.id) is None:
+        raise Refused(400, "an activity needs an id")
+    actor = activity.actor
+    if actor is None or origin(actor) is None or not activity.type:
+        raise Refused(400, "an activity needs an actor and a type")
+    if activity.type not in HANDLED_TYPES:
+        return None
+    if urls.is_local(actor) or urls.is_local(activity.id):
+        raise Refused(403, "a remote server cannot send activities of a local actor")
+    if actor != signer:
+        return _forwarded(activity, signer)
+    if activity.type in ("Create", "Update"):
+        _check_object_origin(activity, urls)
+    return document
+
+
+def _forwarded(activity: Activity, signer: str) -> dict[str, Any]:
+    """SECURITY 6: keep only the object's id of a forwarded Create; refuse anything else."""
+    actor, object_id = activity.actor or "", activity.object_id
+    if activity.type != "Create" or object_id is None or origin(object_id) != origin(actor):
+        raise Refused(403, f"the signer {signer} is not the actor {actor}")
+    return {"id": activity.id, "type": "Create", "actor": actor, "object": object_id}
+
+
+def _check_object_origin(activity: Activity, urls: LocalUrls) -> None:
+    actor = activity.actor or ""
+    embedded = activity.object
+    object_id = activity.object_id
+    if object_id is None:
+        raise Refused(400, f"{activity.type} without an object id")
+    authors = ids_of(embedded.get("attributedTo")) if embedded is not None else []
+    for uri in (object_id, *authors):
+        if urls.is_local(uri):
+            raise Refused(403, f"a remote actor cannot {activity.type} local object {uri}")
+        if origin(uri) != origin(actor):
+            raise Refused(403, f"{uri} is not on the origin of the actor {actor}")
+
+
+def object_type(activity: Activity) -> str | None:
+    embedded = activity.object
+    return embedded.type if isinstance(embedded, APObject) else None
+
+
+class InboxWriter:
+    """Group commit for inbox rows: one INSERT and one COMMIT per batch of requests.
+
+    The first request starts a drain; requests arriving while a batch commits wait for the
+    next one, so the busier the inbox, the larger (and cheaper per row) the batches."""
+
+    def __init__(self, rt: Runtime, max_batch: int = MAX_BATCH) -> None:
+        self.rt = rt
+        self.max_batch = max_batch
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._noted: dict[str, float] = {}
+
+    async def write(self, row: dict[str, Any]) -> None:
+        """Return once `row` is committed (or was already there)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((row, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+        await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            rows = [row for row, _ in batch]
+            try:
+                await self._insert(rows)
+            except Exception as exc:
+                log.warning("inbox write of %d rows failed: %s", len(batch), exc)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+            wake(self.rt, "inbox")
+            await self._note_inbound({o.host for row in rows if (o := origin(row["actor_uri"]))})
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+        async with self.rt.session() as session:
+            await insert_rows(session, InboxItem, rows)
+
+    async def _note_inbound(self, hosts: set[str]) -> None:
+        """A signed request shows the sender's domain is up (resumes paused deliveries);
+        noted once a minute per host at most, after the 202s went out."""
+        from instance.outbound.domains import note_inbound
+
+        now = time.monotonic()
+        due = [h for h in hosts if now >= self._noted.get(h, 0.0) + INBOUND_NOTE_EVERY_S]
+        if not due:
+            return
+        try:
+            async with self.rt.session() as session:
+                for host in due:
+                    self._noted[host] = now
+                    await note_inbound(session, host)
+        except Exception as exc:
+            log.warning("could not note inbound traffic from %s: %s", due, exc)
+
+
+class Intake:
+    """Per-runtime state of the inbox route: the admission bound and the writer."""
+
+    def __init__(self, rt: Runtime, max_pending: int = MAX_PENDING) -> None:
+        self.max_pending = max_pending
+        self.pending = 0
+        self.writer = InboxWriter(rt)
+
+    def try_enter(self) -> bool:
+        if self.pending >= self.max_pending:
+            return False
+        self.pending += 1
+        return True
+
+    def leave(self) -> None:
+        self.pending -= 1
+
+    async def store(self, rt: Runtime, activity: dict[str, Any], body: str, key_id: str) -> None:
+        """Write the inbox row; returns once it is committed (TimeoutError when stuck)."""
+        now = rt.now()
+        row = {
+            "activity_uri": activity["id"],
+            "actor_uri": Activity(activity).actor,
+            "signer_key_id": key_id,
+            "body": body,
+            "status": "queued",
+            "attempts": 0,
+            "run_at": now,
+            "created_at": now,
+        }
+        await asyncio.wait_for(self.writer.write(row), WRITE_TIMEOUT_S)
+
+
+def intake_for(rt: Runtime) -> Intake:
+    found = rt.extras.get("intake")
+    if found is None:
+        found = rt.extras["intake"] = Intake(rt)
+    assert isinstance(found, Intake)
+    return found

@@ -1,0 +1,82 @@
+"""Turn what a person types (a handle, a profile or post URL) into rows we can act on.
+
+Local targets come from the database; remote ones are found through WebFinger and fetched
+through the one safe fetcher (signed by the instance actor), then stored like anything that
+arrives in the inbox (instance/remote.py for actors, instance/handlers/notes.py for posts).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+
+from activitypub.errors import FetchError
+from activitypub.objects import Activity, APObject
+from instance.accounts import find_local
+from instance.inbound.remote import ActorUnavailable, resolve_actor
+from instance.runtime import Runtime
+from instance.storage.models import Account, Post
+from webfinger.client import WebFingerLookupError, finger, split_handle
+
+
+class NotFound(Exception):
+    """Nothing usable at that handle or URL; the message says why."""
+
+
+async def account(rt: Runtime, who: str) -> Account:
+    """`@user@host`, `user@host`, a local name, or an actor URL -> its Account."""
+    who = who.strip()
+    if who.startswith(("http://", "https://")):
+        uri = who
+    else:
+        user, host = split_handle(who) if "@" in who.lstrip("@") else (who.lstrip("@"), "")
+        if not host or host == rt.settings.host:
+            async with rt.sessions() as session:
+                found = await find_local(session, user)
+            if found is None:
+                raise NotFound(f"no local account named {user!r}")
+            return found
+        try:
+            uri, _ = await finger(
+                rt.http,
+                f"{user}@{host}",
+                scheme=rt.settings.instance.scheme
+                if rt.settings.federation.allow_private_addresses
+                else "https",
+            )
+        except WebFingerLookupError as exc:
+            raise NotFound(str(exc)) from None
+    try:
+        return await resolve_actor(rt, uri)
+    except ActorUnavailable as exc:
+        raise NotFound(str(exc)) from None
+
+
+async def post(rt: Runtime, url: str) -> Post:
+    """A post by its id or URL: ours from the database, a remote one fetched and stored."""
+    async with rt.sessions() as session:
+        known = await session.scalar(select(Post).where(or_(Post.uri == url, Post.url == url)))
+    if known is not None:
+        if known.deleted_at is not None:
+            raise NotFound(f"{url} was deleted")
+        return known
+    if rt.urls.is_local(url):
+        raise NotFound(f"no post at {url}")
+    try:
+        note = APObject(await rt.fetch_json(url))
+    except FetchError as exc:
+        raise NotFound(f"cannot fetch {url}: {exc.message}") from None
+    if not note.id or not note.attributed_to:
+        raise NotFound(f"{url} is not a post")
+    author = await account(rt, note.attributed_to)
+    from instance.inbound.handlers.notes import store_note
+    from instance.inbound.worker import Inbound
+
+    async with rt.session() as session:
+        author = await session.get_one(Account, author.id)
+        context = Inbound(rt, session, Activity({"type": "Fetch"}), author, note, rt.now())
+        stored = await store_note(context, note, author)
+        if stored is None:
+            stored = await session.scalar(select(Post).where(Post.uri == note.id))
+    if stored is None:
+        raise NotFound(f"{url} could not be stored")
+    return stored

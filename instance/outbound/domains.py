@@ -1,0 +1,100 @@
+"""Per-domain delivery health: a domain that keeps failing is paused, never dropped.
+
+The policy (SECURITY 25 and goal 6, after Mastodon's DeliveryFailureTracker and Akkoma's
+7-day reachability window), in one place:
+
+- a delivery that got no HTTP answer, or a 5xx, is a *failure*; the day (UTC, from the
+  runtime clock) is added to the domain's `failure_days` once, however many failures that day;
+- any other HTTP answer (2xx, 4xx) shows the domain is up: the failure streak is cleared;
+- failures on `PAUSE_AFTER_DAYS` distinct days with no answer since pause the domain: the
+  delivery worker leaves its rows queued (they wait, they are not dropped) until
+- a signed request from that domain arrives (`note_inbound`, called by the inbox) or an
+  admin resumes it: the streak is cleared and its deliveries go out again.
+
+A healthy domain has no row at all, so the hot paths (a successful delivery, an inbound
+request) cost at most one read per domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from instance.storage.models import DomainHealth
+
+PAUSE_AFTER_DAYS = 7
+
+
+def is_domain_failure(status: int | None) -> bool:
+    """No HTTP answer at all (timeout, refused, reset) or a server error."""
+    return status is None or status >= 500
+
+
+def unavailable_hosts() -> object:
+    """A subquery of hosts whose deliveries must wait: paused (or blocked by an admin)."""
+    return select(DomainHealth.host).where(
+        or_(DomainHealth.paused.is_(True), DomainHealth.blocked.is_(True))
+    )
+
+
+async def failing(session: AsyncSession, hosts: Iterable[str]) -> set[str]:
+    """Those of `hosts` with a failure streak (whose next answer must clear it)."""
+    wanted = sorted(set(hosts))
+    if not wanted:
+        return set()
+    rows = await session.scalars(
+        select(DomainHealth.host).where(
+            DomainHealth.host.in_(wanted), DomainHealth.last_failure_at.is_not(None)
+        )
+    )
+    return set(rows)
+
+
+async def record_failure(session: AsyncSession, host: str, now: datetime) -> bool:
+    """Count a failed delivery to `host` today; return True when this pauses the domain."""
+    health = await session.get(DomainHealth, host)
+    if health is None:
+        health = DomainHealth(host=host, failure_days=[])
+        session.add(health)
+    day = now.date().isoformat()
+    if day not in (health.failure_days or []):
+        health.failure_days = [*(health.failure_days or []), day]
+    health.last_failure_at = now
+    newly_paused = not health.paused and len(health.failure_days) >= PAUSE_AFTER_DAYS
+    if newly_paused:
+        health.paused = True
+    return newly_paused
+
+
+async def record_answer(session: AsyncSession, host: str, now: datetime) -> None:
+    """`host` answered: clear its failure streak (and resume it if it was paused)."""
+    health = await session.get(DomainHealth, host)
+    if health is not None:
+        health.last_success_at = now
+        _clear(health)
+
+
+async def note_inbound(session: AsyncSession, host: str) -> bool:
+    """A signed request from `host` arrived: it is alive. Return True if it was paused.
+
+    Cheap for healthy domains (one read by primary key, no write)."""
+    health = await session.get(DomainHealth, host)
+    if health is None or (health.last_failure_at is None and not health.paused):
+        return False
+    was_paused = health.paused
+    _clear(health)
+    return was_paused
+
+
+async def is_paused(session: AsyncSession, host: str) -> bool:
+    health = await session.get(DomainHealth, host)
+    return bool(health and health.paused)
+
+
+def _clear(health: DomainHealth) -> None:
+    health.failure_days = []
+    health.last_failure_at = None
+    health.paused = False

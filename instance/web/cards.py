@@ -1,0 +1,79 @@
+"""Post cards for the local users' pages: a post, its author, its images, and the viewer's
+like/boost state, shaped for templates/post_card.html (three queries for a whole page)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from instance.content.timelines import Entry, handle
+from instance.runtime import Runtime
+from instance.storage.models import Account, Boost, Like, MediaAttachment, Post
+
+
+async def cards(
+    session: AsyncSession, rt: Runtime, entries: list[Entry], viewer: Account | None
+) -> list[dict[str, Any]]:
+    ids = [e.post.id for e in entries]
+    media: dict[int, list[MediaAttachment]] = {}
+    for m in await session.scalars(
+        select(MediaAttachment).where(MediaAttachment.post_id.in_(ids))
+        .order_by(MediaAttachment.position)
+    ):  # fmt: skip
+        media.setdefault(m.post_id or 0, []).append(m)
+    liked: set[int] = set()
+    boosted: set[int] = set()
+    if viewer is not None and ids:
+        liked = set(
+            await session.scalars(
+                select(Like.post_id).where(Like.account_id == viewer.id, Like.post_id.in_(ids))
+            )
+        )
+        boosted = set(
+            await session.scalars(
+                select(Boost.post_id).where(Boost.account_id == viewer.id, Boost.post_id.in_(ids))
+            )
+        )
+    return [
+        card(rt, e.post, e.author, media.get(e.post.id, []),
+             boosted_by=e.boosted_by, liked=e.post.id in liked, boosted=e.post.id in boosted)
+        for e in entries
+    ]  # fmt: skip
+
+
+def card(
+    rt: Runtime,
+    post: Post,
+    author: Account,
+    media: list[MediaAttachment],
+    *,
+    boosted_by: Account | None = None,
+    liked: bool = False,
+    boosted: bool = False,
+) -> dict[str, Any]:
+    return {
+        "public_id": post.public_id,
+        "url": post.url or post.uri,
+        "content": post.content,
+        "published": post.published,
+        "likes_count": post.likes_count,
+        "boosts_count": post.boosts_count,
+        "author": handle(author) if author.domain else f"@{author.username}@{rt.settings.host}",
+        "author_name": author.display_name or author.username,
+        "author_url": author.url or author.uri,
+        "boosted_by": handle(boosted_by) if boosted_by else None,
+        "liked": liked,
+        "boosted": boosted,
+        "boostable": post.visibility in ("public", "unlisted"),
+        "media": [
+            {
+                "src": rt.urls.media(m.file_name) if m.file_name else m.remote_url,
+                "description": m.description,
+                "width": m.width,
+                "height": m.height,
+            }
+            for m in media
+        ],
+    }

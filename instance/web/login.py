@@ -1,0 +1,89 @@
+"""Log in and out of the web pages (SECURITY 28; sessions and throttle in instance/web_auth.py).
+
+POST /login, in order: a password over MAX_PASSWORD_BYTES -> 400 before anything else (no
+hashing, no database); throttled -> 429 + Retry-After; wrong name or password -> 401 (the
+same words and the same argon2 work whether or not the account exists); right -> rehash when
+the hash's parameters are old, a fresh session (new CSRF token) and 303 to `next`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import cache
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from instance.accounts import MAX_PASSWORD_BYTES, find_local, hash_password, needs_rehash
+from instance.accounts import verify_password as check_password
+from instance.routes.common import runtime
+from instance.storage.models import Account
+from instance.urls import INSTANCE_ACTOR_USERNAME
+from instance.web import auth as web_auth
+from instance.web.pages import page
+
+
+@cache
+def _decoy() -> Account:
+    """An account-shaped decoy so unknown names cost one argon2 verify, like known ones."""
+    return Account(password_hash=hash_password("decoy-password-never-matches"))
+
+
+def _form(request: Request, error: str = "", status: int = 200, **values: str) -> Response:
+    s, fresh = web_auth.ensure_session(request)
+    response = page(request, "login.html", {"error": error, **values}, status=status)
+    if fresh:
+        web_auth.set_cookie(request, response, s)
+    return response
+
+
+async def login_form(request: Request) -> Response:
+    s = web_auth.session_of(request)
+    if s is not None and s.logged_in:
+        return RedirectResponse(web_auth.safe_next(request.query_params.get("next")), 303)
+    return _form(request, next=request.query_params.get("next", ""))
+
+
+@web_auth.form_post(login=False)
+async def login(request: Request, form: dict[str, str]) -> Response:
+    rt = runtime(request)
+    username, password = form.get("username", "").strip().lstrip("@"), form.get("password", "")
+    again = {"username": username, "next": form.get("next", "")}
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        return _form(request, f"Passwords are at most {MAX_PASSWORD_BYTES} bytes.", 400, **again)
+    limiter, ip, now = web_auth.throttle(rt), web_auth.client_ip(request), rt.now()
+    wait = limiter.retry_after(ip, username, now)
+    if wait:
+        response = _form(request, f"Too many failed logins: try again in {wait} seconds.",
+                         429, **again)  # fmt: skip
+        response.headers["Retry-After"] = str(wait)
+        return response
+    async with rt.session() as session:
+        account = await find_local(session, username) if username else None
+        if account is not None and account.username == INSTANCE_ACTOR_USERNAME:
+            account = None
+        ok = await asyncio.to_thread(check_password, account or _decoy(), password)
+        ok = ok and account is not None
+        if ok and account is not None and needs_rehash(account):
+            account.password_hash = await asyncio.to_thread(hash_password, password)
+    if not ok or account is None:
+        limiter.failed(ip, username, now)
+        return _form(request, "Wrong account name or password.", 401, **again)
+    response = RedirectResponse(web_auth.safe_next(form.get("next")), status_code=303)
+    web_auth.set_cookie(request, response, web_auth.new_session(rt, account))
+    return response
+
+
+@web_auth.form_post(login=False)
+async def logout(request: Request, form: dict[str, str]) -> Response:
+    response = RedirectResponse("/", status_code=303)
+    web_auth.clear_cookie(request, response)
+    return response
+
+
+routes = [
+    Route("/login", login_form, methods=["GET"]),
+    Route("/login", login, methods=["POST"]),
+    Route("/logout", logout, methods=["POST"]),
+]

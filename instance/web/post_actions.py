@@ -1,0 +1,90 @@
+"""The buttons on a post card: like, unlike, boost, unboost, remix (instance/actions.py,
+instance/remix.py). Each is a form post through `web_auth.form_post`; the post must be one
+the viewer may see (the timelines' visibility rule). Like and boost go back to the page the
+button was on; a remix goes to its job's page."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from instance.content import actions, timelines
+from instance.generation.remix import RemixError, remix
+from instance.generation.requests import GenerationRefused
+from instance.routes.common import runtime
+from instance.storage.models import Account, Post
+from instance.web import auth as web_auth
+from instance.web.common import refused, to_login
+
+ACTIONS = {
+    "like": actions.like,
+    "unlike": actions.unlike,
+    "boost": actions.boost,
+    "unboost": actions.unboost,
+}
+
+
+async def _visible_post(session: AsyncSession, public_id: str, viewer: Account) -> Post | None:
+    return await session.scalar(
+        select(Post).where(
+            Post.public_id == public_id,
+            Post.deleted_at.is_(None),
+            timelines._visible_to(viewer),
+        )
+    )
+
+
+@web_auth.form_post()
+async def act(request: Request, form: dict[str, str]) -> Response:
+    action = ACTIONS.get(request.path_params["action"])
+    if action is None:
+        return refused(request, "No such action.", 404)
+    rt = runtime(request)
+    try:
+        async with rt.session() as session:
+            me = await web_auth.current_account(request, session)
+            if me is None:
+                return to_login(request)
+            post = await _visible_post(session, request.path_params["public_id"], me)
+            if post is None:
+                return refused(request, "No such post.", 404)
+            await action(session, rt.urls, me, post)
+    except actions.ActionError as exc:
+        return refused(request, str(exc), 400)
+    back = web_auth.safe_next(form.get("back"), default=post.url or "/home")
+    return RedirectResponse(back, status_code=303)
+
+
+@web_auth.form_post()
+async def remix_post(request: Request, form: dict[str, str]) -> Response:
+    """Remix: kind `seed` (same prompt, new seed), `prompt` (edited), `image` (from its image)."""
+    kind, prompt = form.get("kind", "seed"), form.get("prompt", "").strip()
+    if kind not in ("seed", "prompt", "image"):
+        return refused(request, "Pick a kind of remix: new seed, edited prompt or from image.", 400)
+    if kind == "prompt" and not prompt:
+        return refused(request, "Type the edited prompt for the remix.", 400)
+    rt = runtime(request)
+    try:
+        async with rt.session() as session:
+            me = await web_auth.current_account(request, session)
+            if me is None:
+                return to_login(request)
+            parent = await _visible_post(session, request.path_params["public_id"], me)
+            if parent is None:
+                return refused(request, "No such post.", 404)
+            job = await remix(session, rt, me, parent, prompt=prompt if kind != "seed" else None,
+                              from_image=kind == "image")  # fmt: skip
+    except RemixError as exc:
+        return refused(request, f"Cannot remix that post: {exc}", 400)
+    except GenerationRefused as exc:
+        return refused(request, exc, exc.http_status)
+    return RedirectResponse(f"/jobs/{job.public_id}", status_code=303)
+
+
+routes = [
+    Route("/posts/{public_id}/remix", remix_post, methods=["POST"]),
+    Route("/posts/{public_id}/{action}", act, methods=["POST"]),
+]
