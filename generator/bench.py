@@ -236,8 +236,8 @@ def _diffusers(
 ) -> tuple[Runner, float]:
     import torch
 
-    from generator.loading import ARCH_BY_CLASS, from_pretrained
-    from generator.locating import locate, model_index
+    from generator.loading import from_pretrained
+    from generator.locating import ARCH_BY_CLASS, locate, model_index
 
     t = time.perf_counter()
     source, model_dir, _ = locate(model, cache_dir, None)

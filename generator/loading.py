@@ -7,7 +7,8 @@ Steps, each owned elsewhere where it is more than a line:
    (``dtype="bf16"`` for bfloat16), else CPU + float32;
 2. where the model is — ``builtin:tiny``, a local diffusers directory or a hub id — and its
    ``model_index.json`` (:mod:`generator.locating`);
-3. the architecture, detected from ``model_index.json`` (:data:`ARCH_BY_CLASS`): Stable
+3. the architecture, detected from ``model_index.json``
+   (:data:`generator.locating.ARCH_BY_CLASS`): Stable
    Diffusion 1.x/2.x/Turbo (``StableDiffusionPipeline``) and SDXL/SDXL-Turbo
    (``StableDiffusionXLPipeline``); the image-to-image pipeline is built later from the same
    components, so weights are loaded once;
@@ -27,12 +28,14 @@ torch and diffusers are imported lazily, inside the functions.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from generator.devices import resolve_device, resolve_dtype
 from generator.errors import MODEL_SETTING, ModelLoadError
 from generator.fastpath import apply_cuda_fast_path, compile_pipeline
 from generator.locating import (
+    ARCH_BY_CLASS,
+    Arch,
     hub_error,
     hub_offline,
     hub_snapshot_dir,
@@ -47,14 +50,6 @@ if TYPE_CHECKING:
     import torch
 
     from generator.pipelines import Pipeline
-
-Arch = Literal["sd", "sdxl"]
-ARCH_BY_CLASS: dict[str, Arch] = {
-    "StableDiffusionPipeline": "sd",
-    "StableDiffusionImg2ImgPipeline": "sd",
-    "StableDiffusionXLPipeline": "sdxl",
-    "StableDiffusionXLImg2ImgPipeline": "sdxl",
-}
 
 
 def load_pipeline(

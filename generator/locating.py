@@ -13,9 +13,11 @@ The setting is one of:
 This module owns: :func:`locate` (setting -> source, local directory, published name),
 :func:`model_index` (the pipeline's ``model_index.json``, local or from the hub), the hub
 offline/unreachable diagnosis (:func:`hub_offline`, :func:`hub_error`,
-:func:`looks_like_network_error`), and the weights hash published in recipes
-(:func:`weights_sha256`, :func:`hub_snapshot_dir`). Loading the weights is
-:mod:`generator.loading`'s job.
+:func:`looks_like_network_error`), the weights hash published in recipes
+(:func:`weights_sha256`, :func:`hub_snapshot_dir`), and what a model is made for, read from
+its configs on disk without loading or fetching anything (:func:`files_on_disk`,
+:func:`architecture` from :data:`ARCH_BY_CLASS`, :func:`model_defaults`). Loading the weights
+is :mod:`generator.loading`'s job.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from generator.errors import MODEL_SETTING, HubUnavailableError, ModelLoadError
 
@@ -37,6 +40,16 @@ log = logging.getLogger(__name__)
 BUILTIN_TINY = "builtin:tiny"
 BUILTIN_SD_TURBO_RANDOM = "builtin:sd-turbo-random"
 BUILTIN_MODELS = (BUILTIN_TINY, BUILTIN_SD_TURBO_RANDOM)
+
+Arch = Literal["sd", "sdxl"]
+ARCH_BY_CLASS: dict[str, Arch] = {
+    "StableDiffusionPipeline": "sd",
+    "StableDiffusionImg2ImgPipeline": "sd",
+    "StableDiffusionXLPipeline": "sdxl",
+    "StableDiffusionXLImg2ImgPipeline": "sdxl",
+}
+"""The pipelines Dreamloom runs, by ``model_index.json``'s ``_class_name``: Stable Diffusion
+1.x/2.x/Turbo and SDXL/SDXL-Turbo."""
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
 
@@ -185,3 +198,83 @@ def weights_sha256(model_dir: Path, cache_dir: Path | None = None) -> str:
             tmp.write_text(json.dumps(cache), encoding="utf-8")
             tmp.replace(cache_file)
     return "sha256:" + outer.hexdigest()
+
+
+# -- what a model is made for, from its configs on disk -----------------------------------------
+@dataclass(frozen=True)
+class ModelDefaults:
+    """The recipe a model is made for, where a request leaves it open."""
+
+    steps: int
+    width: int
+    height: int
+    guidance: float
+
+
+def files_on_disk(model: str, cache_dir: Path, hub_cache: Path | None = None) -> Path | None:
+    """The model's directory if its files are already on disk; never builds, downloads or
+    loads anything. A builtin model counts once built, a hub id once in the local cache."""
+    if model in BUILTIN_MODELS:
+        from generator import tiny
+
+        name = (
+            f"builtin-tiny-v{tiny.TINY_VERSION}"
+            if model == BUILTIN_TINY
+            else f"sd-turbo-random-v{tiny.SD_TURBO_RANDOM_VERSION}"
+        )
+        built = cache_dir / "models" / name
+        return built if (built / "model_index.json").is_file() else None
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(model, "model_index.json", cache_dir=hub_cache)
+    except Exception:  # not a hub id, or no cache: nothing on disk
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def _configs(directory: Path | None) -> dict[str, dict[str, Any]]:
+    """model_index.json, unet/config.json and vae/config.json, those that can be read."""
+    out: dict[str, dict[str, Any]] = {}
+    if directory is None:
+        return out
+    for key, rel in (("index", "model_index.json"), ("unet", "unet/config.json"),
+                     ("vae", "vae/config.json")):  # fmt: skip
+        try:
+            data = json.loads((directory / rel).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            out[key] = data
+    return out
+
+
+def architecture(model: str, cache_dir: Path, hub_cache: Path | None = None) -> Arch | None:
+    """The model's architecture (:data:`ARCH_BY_CLASS`), None when its configs are not on
+    disk or it is no pipeline Dreamloom runs."""
+    index = _configs(files_on_disk(model, cache_dir, hub_cache)).get("index", {})
+    return ARCH_BY_CLASS.get(str(index.get("_class_name", "")))
+
+
+def model_defaults(model: str, cache_dir: Path, hub_cache: Path | None = None) -> ModelDefaults:
+    """Steps, size and guidance the model is made for.
+
+    Native size: the UNet's sample size times the VAE's scale (2 ^ (blocks - 1)); without
+    configs, 1024 for SDXL and 512 otherwise (64 for builtin:tiny). Turbo models (by name,
+    and builtin:tiny) take 1 step without guidance; others 25 steps at guidance 7.5 (5.0 for
+    SDXL)."""
+    configs = _configs(files_on_disk(model, cache_dir, hub_cache))
+    sdxl = ARCH_BY_CLASS.get(str(configs.get("index", {}).get("_class_name", ""))) == "sdxl"
+    turbo = model == BUILTIN_TINY or "turbo" in model.lower()
+    native = 1024 if sdxl and not turbo else 512
+    sample = configs.get("unet", {}).get("sample_size")
+    blocks = configs.get("vae", {}).get("block_out_channels")
+    if isinstance(sample, int) and isinstance(blocks, list) and blocks:
+        native = sample * 2 ** (len(blocks) - 1)
+    elif model == BUILTIN_TINY:
+        native = 64
+    guidance = 0.0 if turbo else (5.0 if sdxl else 7.5)
+    return ModelDefaults(steps=1 if turbo else 25, width=native, height=native, guidance=guidance)

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-    from generator.loading import Arch
+    from generator.locating import Arch
     from generator.safety import SafetyChecker
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32)

@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.keys import generate_rsa_keypair
-from instance.storage.models import Account
+from instance.errors import AccountError
+from instance.storage.models import Account, AccountKind
 from instance.urls import INSTANCE_ACTOR_USERNAME, LocalUrls
 
 USERNAME_RE = re.compile(r"^[a-z0-9_]{1,30}$")
@@ -35,10 +36,6 @@ RESERVED = frozenset(
 )
 MAX_PASSWORD_BYTES = 1024  # SECURITY 28: argon2 on a megabyte is a denial of service
 _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile defaults
-
-
-class AccountError(Exception):
-    """A request about accounts that cannot be done, worded for the person who asked."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +81,7 @@ def needs_rehash(account: Account) -> bool:
     return bool(account.password_hash) and _hasher.check_needs_rehash(account.password_hash or "")
 
 
-def _local_account(urls: LocalUrls, username: str, kind: str) -> Account:
+def _local_account(urls: LocalUrls, username: str, kind: AccountKind) -> Account:
     private_pem, public_pem = generate_rsa_keypair()
     actor = urls.actor(username)
     return Account(

@@ -1,18 +1,57 @@
-"""The Starlette application and its lifespan: runtime in, workers started, all closed out."""
+"""The Starlette application and its lifespan: runtime in, workers started, all closed out.
+
+This is where the wings meet: the route tables of the federation endpoints (instance/routes)
+and the HTML pages (instance/web), and the background workers `dreamloom serve` runs.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 
-from instance.routes import all_routes
+from instance.generation.schedule import ScheduleWorker
+from instance.generation.worker import GenerationWorker
+from instance.inbound.worker import InboxWorker
+from instance.outbound.delivery import DeliveryWorker
+from instance.routes import actors, inbox, media, posts, wellknown
 from instance.runtime import Runtime, open_runtime
 from instance.settings import Settings
 from instance.setup import ensure_instance
+from instance.web import (
+    compose,
+    follow,
+    login,
+    notifications,
+    pages,
+    post_actions,
+    timelines,
+)
+from instance.workers import Worker, Workers
 
-Hook = Callable[[Runtime], Awaitable[None]]
+
+def all_routes() -> list[BaseRoute]:
+    return [
+        *wellknown.routes,
+        *inbox.routes,  # before actors: /users/{username}/{collection} would match
+        *posts.routes,
+        *actors.routes,
+        *media.routes,
+        *pages.routes,
+        *login.routes,  # local users: login, timelines, compose, follows, buttons
+        *timelines.routes,
+        *compose.routes,
+        *follow.routes,
+        *notifications.routes,
+        *post_actions.routes,
+    ]
+
+
+def worker_factories() -> list[Callable[[Runtime], Worker]]:
+    """Every background worker an instance runs."""
+    return [InboxWorker, DeliveryWorker, GenerationWorker, ScheduleWorker]
 
 
 def create_app(
@@ -32,9 +71,7 @@ def create_app(
         app.state.runtime = rt
         workers = None
         if start_workers:
-            from instance.workers import Workers
-
-            workers = Workers(rt)
+            workers = Workers(rt, worker_factories())
             await workers.start()
         try:
             yield

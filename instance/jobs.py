@@ -10,29 +10,23 @@ the row; the worker then finishes, retries (queued again at a later run_at) or f
        ^                 |  \\--fail----> failed
        '----retry--------'   (lease expires) -> claimable again
 
-What delay to retry after is the caller's policy (activitypub.delivery owns the delivery
-schedule); this module only moves rows.
+How long a lease lasts and when a failed row runs again are declared per queue in
+instance/queues.py; this module only moves rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from instance.storage.models import WorkRow
+from instance.queues import Queue
+from instance.storage.models import WorkRow, WorkStatus
 
 R = TypeVar("R", bound=WorkRow)
-Clock = Callable[[], datetime]
-
-DEFAULT_LEASE = timedelta(minutes=5)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def due(model: type[Any], now: datetime) -> Any:
@@ -46,14 +40,17 @@ def due(model: type[Any], now: datetime) -> Any:
 async def claim(
     session: AsyncSession,
     model: type[R],
+    queue: Queue,
     *,
     now: datetime,
     limit: int,
-    lease: timedelta = DEFAULT_LEASE,
+    lease: timedelta | None = None,
     where: Sequence[Any] = (),
     order_by: Sequence[Any] = (),
 ) -> list[R]:
-    """Atomically lease up to `limit` due rows (FOR UPDATE SKIP LOCKED on PostgreSQL)."""
+    """Atomically lease up to `limit` due rows of `queue` (FOR UPDATE SKIP LOCKED on
+    PostgreSQL), for the queue's lease unless `lease` is given."""
+    held = lease or queue.fixed_lease
     pick = (
         select(model.id)  # type: ignore[attr-defined]
         .where(due(model, now), *where)
@@ -65,7 +62,7 @@ async def claim(
     stmt = (
         update(model)
         .where(model.id.in_(pick.scalar_subquery()), due(model, now))  # type: ignore[attr-defined]
-        .values(status="running", locked_until=now + lease, attempts=model.attempts + 1)
+        .values(status="running", locked_until=now + held, attempts=model.attempts + 1)
         .returning(model)
         .execution_options(synchronize_session=False)
     )
@@ -87,7 +84,7 @@ def retry(row: WorkRow, now: datetime, delay: timedelta, error: str | None = Non
     row.last_error = error
 
 
-def fail(row: WorkRow, now: datetime, error: str, status: str = "failed") -> None:
+def fail(row: WorkRow, now: datetime, error: str, status: WorkStatus = "failed") -> None:
     row.status = status
     row.locked_until = None
     row.finished_at = now

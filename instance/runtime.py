@@ -1,6 +1,14 @@
-"""The Runtime: what one running instance holds (settings, database, HTTP client, workers).
+"""The Runtime: what one running instance holds (settings, database, HTTP client, clock).
 
 Built once by the app's lifespan or a CLI command and passed explicitly; nothing global.
+
+- `now()` is the one clock: every row written and every deadline checked reads it, so a test
+  replaces `clock` to move time.
+- `wake(queue)` tells the workers of this process that a row is waiting in `queue`
+  (instance/workers.py sets `waker`; without workers it does nothing).
+- `service(Kind)` is the runtime's one `Kind(rt)`, made on first use: the per-process state
+  a wing keeps (the inbound key cache, the inbox writer, the web login throttle), held here
+  without this module importing the wings above it.
 """
 
 from __future__ import annotations
@@ -9,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -22,9 +30,21 @@ from instance.storage.db import SessionMaker, make_engine, make_sessionmaker
 from instance.storage.migrate import upgrade
 from instance.urls import LocalUrls
 
+S = TypeVar("S")
+
 
 def user_agent(settings: Settings) -> str:
-    return f"Dreamloom/{__version__} (+{settings.base_url}/)"
+    """What remote admins see in their logs: our software, our site and, when set, a contact."""
+    contact = settings.federation.user_agent_contact.strip()
+    return f"Dreamloom/{__version__} (+{settings.base_url}/{'; ' + contact if contact else ''})"
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def no_waker(queue: str) -> None:
+    """No workers in this process: rows are found by whichever process polls for them."""
 
 
 @dataclass
@@ -35,14 +55,33 @@ class Runtime:
     urls: LocalUrls
     http: httpx.AsyncClient
     fetcher: SafeFetcher
-    extras: dict[str, Any] = field(default_factory=dict)
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Callable[[], datetime] = wall_clock
+    waker: Callable[[str], None] = no_waker
+    signer: tuple[str, str] | None = None  # the instance actor's (key_id, private_pem)
+    _services: dict[type, Any] = field(default_factory=dict, repr=False)
 
     @property
     def instance_signer(self) -> tuple[str, str]:
-        """(key_id, private_pem) of the instance actor: signs every GET (INTEROP 12, 52)."""
-        signer: tuple[str, str] = self.extras["instance_signer"]
-        return signer
+        """(key_id, private_pem) of the instance actor, which signs every GET we make
+        (servers in authorized-fetch mode refuse unsigned ones)."""
+        if self.signer is None:
+            raise RuntimeError("the instance actor is not loaded: call setup.ensure_instance")
+        return self.signer
+
+    def wake(self, queue: str) -> None:
+        """A row is waiting in `queue` ("inbox", "delivery", "generation")."""
+        self.waker(queue)
+
+    def service(self, kind: type[S]) -> S:
+        """This runtime's one `kind(self)`, made on first use."""
+        found = self._services.get(kind)
+        if found is None:
+            found = self._services[kind] = kind(self)  # type: ignore[call-arg]
+        return found  # type: ignore[no-any-return]
+
+    def forget_service(self, kind: type) -> None:
+        """Drop the state `service(kind)` holds (a restart, as far as that state knows)."""
+        self._services.pop(kind, None)
 
     async def fetch_json(self, url: str) -> dict[str, Any]:
         """A remote ActivityStreams document, signed GET through the one safe fetcher."""

@@ -24,14 +24,10 @@ from urllib.parse import urlsplit
 
 from activitypub.errors import InvalidURLError
 from activitypub.urls import normalize_host
+from instance.errors import ConfigError
 
 CONFIG_FILENAME = "config.toml"
 ENV_PREFIX = "DREAMLOOM_"
-
-
-class ConfigError(Exception):
-    """A configuration problem, worded for the person who edits config.toml."""
-
 
 @dataclass
 class InstanceSettings:

@@ -8,8 +8,9 @@ from pathlib import Path
 import tomli_w
 
 from instance.accounts import ensure_instance_actor
+from instance.errors import ConfigError
 from instance.runtime import Runtime
-from instance.settings import CONFIG_FILENAME, ConfigError, load_settings
+from instance.settings import CONFIG_FILENAME, load_settings, settings_from_dict
 
 CONFIG_HEADER = """\
 # Dreamloom instance configuration, written by `dreamloom init`.
@@ -42,8 +43,6 @@ def write_config(
     }
     if allow_private_addresses:
         data["federation"] = {"allow_private_addresses": True}
-    from instance.settings import settings_from_dict
-
     settings_from_dict(data, path, env={})  # validate before writing anything
     path.write_text(CONFIG_HEADER + tomli_w.dumps(data), encoding="utf-8")
     return InitResult(path, True)
@@ -55,4 +54,4 @@ async def ensure_instance(rt: Runtime) -> None:
     async with rt.session() as session:
         actor = await ensure_instance_actor(session, rt.urls, rt.settings.instance.name)
     assert actor.key_id and actor.private_key_pem
-    rt.extras["instance_signer"] = (actor.key_id, actor.private_key_pem)
+    rt.signer = (actor.key_id, actor.private_key_pem)

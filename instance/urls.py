@@ -1,19 +1,40 @@
-"""Every URL this instance mints for its own objects, in one place.
+"""Every URL this instance mints for its own objects, and the one spelling of a handle.
 
 Actors live at /users/<name> (the instance actor at /actor), posts at /users/<name>/posts/<id>
-with an HTML permalink at /@<name>/<id>; activities get ids under their actor.
+with an HTML permalink at /@<name>/<id>; activities get ids under their actor. A handle is
+always written `@user@host`, local accounts with this instance's host.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 INSTANCE_ACTOR_USERNAME = "instance_actor"
+
+
+class Named(Protocol):
+    """Anything with a handle: an account row (remote ones have a domain, ours have "")."""
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def domain(self) -> str: ...
 
 
 @dataclass(frozen=True)
 class LocalUrls:
     base: str  # scheme://host[:port], no trailing slash
+
+    @property
+    def host(self) -> str:
+        """The host (with its port, when it has one) as handles and ids spell it."""
+        return self.base.split("://", 1)[1]
+
+    def handle(self, account: Named) -> str:
+        """`@user@host` for any account; ours with this instance's host."""
+        return f"@{account.username}@{account.domain or self.host}"
 
     def actor(self, username: str) -> str:
         if username == INSTANCE_ACTOR_USERNAME:

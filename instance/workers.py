@@ -1,8 +1,10 @@
 """Background workers inside `dreamloom serve`: one asyncio task per worker, woken on new work.
 
-A worker is anything with `name`, `async run_once() -> int` (work done this step; tests call
-it directly and never sleep) and `wake()`. When a step did nothing the loop waits for a wake
-or the poll interval, so rows written by another process (the CLI) are picked up too.
+A worker is anything with `name` (its queue's name, instance/queues.py) and
+`async run_once() -> int` (work done this step; tests call it directly and never sleep).
+`Workers` runs each in a loop: after a step that did nothing it waits for `rt.wake(name)` or
+the poll interval, so rows written by another process (the CLI) are picked up too. Which
+workers an instance runs is instance/app.py's `worker_factories`.
 """
 
 from __future__ import annotations
@@ -25,24 +27,14 @@ class Worker(Protocol):
     async def run_once(self) -> int: ...
 
 
-def worker_factories() -> list[Callable[[Runtime], Worker]]:
-    """Every worker an instance runs; each module that owns background work adds itself."""
-    from instance.generation.schedule import ScheduleWorker
-    from instance.generation.worker import GenerationWorker
-    from instance.inbound.worker import InboxWorker
-    from instance.outbound.delivery import DeliveryWorker
-
-    return [InboxWorker, DeliveryWorker, GenerationWorker, ScheduleWorker]
-
-
 class Workers:
-    def __init__(self, rt: Runtime, factories: list[Callable[[Runtime], Worker]] | None = None):
+    def __init__(self, rt: Runtime, factories: list[Callable[[Runtime], Worker]]) -> None:
         self.rt = rt
-        self.workers = [make(rt) for make in (factories or worker_factories())]
+        self.workers = [make(rt) for make in factories]
         self.events = {w.name: asyncio.Event() for w in self.workers}
         self.tasks: list[asyncio.Task[None]] = []
         self.stopping = asyncio.Event()
-        rt.extras["wake"] = self.wake
+        rt.waker = self.wake
 
     def wake(self, name: str | None = None) -> None:
         for worker_name, event in self.events.items():
@@ -75,10 +67,3 @@ class Workers:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         close = [getattr(w, "aclose", None) for w in self.workers]
         await asyncio.gather(*(c() for c in close if c), return_exceptions=True)
-
-
-def wake(rt: Runtime, name: str | None = None) -> None:
-    """Nudge a worker after writing a row for it (no-op when workers run elsewhere)."""
-    waker = rt.extras.get("wake")
-    if waker is not None:
-        waker(name)

@@ -4,7 +4,7 @@ A temporary instance (SQLite, loopback) gets F remote followers spread over N re
 each server a distinct loopback address (127.0.2.1, 127.0.2.2, ...) with one shared inbox, all
 served by one asyncio HTTP server in a child process (`serve_inboxes`). A tenth of the servers
 are bad: half answer slowly (5-10 s), a quarter answer 500, a quarter reset the connection.
-This process enqueues one Create with `instance.fanout.enqueue` and runs the real
+This process enqueues one Create with `instance.outbound.fanout.enqueue` and runs the real
 `DeliveryWorker` over the runtime's SSRF-guarded client; the child reports the moment every
 healthy inbox has the activity. Printed: that time (the goal is < 30 s on 2 cores), the time
 until every inbox was tried once, POSTs sent, outcomes, and this process's CPU per delivery.
@@ -13,21 +13,26 @@ until every inbox was tried once, POSTs sent, outcomes, and this process's CPU p
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 import random
 import resource
-import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from sqlalchemy import func, insert, select
+
+from instance.accounts import NewAccount, create_account
+from instance.outbound.delivery import DeliveryWorker
+from instance.outbound.fanout import enqueue
+from instance.runtime import Runtime, open_runtime
+from instance.settings import settings_from_dict
+from instance.setup import ensure_instance
+from instance.storage.models import Account, Delivery, Follow
 
 Answer = Callable[[str, str, bytes], Awaitable[int | None]]
 """(host, path, body) -> the status to answer, or None to reset the connection."""
@@ -123,11 +128,11 @@ async def _farm(hosts: list[str], port: int, bad: dict[str, str], conn: Connecti
 
 
 # -- the benchmark --------------------------------------------------------------------------
-async def seed_followers(rt: Any, followee_id: int, hosts: list[str], port: int, n: int) -> None:
+async def seed_followers(
+    rt: Runtime, followee_id: int, hosts: list[str], port: int, n: int
+) -> None:
     """`n` remote accounts following `followee_id`, spread evenly over `hosts`, each host
     with one shared inbox; written in bulk."""
-    from instance.storage.models import Account, Follow
-
     accounts = []
     for i in range(n):
         host = hosts[i % len(hosts)]
@@ -154,14 +159,6 @@ async def seed_followers(rt: Any, followee_id: int, hosts: list[str], port: int,
 async def run_bench(
     followers: int, inboxes: int, bad_share: float, concurrency: int | None, directory: Path
 ) -> dict[str, Any]:
-    from instance.accounts import NewAccount, create_account
-    from instance.outbound.delivery import DeliveryWorker
-    from instance.outbound.fanout import enqueue
-    from instance.runtime import open_runtime
-    from instance.settings import settings_from_dict
-    from instance.setup import ensure_instance
-    from instance.storage.models import Account, Delivery
-
     hosts = loopback_hosts(inboxes)
     port = free_port(hosts[0])
     bad = bad_hosts(hosts, bad_share)
@@ -197,7 +194,7 @@ async def run_bench(
                 "cc": [rt.urls.followers("painter")],
                 "object": {"id": f"{uri}/note", "type": "Note", "content": "<p>bench</p>"},
             }  # fmt: skip
-            await enqueue(session, rt.urls, account, activity, to_followers=True, now=rt.now())
+            await enqueue(session, rt, account, activity, to_followers=True)
         enqueued = time.monotonic()
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
 
@@ -244,32 +241,8 @@ async def run_bench(
         farm.join(5)
 
 
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    @bench_app.command("fanout")
-    def bench_fanout(
-        followers: Annotated[int, typer.Option(help="Remote followers.")] = 10_000,
-        inboxes: Annotated[
-            int, typer.Option(help="Remote servers (one shared inbox each).")
-        ] = 1000,
-        bad: Annotated[float, typer.Option(help="Share of servers slow or failing.")] = 0.1,
-        concurrency: Annotated[
-            int | None, typer.Option(help="delivery_concurrency (default: the setting's).")
-        ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    ) -> None:
-        """Time until one post reaches every healthy inbox (loopback, SQLite)."""
-        with tempfile.TemporaryDirectory(prefix="dreamloom-bench-") as tmp:
-            result = asyncio.run(run_bench(followers, inboxes, bad, concurrency, Path(tmp)))
-        if as_json:
-            sys.stdout.write(json.dumps(result) + "\n")
-            return
-        sys.stdout.write(
-            f"fan-out: {result['followers']} followers on {result['inboxes']} inboxes "
-            f"({dict(result['bad_inboxes'])} bad), concurrency {result['concurrency']}, "
-            f"per host {result['per_host']}\n"
-            f"  enqueue {result['enqueue_s']} s; every healthy inbox reached after "
-            f"{result['healthy_delivered_s']} s; worker idle (every due row tried) after "
-            f"{result['idle_s']} s\n"
-            f"  {result['posts_sent']} POSTs, rows {result['rows']}, "
-            f"{result['cpu_ms_per_post']} ms CPU per POST in the sender\n"
-        )
+def bench(
+    followers: int, inboxes: int, bad_share: float, concurrency: int | None
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="dreamloom-bench-") as tmp:
+        return asyncio.run(run_bench(followers, inboxes, bad_share, concurrency, Path(tmp)))

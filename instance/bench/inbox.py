@@ -23,10 +23,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
-import typer
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -36,6 +35,10 @@ from starlette.routing import Route
 from activitypub.keys import generate_rsa_keypair
 from activitypub.objects import AS_CONTEXT, AS_PUBLIC, build_actor
 from activitypub.signatures import sign_request_headers
+from instance.accounts import NewAccount, create_account
+from instance.runtime import open_runtime
+from instance.settings import load_settings
+from instance.setup import ensure_instance, write_config
 
 ACTIVITY_JSON = "application/activity+json"
 
@@ -89,10 +92,6 @@ class FakeRemote:
 
 def prepare_instance(directory: Path, port: int) -> str:
     """config.toml, database and a local account to mention; returns its actor URL."""
-    from instance.accounts import NewAccount, create_account
-    from instance.runtime import open_runtime
-    from instance.settings import load_settings
-    from instance.setup import ensure_instance, write_config
 
     write_config(directory, f"127.0.0.1:{port}", "http", allow_private_addresses=True)
 
@@ -287,31 +286,3 @@ def _loop_factory() -> Any:
     except ImportError:
         return None
     return uvloop.new_event_loop
-
-
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    @bench_app.command("inbox")
-    def bench_inbox(
-        n: Annotated[int, typer.Option("-n", help="Signed POSTs to send.")] = 1000,
-        concurrency: Annotated[int, typer.Option("-c", help="Concurrent connections.")] = 16,
-        generator: Annotated[
-            str, typer.Option(help="raw: light pre-serialised requests; httpx: the generator "
-                              "of shared/bench/inbox_load.py (costs more CPU than the server).")
-        ] = "raw",
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    ) -> None:
-        """Signed Create{Note} POSTs/s the inbox verifies and persists (SQLite, loopback)."""
-        if generator not in GENERATORS:
-            raise typer.BadParameter(f"--generator must be one of {', '.join(GENERATORS)}")
-        result = bench(n, concurrency, generator)
-        if as_json:
-            sys.stdout.write(json.dumps(result) + "\n")
-            return
-        sys.stdout.write(
-            f"inbox: {result['accepted_per_s']}/s accepted ({result['codes']}), "
-            f"p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms; "
-            f"n={n} c={concurrency} ({generator}), {result['stored_rows']} rows stored, "
-            f"{result['lost']} lost, {result['key_fetches']} key fetch(es); CPU per request: "
-            f"server {result['server_cpu_ms_per_request']} ms, "
-            f"load generator {result['client_cpu_ms_per_request']} ms\n"
-        )

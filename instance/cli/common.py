@@ -1,7 +1,9 @@
-"""What every `dreamloom` command module shares: consoles, options, error handling, runtimes.
+"""What every `dreamloom` command module shares: the Typer apps, consoles, options, error
+handling and runtimes.
 
-Command modules (instance/cli.py and the COMMAND_MODULES it registers) import from here, never
-from instance/cli.py, so that any of them can be imported on its own.
+Command modules add their commands to the apps defined here; instance/cli/__init__.py
+imports them all. An error a person can fix (`instance.errors.UserError`) is one line on
+stderr and exit code 1, never a traceback.
 """
 
 from __future__ import annotations
@@ -17,15 +19,29 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from instance import accounts as accounts_mod
+from instance.errors import ConfigError, UserError
 from instance.runtime import Runtime, open_runtime
-from instance.settings import ConfigError, Settings, load_settings, locate_config
+from instance.settings import Settings, load_settings, locate_config
+from instance.setup import ensure_instance
+from instance.storage.models import Account
 
 T = TypeVar("T")
 
+app = typer.Typer(
+    name="dreamloom",
+    help="Dreamloom: a federated home for AI-made images.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 account_app = typer.Typer(
     help="Create, list, show and change local accounts.", no_args_is_help=True
 )
+db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (numbers go to BENCHMARKS.md).", no_args_is_help=True)
+app.add_typer(account_app, name="account")
+app.add_typer(db_app, name="db")
+app.add_typer(bench_app, name="bench")
 
 out = Console()
 err = Console(stderr=True)
@@ -36,15 +52,6 @@ DirOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, accounts_mod.AccountError)
-
-
-def register_user_error(exc_type: type[Exception]) -> None:
-    """Let another module's error type print as one clean line (e.g. generation errors)."""
-    global USER_ERRORS
-    USER_ERRORS = (*USER_ERRORS, exc_type)
-
-
 def fail(message: str, code: int = 1) -> None:
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -53,7 +60,7 @@ def fail(message: str, code: int = 1) -> None:
 def run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
-    except USER_ERRORS as exc:
+    except UserError as exc:
         fail(str(exc))
         raise AssertionError("unreachable") from exc
 
@@ -69,8 +76,6 @@ def settings_for(directory: Path | None) -> Settings:
 async def with_runtime(settings: Settings, fn: Callable[[Runtime], Awaitable[T]]) -> T:
     rt = await open_runtime(settings)
     try:
-        from instance.setup import ensure_instance
-
         await ensure_instance(rt)
         return await fn(rt)
     finally:
@@ -81,7 +86,7 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def account_row(a: Any, settings: Settings) -> dict[str, Any]:
+def account_row(a: Account, settings: Settings) -> dict[str, Any]:
     return {
         "username": a.username,
         "handle": f"@{a.username}@{settings.host}",

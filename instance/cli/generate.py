@@ -16,21 +16,24 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
-from generator.pipelines import BUILTIN_TINY
+from generator.bench import run_bench
+from generator.locating import BUILTIN_TINY
 from instance.accounts import get_local
 from instance.cli.common import (
     DirOption,
     JsonOption,
+    app,
+    bench_app,
     err,
     fail,
     out,
     print_json,
-    register_user_error,
     run,
     settings_for,
     with_runtime,
 )
-from instance.generation.requests import GenerationRefused, active_count, enqueue, parse_size
+from instance.generation.recipes import parse_size
+from instance.generation.requests import active_count, enqueue
 from instance.generation.worker import (
     GenerationWorker,
     Outcome,
@@ -144,6 +147,7 @@ def _generate(
     report(run(with_runtime(settings, go)), settings, as_json)
 
 
+@app.command()
 def generate(
     account: Annotated[str, typer.Argument(help="Local account that makes the image.")],
     prompt: Annotated[str, typer.Argument(help="What to draw.")],
@@ -163,6 +167,7 @@ def generate(
     )  # fmt: skip
 
 
+@app.command()
 def post(
     account: Annotated[str, typer.Argument(help="Local account that posts.")],
     prompt: Annotated[str, typer.Argument(help="What to draw.")],
@@ -215,6 +220,7 @@ async def list_jobs(rt: Runtime, *, everything: bool, limit: int = 100) -> list[
     ]
 
 
+@app.command()
 def queue(
     everything: Annotated[bool, typer.Option("--all", help="Include finished jobs.")] = False,
     directory: DirOption = None,
@@ -265,6 +271,7 @@ def _ints(value: str, name: str) -> list[int]:
     return parsed
 
 
+@bench_app.command("generate")
 def bench_generate(
     model: Annotated[str, typer.Option(help="auto, builtin:tiny, a directory or a hub id.")] = (
         "auto"
@@ -289,8 +296,6 @@ def bench_generate(
     as_json: JsonOption = False,
 ) -> None:
     """Plain diffusers vs Dreamloom's generation path, side by side in one process."""
-    from generator.bench import run_bench
-
     square: int | None = None
     if size:
         w, h = parse_size(size) if "x" in size.lower() else (int(size), int(size))
@@ -334,11 +339,3 @@ def _print_bench(report: Any) -> None:
     for note in report.notes:
         out.print(f"note: {note}", highlight=False)
     out.print(", ".join(f"{k} {v}" for k, v in report.versions.items()), highlight=False)
-
-
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    register_user_error(GenerationRefused)
-    app.command()(generate)
-    app.command()(post)
-    app.command()(queue)
-    bench_app.command("generate")(bench_generate)

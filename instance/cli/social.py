@@ -20,15 +20,17 @@ from instance.accounts import get_local
 from instance.cli.common import (
     DirOption,
     JsonOption,
+    app,
     out,
     print_json,
-    register_user_error,
     run,
     settings_for,
     with_runtime,
 )
+from instance.cli.generate import await_job, report
 from instance.content import actions, notifications, posting, timelines
-from instance.generation.remix import RemixError, remix
+from instance.errors import NotFound
+from instance.generation.remix import remix
 from instance.inbound import resolve
 from instance.runtime import Runtime
 from instance.storage.models import Account, Post
@@ -52,7 +54,7 @@ def _act_on_account(
         other = await resolve.account(rt, target)
         async with rt.session() as s:
             me = await get_local(s, username)
-            result = await fn(s, rt.urls, me, await s.get_one(Account, other.id))
+            result = await fn(s, rt, me, await s.get_one(Account, other.id))
         state = verb
         if verb == "follow":
             state = "following" if result.accepted else "requested (waiting for approval)"
@@ -82,7 +84,7 @@ def _act_on_post(
         async with rt.session() as s:
             me = await get_local(s, username)
             post = await s.get_one(Post, target.id)
-            result = await fn(s, rt.urls, me, post)
+            result = await fn(s, rt, me, post)
         counts = {"likes": post.likes_count, "boosts": post.boosts_count}
         state = "nothing to undo" if result is False else "done"
         return {"account": username, "action": verb, "post": target.uri, "state": state, **counts}
@@ -142,8 +144,8 @@ def delete_command(
                 select(Post).where(or_(Post.uri == url, Post.url == url), Post.local.is_(True))
             )
             if target is None:
-                raise resolve.NotFound(f"no local post at {url}")
-            await posting.delete(s, rt.urls, me, target, now=rt.now())
+                raise NotFound(f"no local post at {url}")
+            await posting.delete(s, rt, me, target)
             return {"account": name, "action": "delete", "post": target.uri, "state": "deleted"}
 
     row = run(with_runtime(settings, go))
@@ -171,8 +173,6 @@ def remix_command(
     as_json: JsonOption = False,
 ) -> None:
     """Remix a post: same recipe with a new seed, an edited prompt, or from its image."""
-    from instance.cli.generate import await_job, report
-
     settings = settings_for(directory)
 
     async def go(rt: Runtime) -> Any:
@@ -197,7 +197,7 @@ def requests_command(
         async with rt.sessions() as s:
             me = await get_local(s, name)
             return [
-                {"handle": timelines.handle(a) if a.domain else f"@{a.username}", "actor": a.uri}
+                {"handle": rt.urls.handle(a), "actor": a.uri}
                 for a in await actions.pending_followers(s, me)
             ]
 
@@ -225,7 +225,8 @@ def timeline(
         async with rt.sessions() as s:
             me = await get_local(s, name)
             which = "account" if kind == "own" else kind
-            entries = await timelines.read(s, which, viewer=me, author=me, limit=limit)
+            entries = await timelines.read(s, which, viewer=me, author=me, limit=limit,
+                                           now=rt.now())  # fmt: skip
             return [await timelines.entry_json(s, e, rt.urls) for e in entries]
 
     rows = run(with_runtime(settings, go))
@@ -251,7 +252,8 @@ def notifications_command(
 
     async def go(rt: Runtime) -> list[dict[str, Any]]:
         async with rt.sessions() as s:
-            return await notifications.list_for(s, await get_local(s, name), limit=limit)
+            me = await get_local(s, name)
+            return await notifications.list_for(s, me, rt.urls, limit=limit)
 
     rows = run(with_runtime(settings, go))
     if as_json:
@@ -263,15 +265,12 @@ def notifications_command(
     out.print(table)
 
 
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    for error in (resolve.NotFound, actions.ActionError, RemixError, posting.PostingError):
-        register_user_error(error)
-    for verb, (fn, doc) in ACCOUNT_COMMANDS.items():
-        app.command(verb)(_account_command(verb, fn, doc))
-    for verb, (fn, doc) in POST_COMMANDS.items():
-        app.command(verb)(_post_command(verb, fn, doc))
-    app.command("remix")(remix_command)
-    app.command("delete")(delete_command)
-    app.command("requests")(requests_command)
-    app.command("timeline")(timeline)
-    app.command("notifications")(notifications_command)
+for _verb, (_fn, _doc) in ACCOUNT_COMMANDS.items():
+    app.command(_verb)(_account_command(_verb, _fn, _doc))
+for _verb, (_fn, _doc) in POST_COMMANDS.items():
+    app.command(_verb)(_post_command(_verb, _fn, _doc))
+app.command("remix")(remix_command)
+app.command("delete")(delete_command)
+app.command("requests")(requests_command)
+app.command("timeline")(timeline)
+app.command("notifications")(notifications_command)

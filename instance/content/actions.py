@@ -23,17 +23,15 @@ from activitypub.objects import (
 )
 from instance.content.counters import recount
 from instance.content.notifications import notify
+from instance.content.visibility import can_boost
+from instance.errors import ActionError
 from instance.outbound.fanout import enqueue
+from instance.runtime import Runtime
 from instance.storage.ids import new_public_id
 from instance.storage.models import Account, Boost, Follow, Like, Post
-from instance.urls import LocalUrls
 
 
-class ActionError(Exception):
-    """An action that cannot be done; the message says why."""
-
-
-async def follow(session: AsyncSession, urls: LocalUrls, me: Account, target: Account) -> Follow:
+async def follow(session: AsyncSession, rt: Runtime, me: Account, target: Account) -> Follow:
     """Follow `target`: at once when it is local and unlocked, else after its Accept."""
     if target.id == me.id:
         raise ActionError("an account cannot follow itself")
@@ -43,22 +41,24 @@ async def follow(session: AsyncSession, urls: LocalUrls, me: Account, target: Ac
     if existing is not None:
         return existing
     activity = build_follow(
-        activity_id=urls.activity(me.username, new_public_id()), actor=me.uri, object_id=target.uri
-    )
-    row = Follow(follower_id=me.id, followee_id=target.id, uri=activity["id"])
+        activity_id=rt.urls.activity(me.username, new_public_id()), actor=me.uri,
+        object_id=target.uri,
+    )  # fmt: skip
+    row = Follow(follower_id=me.id, followee_id=target.id, uri=activity["id"],
+                 created_at=rt.now())  # fmt: skip
     session.add(row)
     if target.local:
         row.accepted = not target.manually_approves_followers
-        kind = "follow" if row.accepted else "follow_request"
         await session.flush()
-        await notify(session, recipient=target, kind=kind, sender=me)
+        await notify(session, recipient=target, sender=me, now=rt.now(),
+                     kind="follow" if row.accepted else "follow_request")  # fmt: skip
     else:
-        await enqueue(session, urls, me, activity, inboxes=[target.inbox_uri or ""])
+        await enqueue(session, rt, me, activity, to=[target])
     await session.flush()
     return row
 
 
-async def unfollow(session: AsyncSession, urls: LocalUrls, me: Account, target: Account) -> bool:
+async def unfollow(session: AsyncSession, rt: Runtime, me: Account, target: Account) -> bool:
     row = await session.scalar(
         select(Follow).where(Follow.follower_id == me.id, Follow.followee_id == target.id)
     )
@@ -67,7 +67,7 @@ async def unfollow(session: AsyncSession, urls: LocalUrls, me: Account, target: 
     if not target.local:
         original = build_follow(activity_id=row.uri, actor=me.uri, object_id=target.uri)
         undo = build_undo(activity_id=f"{row.uri}/undo", actor=me.uri, activity=original)
-        await enqueue(session, urls, me, undo, inboxes=[target.inbox_uri or ""])
+        await enqueue(session, rt, me, undo, to=[target])
     await session.delete(row)
     await session.flush()
     return True
@@ -93,33 +93,33 @@ async def _request(session: AsyncSession, me: Account, follower: Account) -> Fol
     )  # fmt: skip
 
 
-async def approve(session: AsyncSession, urls: LocalUrls, me: Account, follower: Account) -> bool:
-    """Accept a pending follow request; the follower's server gets Accept (INTEROP 39)."""
+async def approve(session: AsyncSession, rt: Runtime, me: Account, follower: Account) -> bool:
+    """Accept a pending follow request; the follower's server gets the Accept."""
     row = await _request(session, me, follower)
     if row is None:
         return False
     row.accepted = True
     if not follower.local:
         accept = build_accept(
-            activity_id=urls.activity(me.username, new_public_id()), actor=me.uri,
+            activity_id=rt.urls.activity(me.username, new_public_id()), actor=me.uri,
             follow={"id": row.uri, "actor": follower.uri, "object": me.uri},
         )  # fmt: skip
-        await enqueue(session, urls, me, accept, inboxes=[follower.inbox_uri or ""])
+        await enqueue(session, rt, me, accept, to=[follower])
     await session.flush()
     return True
 
 
-async def reject(session: AsyncSession, urls: LocalUrls, me: Account, follower: Account) -> bool:
+async def reject(session: AsyncSession, rt: Runtime, me: Account, follower: Account) -> bool:
     """Refuse a pending follow request; the follower's server gets Reject."""
     row = await _request(session, me, follower)
     if row is None:
         return False
     if not follower.local:
         refusal = build_reject(
-            activity_id=urls.activity(me.username, new_public_id()), actor=me.uri,
+            activity_id=rt.urls.activity(me.username, new_public_id()), actor=me.uri,
             follow={"id": row.uri, "actor": follower.uri, "object": me.uri},
         )  # fmt: skip
-        await enqueue(session, urls, me, refusal, inboxes=[follower.inbox_uri or ""])
+        await enqueue(session, rt, me, refusal, to=[follower])
     await session.delete(row)
     await session.flush()
     return True
@@ -137,25 +137,25 @@ async def _mine(
     )
 
 
-async def like(session: AsyncSession, urls: LocalUrls, me: Account, post: Post) -> Like:
+async def like(session: AsyncSession, rt: Runtime, me: Account, post: Post) -> Like:
     """Like a post; a second like of the same post changes nothing (counts stay exact)."""
     existing = await _mine(session, Like, me, post)
     if existing is not None:
         return existing
     author = await _author(session, post)
-    activity = _like(me, post, author, urls.activity(me.username, new_public_id()))
-    row = Like(account_id=me.id, post_id=post.id, uri=activity["id"])
+    activity = _like(me, post, author, rt.urls.activity(me.username, new_public_id()))
+    row = Like(account_id=me.id, post_id=post.id, uri=activity["id"], created_at=rt.now())
     session.add(row)
     await session.flush()
     await recount(session, post.id)
     if author.local:
-        await notify(session, recipient=author, kind="like", sender=me, post=post)
+        await notify(session, recipient=author, kind="like", sender=me, post=post, now=rt.now())
     else:
-        await enqueue(session, urls, me, activity, inboxes=[author.inbox_uri or ""])
+        await enqueue(session, rt, me, activity, to=[author])
     return row
 
 
-async def unlike(session: AsyncSession, urls: LocalUrls, me: Account, post: Post) -> bool:
+async def unlike(session: AsyncSession, rt: Runtime, me: Account, post: Post) -> bool:
     row = await _mine(session, Like, me, post)
     if row is None:
         return False
@@ -163,7 +163,7 @@ async def unlike(session: AsyncSession, urls: LocalUrls, me: Account, post: Post
     if not author.local:
         undo = build_undo(activity_id=f"{row.uri}/undo", actor=me.uri,
                           activity=_like(me, post, author, row.uri))  # fmt: skip
-        await enqueue(session, urls, me, undo, inboxes=[author.inbox_uri or ""])
+        await enqueue(session, rt, me, undo, to=[author])
     await session.delete(row)
     await session.flush()
     await recount(session, post.id)
@@ -182,36 +182,33 @@ def _announce(me: Account, post: Post, author: Account, activity_id: str) -> dic
     )  # fmt: skip
 
 
-async def boost(session: AsyncSession, urls: LocalUrls, me: Account, post: Post) -> Boost:
+async def boost(session: AsyncSession, rt: Runtime, me: Account, post: Post) -> Boost:
     """Announce a public post to our followers and its author."""
-    if post.visibility not in ("public", "unlisted"):
+    if not can_boost(post):
         raise ActionError("only public and unlisted posts can be boosted")
     existing = await _mine(session, Boost, me, post)
     if existing is not None:
         return existing
     author = await _author(session, post)
-    activity = _announce(me, post, author, urls.activity(me.username, new_public_id()))
-    row = Boost(account_id=me.id, post_id=post.id, uri=activity["id"])
+    activity = _announce(me, post, author, rt.urls.activity(me.username, new_public_id()))
+    row = Boost(account_id=me.id, post_id=post.id, uri=activity["id"], published=rt.now())
     session.add(row)
     await session.flush()
     await recount(session, post.id)
     if author.local:
-        await notify(session, recipient=author, kind="boost", sender=me, post=post)
-    inboxes = [] if author.local else [author.inbox_uri or ""]
-    await enqueue(session, urls, me, activity, inboxes=inboxes, to_followers=True,
-                  object_uri=post.uri)  # fmt: skip
+        await notify(session, recipient=author, kind="boost", sender=me, post=post, now=rt.now())
+    await enqueue(session, rt, me, activity, to=[author], to_followers=True, object_uri=post.uri)
     return row
 
 
-async def unboost(session: AsyncSession, urls: LocalUrls, me: Account, post: Post) -> bool:
+async def unboost(session: AsyncSession, rt: Runtime, me: Account, post: Post) -> bool:
     row = await _mine(session, Boost, me, post)
     if row is None:
         return False
     author = await _author(session, post)
     undo = build_undo(activity_id=f"{row.uri}/undo", actor=me.uri,
                       activity=_announce(me, post, author, row.uri))  # fmt: skip
-    inboxes = [] if author.local else [author.inbox_uri or ""]
-    await enqueue(session, urls, me, undo, inboxes=inboxes, to_followers=True)
+    await enqueue(session, rt, me, undo, to=[author], to_followers=True)
     await session.delete(row)
     await session.flush()
     await recount(session, post.id)

@@ -10,10 +10,9 @@ from sqlalchemy.orm import aliased, selectinload
 
 from instance.content.notes import create_json, note_json
 from instance.content.render import PAGE_SIZE
+from instance.content.visibility import served_unsigned_rows
 from instance.storage.models import Account, Follow, Post
 from instance.urls import LocalUrls
-
-PUBLIC_VISIBILITIES = ("public", "unlisted")
 
 
 async def followers(
@@ -51,7 +50,7 @@ def _public_posts(account: Account) -> Any:
     return (
         Post.account_id == account.id,
         Post.deleted_at.is_(None),
-        Post.visibility.in_(PUBLIC_VISIBILITIES),
+        served_unsigned_rows(),
     )
 
 
@@ -73,7 +72,7 @@ async def outbox(
     items = []
     for post in posts:
         note = note_json(post, account, list(post.media), urls, with_context=False)
-        activity = create_json(f"{post.uri}/activity", note)
+        activity = create_json(post, note)
         activity.pop("@context")
         items.append(activity)
     return total, items

@@ -12,25 +12,22 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from instance.storage.models import Account, Post
+from instance.urls import LocalUrls
 
 MAX_DEPTH = 16
 
 
-def _entry(post: Post | None, author: Account | None, uri: str) -> dict[str, Any]:
+def _entry(post: Post | None, author: Account | None, uri: str, urls: LocalUrls) -> dict[str, Any]:
     return {
         "uri": uri,
         "url": (post.url or post.uri) if post else uri,
-        "author": (
-            f"@{author.username}@{author.domain}" if author.domain else f"@{author.username}"
-        )
-        if author
-        else None,
+        "author": urls.handle(author) if author else None,
         "prompt": (post.recipe or {}).get("prompt") if post else None,
         "deleted": bool(post and post.deleted_at),
     }
 
 
-async def ancestors(session: AsyncSession, post: Post) -> list[dict[str, Any]]:
+async def ancestors(session: AsyncSession, post: Post, urls: LocalUrls) -> list[dict[str, Any]]:
     chain: list[dict[str, Any]] = []
     current, seen = post, {post.id}
     while current.quote_uri and len(chain) < MAX_DEPTH:
@@ -38,15 +35,18 @@ async def ancestors(session: AsyncSession, post: Post) -> list[dict[str, Any]]:
         if parent is None:
             parent = await session.scalar(select(Post).where(Post.uri == current.quote_uri))
         if parent is None or parent.id in seen:
-            chain.append(_entry(None, None, current.quote_uri))
+            chain.append(_entry(None, None, current.quote_uri, urls))
             break
         seen.add(parent.id)
-        chain.append(_entry(parent, await session.get(Account, parent.account_id), parent.uri))
+        author = await session.get(Account, parent.account_id)
+        chain.append(_entry(parent, author, parent.uri, urls))
         current = parent
     return chain
 
 
-async def remixes(session: AsyncSession, post: Post, limit: int = 50) -> list[dict[str, Any]]:
+async def remixes(
+    session: AsyncSession, post: Post, urls: LocalUrls, limit: int = 50
+) -> list[dict[str, Any]]:
     rows = await session.execute(
         select(Post, Account)
         .join(Account, Post.account_id == Account.id)
@@ -54,8 +54,11 @@ async def remixes(session: AsyncSession, post: Post, limit: int = 50) -> list[di
         .order_by(Post.published)
         .limit(limit)
     )
-    return [_entry(p, a, p.uri) for p, a in rows]
+    return [_entry(p, a, p.uri, urls) for p, a in rows]
 
 
-async def lineage_of(session: AsyncSession, post: Post) -> dict[str, Any]:
-    return {"parents": await ancestors(session, post), "remixes": await remixes(session, post)}
+async def lineage_of(session: AsyncSession, post: Post, urls: LocalUrls) -> dict[str, Any]:
+    return {
+        "parents": await ancestors(session, post, urls),
+        "remixes": await remixes(session, post, urls),
+    }

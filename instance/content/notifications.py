@@ -6,25 +6,28 @@ delivered many times, or a like undone and redone, notifies once.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, get_args
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from instance.storage.idempotent import insert_rows
-from instance.storage.models import Account, Notification, Post, utcnow
+from instance.storage.models import Account, Notification, NotificationKind, Post
+from instance.urls import LocalUrls
 
-KINDS = frozenset({"follow", "follow_request", "like", "boost", "mention", "reply", "remix"})
+KINDS = frozenset(get_args(NotificationKind))
 
 
 async def notify(
     session: AsyncSession,
     *,
     recipient: Account,
-    kind: str,
+    kind: NotificationKind,
     sender: Account,
     post: Post | None = None,
+    now: datetime,
 ) -> None:
     """Notify a local account (remote recipients and self-notifications are ignored)."""
     if kind not in KINDS:
@@ -38,13 +41,18 @@ async def notify(
         "from_account_id": sender.id,
         "post_id": post.id if post else None,
         "dedupe_key": key,
-        "created_at": utcnow(),
+        "created_at": now,
     }
     await insert_rows(session, Notification, [values])
 
 
 async def list_for(
-    session: AsyncSession, account: Account, *, limit: int = 40, before_id: int | None = None
+    session: AsyncSession,
+    account: Account,
+    urls: LocalUrls,
+    *,
+    limit: int = 40,
+    before_id: int | None = None,
 ) -> list[dict[str, Any]]:
     sender = aliased(Account)
     query = (
@@ -62,7 +70,7 @@ async def list_for(
         {
             "id": n.id,
             "kind": n.kind,
-            "from": f"@{s.username}@{s.domain}" if s.domain else f"@{s.username}",
+            "from": urls.handle(s),
             "from_uri": s.uri,
             "post": p.uri if p is not None else None,
             "created_at": n.created_at.isoformat(),

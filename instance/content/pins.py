@@ -8,25 +8,20 @@ collection as `target`, which Mastodon applies at once (else it waits for its ne
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.objects import AS_CONTEXT, AS_PUBLIC
-from instance.content.collections import PUBLIC_VISIBILITIES
+from instance.content.visibility import can_pin
+from instance.errors import PinError
 from instance.outbound.fanout import enqueue
+from instance.runtime import Runtime
 from instance.storage.ids import new_public_id
 from instance.storage.models import Account, Post
-from instance.urls import LocalUrls
 
 MAX_PINNED = 5
-
-
-class PinError(Exception):
-    """A pin or unpin that cannot be done; the message says why."""
-
 
 async def find_local_post(session: AsyncSession, url: str) -> Post:
     """A post of this instance by its id or page URL; PinError when there is none."""
@@ -53,13 +48,11 @@ async def pinned_count(session: AsyncSession, account: Account) -> int:
     )
 
 
-async def pin(
-    session: AsyncSession, urls: LocalUrls, account: Account, post: Post, now: datetime
-) -> bool:
+async def pin(session: AsyncSession, rt: Runtime, account: Account, post: Post) -> bool:
     """Pin `post` to `account`'s profile; False when it already was."""
     if post.account_id != account.id or not post.local:
         raise PinError(f"{account.username} can only pin its own posts")
-    if post.visibility not in PUBLIC_VISIBILITIES:
+    if not can_pin(post):
         raise PinError(
             f"only public or unlisted posts can be pinned (this one is {post.visibility})"
         )
@@ -69,35 +62,33 @@ async def pin(
         raise PinError(
             f"{account.username} already has {MAX_PINNED} pinned posts, the most; unpin one first"
         )
-    post.pinned_at = now
-    await _federate(session, urls, account, post, "Add", now)
+    post.pinned_at = rt.now()
+    await _federate(session, rt, account, post, "Add")
     return True
 
 
-async def unpin(
-    session: AsyncSession, urls: LocalUrls, account: Account, post: Post, now: datetime
-) -> bool:
+async def unpin(session: AsyncSession, rt: Runtime, account: Account, post: Post) -> bool:
     """Unpin `post`; False when it was not pinned."""
     if post.account_id != account.id or not post.local:
         raise PinError(f"{account.username} can only unpin its own posts")
     if post.pinned_at is None:
         return False
     post.pinned_at = None
-    await _federate(session, urls, account, post, "Remove", now)
+    await _federate(session, rt, account, post, "Remove")
     return True
 
 
 async def _federate(
-    session: AsyncSession, urls: LocalUrls, account: Account, post: Post, kind: str, now: datetime
+    session: AsyncSession, rt: Runtime, account: Account, post: Post, kind: str
 ) -> None:
     activity: dict[str, Any] = {
         "@context": AS_CONTEXT,
-        "id": urls.activity(account.username, new_public_id()),
+        "id": rt.urls.activity(account.username, new_public_id()),
         "type": kind,
         "actor": account.uri,
         "object": post.uri,
-        "target": account.featured_uri or urls.featured(account.username),
+        "target": account.featured_uri or rt.urls.featured(account.username),
         "to": [AS_PUBLIC],
         "cc": [account.followers_uri or ""],
     }
-    await enqueue(session, urls, account, activity, to_followers=True, object_uri=post.uri, now=now)
+    await enqueue(session, rt, account, activity, to_followers=True, object_uri=post.uri)

@@ -1,10 +1,11 @@
 """Create, edit and delete local posts: the row, the local surfacing, the federation.
 
 `publish()` writes the post with its media, tags and mentions, notifies local accounts, and
-enqueues one Create to followers plus the personal inboxes of mentioned and replied-to
-actors (INTEROP 27) — all in the caller's transaction, so the post and its deliveries commit
-together. `edit()` sends Update with `updated` (INTEROP 31); `delete()` sends Delete of a
-Tombstone to everyone who received the post, whose URL then answers 410 (INTEROP 32).
+enqueues one Create to the followers and to everyone the post mentions or replies to (the
+mentioned server notifies its user only when it receives the post), all in the caller's
+transaction, so the post and its deliveries commit together. `edit()` sends an Update whose
+Note carries `updated` (Mastodon ignores an edit without it); `delete()` sends a Delete of a
+Tombstone to everyone who received the post, whose URL then answers 410 Gone.
 """
 
 from __future__ import annotations
@@ -16,28 +17,35 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub import addressing as audience
+from activitypub.addressing import Visibility
+from activitypub.notes import NOTE_CONTEXT
 from activitypub.objects import build_delete, build_update
 from instance.content.counters import recount
-from instance.content.notes import NOTE_CONTEXT, create_json, note_json
+from instance.content.notes import create_json, note_json
 from instance.content.notifications import notify
 from instance.content.text import MentionTarget, render
+from instance.content.visibility import VISIBILITIES
+from instance.errors import PostingError
 from instance.outbound.fanout import enqueue
+from instance.runtime import Runtime
 from instance.storage.ids import new_public_id
-from instance.storage.models import Account, MediaAttachment, Mention, Post, PostTag
-from instance.urls import LocalUrls
+from instance.storage.models import (
+    Account,
+    MediaAttachment,
+    Mention,
+    NotificationKind,
+    Post,
+    PostTag,
+    QuoteState,
+)
 
-VISIBILITIES = ("public", "unlisted", "followers", "direct")
-MAX_MEDIA = 4  # INTEROP 36: Mastodon's and Pixelfed's cap
-
-
-class PostingError(Exception):
-    """A post that cannot be made as asked; the message says why."""
+MAX_MEDIA = 4  # the most images Mastodon and Pixelfed show on one post
 
 
 @dataclass
 class Draft:
     text: str
-    visibility: str = "public"
+    visibility: Visibility = "public"
     summary: str | None = None  # content warning
     sensitive: bool = False
     language: str | None = "en"
@@ -45,18 +53,18 @@ class Draft:
     mentions: list[Account] = field(default_factory=list)
     in_reply_to: Post | None = None
     quote: Post | None = None  # the remix parent
-    quote_state: str | None = None  # accepted (stamp) | link (no approval)
+    quote_state: QuoteState | None = None
     quote_authorization_uri: str | None = None
     recipe: dict[str, Any] | None = None
     extra_tags: list[dict[str, Any]] = field(default_factory=list)
-    prefix_html: str = ""  # e.g. the visible "remix of" line (INTEROP 45)
+    prefix_html: str = ""  # e.g. the visible "remix of" line
     suffix_html: str = ""  # e.g. the quote-inline "RE:" fallback
 
 
 def addressing(
     visibility: str, author: Account, mentioned: list[str]
 ) -> tuple[list[str], list[str]]:
-    """INTEROP 30: to/cc for each visibility; mentioned actors always addressed."""
+    """`to`/`cc` for each visibility (the full Public IRI; mentioned actors always addressed)."""
     followers = author.followers_uri or ""
     audiences = {
         "public": lambda: audience.public(followers, mentioned),
@@ -72,16 +80,12 @@ def addressing(
     return list(chosen.to), list(chosen.cc)
 
 
-def handle_of(account: Account, urls: LocalUrls) -> str:
-    host = account.domain or urls.base.split("://", 1)[1]
-    return f"@{account.username}@{host}"
-
-
 async def publish(
-    session: AsyncSession, urls: LocalUrls, author: Account, draft: Draft, *, federate: bool = True
+    session: AsyncSession, rt: Runtime, author: Account, draft: Draft, *, federate: bool = True
 ) -> Post:
     """Write a local post and (unless `federate=False`) enqueue its Create. The caller
     commits."""
+    urls = rt.urls
     addressing(draft.visibility, author, [])  # an unknown visibility fails before any write
     if len(draft.media) > MAX_MEDIA:
         raise PostingError(f"at most {MAX_MEDIA} images per post")
@@ -92,7 +96,7 @@ async def publish(
         if who is not None and who.id != author.id and who.id not in {m.id for m in mentions}:
             mentions.append(who)
     targets = {
-        handle_of(a, urls).lstrip("@"): MentionTarget(a.uri, a.url or a.uri, handle_of(a, urls))
+        urls.handle(a).lstrip("@"): MentionTarget(a.uri, a.url or a.uri, urls.handle(a))
         for a in mentions
     }
     text = draft.text
@@ -124,6 +128,7 @@ async def publish(
         quote_state=draft.quote_state,
         quote_authorization_uri=draft.quote_authorization_uri,
         recipe=draft.recipe,
+        published=rt.now(),
     )
     session.add(post)
     await session.flush()
@@ -134,39 +139,32 @@ async def publish(
     if parent is not None:
         await session.flush()
         await recount(session, parent.id)
-    await _surface(session, author, post, mentions, parent_author, draft)
+    await _surface(session, rt, author, post, mentions, parent_author, draft)
     if federate:
-        await federate_post(session, urls, author, post, draft.media, mentions)
+        await federate_post(session, rt, author, post, draft.media, mentions)
     return post
 
 
 async def federate_post(
     session: AsyncSession,
-    urls: LocalUrls,
+    rt: Runtime,
     author: Account,
     post: Post,
     media: list[MediaAttachment] | None = None,
     mentions: list[Account] | None = None,
 ) -> None:
-    """Enqueue the Create of a stored post: to followers (unless direct) and to the personal
-    inboxes of the remote accounts it mentions. Remixes waiting for a quote approval call
-    this once the approval (or its refusal) is known."""
+    """Enqueue the Create of a stored post: to followers (unless direct) and to the remote
+    accounts it mentions. Remixes waiting for a quote approval call this once the approval
+    (or its refusal) is known."""
     if media is None:
         media = await load_media(session, post)
     if mentions is None:
-        inboxes = await audience_inboxes(session, post)
-    else:
-        inboxes = [a.inbox_uri for a in mentions if not a.local and a.inbox_uri]
-    note = note_json(post, author, media, urls, with_context=False)
+        mentions = await mentioned(session, post)
+    note = note_json(post, author, media, rt.urls, with_context=False)
     await enqueue(
-        session,
-        urls,
-        author,
-        create_json(f"{post.uri}/activity", note),
-        inboxes=inboxes,
-        to_followers=post.visibility != "direct",
-        object_uri=post.uri,
-    )
+        session, rt, author, create_json(post, note),
+        to=mentions, to_followers=post.visibility != "direct", object_uri=post.uri,
+    )  # fmt: skip
 
 
 async def _quote_author(session: AsyncSession, draft: Draft) -> Account | None:
@@ -175,20 +173,22 @@ async def _quote_author(session: AsyncSession, draft: Draft) -> Account | None:
 
 async def _surface(
     session: AsyncSession,
+    rt: Runtime,
     author: Account,
     post: Post,
     mentions: list[Account],
     parent_author: Account | None,
     draft: Draft,
 ) -> None:
-    """Local notifications for a new post (DESIGN style 7: surface, then federate)."""
+    """Local notifications for a new post: surface it here first, then federate it."""
     for account in mentions:
-        kind = "mention"
+        kind: NotificationKind = "mention"
         if parent_author is not None and account.id == parent_author.id:
             kind = "reply"
         elif draft.quote is not None and account.id == draft.quote.account_id:
             kind = "remix"
-        await notify(session, recipient=account, kind=kind, sender=author, post=post)
+        await notify(session, recipient=account, kind=kind, sender=author, post=post,
+                     now=rt.now())  # fmt: skip
 
 
 async def load_media(session: AsyncSession, post: Post) -> list[MediaAttachment]:
@@ -200,64 +200,54 @@ async def load_media(session: AsyncSession, post: Post) -> list[MediaAttachment]
     return list(rows)
 
 
-async def audience_inboxes(session: AsyncSession, post: Post) -> list[str]:
-    """Personal inboxes of the remote accounts a post mentioned (followers come via fan-out)."""
+async def mentioned(session: AsyncSession, post: Post) -> list[Account]:
+    """The remote accounts a post mentions (its followers are reached through the fan-out)."""
     rows = await session.scalars(
-        select(Account.inbox_uri)
+        select(Account)
         .join(Mention, Mention.account_id == Account.id)
         .where(Mention.post_id == post.id, Account.local.is_(False))
     )
-    return [r for r in rows if r]
+    return list(rows)
 
 
 async def edit(
-    session: AsyncSession,
-    urls: LocalUrls,
-    author: Account,
-    post: Post,
-    *,
-    text: str,
-    now: Any,
+    session: AsyncSession, rt: Runtime, author: Account, post: Post, *, text: str
 ) -> Post:
-    """Change a post's text and send Update{Note} with `updated` (INTEROP 31)."""
+    """Change a post's text and send Update{Note} with `updated`."""
     if post.account_id != author.id or not post.local:
         raise PostingError("only the author can edit a post")
-    rendered = render(text, urls)
+    rendered = render(text, rt.urls)
     post.source = text
     post.content = rendered.html
-    post.edited_at = now
-    note = note_json(post, author, await load_media(session, post), urls, with_context=False)
+    post.edited_at = rt.now()
+    note = note_json(post, author, await load_media(session, post), rt.urls, with_context=False)
     activity = build_update(
-        activity_id=urls.activity(author.username, new_public_id()),
+        activity_id=rt.urls.activity(author.username, new_public_id()),
         actor=author.uri,
         obj={"@context": NOTE_CONTEXT, **note},
     )
     await enqueue(
-        session, urls, author, activity,
-        inboxes=await audience_inboxes(session, post),
+        session, rt, author, activity, to=await mentioned(session, post),
         to_followers=post.visibility != "direct", object_uri=post.uri,
     )  # fmt: skip
     return post
 
 
-async def delete(
-    session: AsyncSession, urls: LocalUrls, author: Account, post: Post, *, now: Any
-) -> None:
-    """Tombstone the post and send Delete to everyone who received it (INTEROP 32)."""
+async def delete(session: AsyncSession, rt: Runtime, author: Account, post: Post) -> None:
+    """Tombstone the post and send Delete to everyone who received it."""
     if post.account_id != author.id or not post.local:
         raise PostingError("only the author can delete a post")
     if post.deleted_at is not None:
         return
-    post.deleted_at = now
+    post.deleted_at = rt.now()
     activity = build_delete(
-        activity_id=urls.activity(author.username, new_public_id()),
+        activity_id=rt.urls.activity(author.username, new_public_id()),
         actor=author.uri,
         object_id=post.uri,
         to=list(post.to),
         cc=list(post.cc),
     )
     await enqueue(
-        session, urls, author, activity,
-        inboxes=await audience_inboxes(session, post),
+        session, rt, author, activity, to=await mentioned(session, post),
         to_followers=post.visibility != "direct", object_uri=post.uri,
     )  # fmt: skip

@@ -1,7 +1,10 @@
-"""Plain text a local author (or a prompt) wrote -> the HTML of a Note, with its tags.
+"""Plain text a local author (or a prompt) wrote -> the HTML of a Note, with its tags; and
+HTML back to plain text.
 
-Escapes everything, keeps paragraphs and line breaks, links URLs, #hashtags (INTEROP 38:
-each with a Hashtag tag) and @mentions that were resolved to actors (each with a Mention tag).
+`render` escapes everything, keeps paragraphs and line breaks, and links URLs, #hashtags
+(each also listed as a Hashtag tag, which is how Mastodon indexes them) and @mentions that
+were resolved to actors (each also a Mention tag, which is how the mentioned server learns
+that its user was mentioned and notifies them).
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ class Rendered:
     tags: list[dict[str, Any]] = field(default_factory=list)
     hashtags: list[str] = field(default_factory=list)
     mentioned: list[str] = field(default_factory=list)  # actor URIs
+
+
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def plain_text(markup: str) -> str:
+    """The text of a post's HTML: tags dropped, paragraphs as new lines, entities decoded."""
+    return html.unescape(_TAGS.sub(" ", markup.replace("</p><p>", "\n"))).strip()
 
 
 def mention_handles(text: str) -> list[str]:

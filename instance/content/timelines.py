@@ -1,28 +1,27 @@
 """Timelines: home (followed accounts and their boosts), local, federated, one account's posts.
 
-Reads only; paged newest first with `before` (the last entry's `at`). Visibility rules:
-public posts everywhere; unlisted only on home and account pages; followers-only posts on the
-home timeline of accepted followers; direct posts only to those they mention.
+Reads only; paged newest first with `before` (the last entry's `at`). Who sees which post
+is instance/content/visibility.py's: the local and federated timelines list public posts,
+home and account timelines what the viewer may see.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from html import unescape
 from typing import Any
 
-from sqlalchemy import and_, exists, literal, or_, select, union_all
+from sqlalchemy import literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from instance.content.text import plain_text
+from instance.content.visibility import publicly_listed, visible_to
 from instance.storage.models import Account, Boost, Follow, MediaAttachment, Mention, Post
 from instance.urls import LocalUrls
 
 KINDS = ("home", "local", "federated")
 PAGE = 20
 HOME_WINDOWS = (*(timedelta(hours=h) for h in (6, 72, 720, 8760)), None)  # then everything
-_TAGS = re.compile(r"<[^>]+>")
 
 
 @dataclass(frozen=True)
@@ -33,35 +32,15 @@ class Entry:
     boosted_by: Account | None
 
 
-def plain_text(html: str) -> str:
-    return unescape(_TAGS.sub(" ", html.replace("</p><p>", "\n"))).strip()
-
-
-def _visible_to(viewer: Account | None) -> Any:
-    if viewer is None:
-        return Post.visibility == "public"
-    following = exists().where(
-        Follow.follower_id == viewer.id, Follow.followee_id == Post.account_id,
-        Follow.accepted.is_(True),
-    )  # fmt: skip
-    mentioned = exists().where(Mention.post_id == Post.id, Mention.account_id == viewer.id)
-    return or_(
-        Post.visibility.in_(("public", "unlisted")),
-        and_(Post.visibility == "followers", or_(following, Post.account_id == viewer.id)),
-        mentioned,
-        Post.account_id == viewer.id,
-    )
-
-
 def _posts_where(kind: str, viewer: Account | None, author: Account | None) -> list[Any]:
     if kind == "account":
         if author is None:
             raise ValueError("an account timeline needs the account")
-        return [Post.account_id == author.id, _visible_to(viewer)]
+        return [Post.account_id == author.id, visible_to(viewer)]
     if kind == "local":
-        return [Post.local.is_(True), Post.visibility == "public"]
+        return [Post.local.is_(True), publicly_listed()]
     if kind == "federated":
-        return [Post.visibility == "public"]
+        return [publicly_listed()]
     if kind == "home":
         if viewer is None:
             raise ValueError("the home timeline needs a viewer")
@@ -72,7 +51,7 @@ def _posts_where(kind: str, viewer: Account | None, author: Account | None) -> l
         return [
             or_(Post.account_id.in_(followed), Post.account_id == viewer.id,
                 Post.id.in_(mentioned)),
-            _visible_to(viewer),
+            visible_to(viewer),
         ]  # fmt: skip
     raise ValueError(f"unknown timeline {kind!r} (use one of {', '.join(KINDS)})")
 
@@ -85,12 +64,13 @@ async def read(
     author: Account | None = None,
     before: datetime | None = None,
     limit: int = PAGE,
+    now: datetime,
 ) -> list[Entry]:
     """One page of a timeline, newest first. `kind`: home/local/federated, or "account"."""
     where = [*_posts_where(kind, viewer, author), Post.deleted_at.is_(None)]
     # Home merges the posts of hundreds of accounts: asking for all of them and sorting would
     # sort every post they ever wrote, so look back over growing windows until one holds a page.
-    upper = before or datetime.now(UTC)
+    upper = before or now
     windows = HOME_WINDOWS if kind == "home" else (None,)
     for window in windows:
         since = upper - window if window else None
@@ -141,9 +121,8 @@ async def _page(
         boosts_q = (
             select(Boost.post_id, Boost.id, Boost.published)
             .join(Post, Post.id == Boost.post_id)
-            .where(Boost.account_id.in_(followed), Post.deleted_at.is_(None),
-                   Post.visibility == "public")
-        )  # fmt: skip
+            .where(Boost.account_id.in_(followed), Post.deleted_at.is_(None), publicly_listed())
+        )
         if before is not None:
             boosts_q = boosts_q.where(Boost.published < before)
         if since is not None:
@@ -176,8 +155,8 @@ async def entry_json(session: AsyncSession, entry: Entry, urls: LocalUrls) -> di
         "at": entry.at.isoformat(),
         "uri": post.uri,
         "url": post.url or post.uri,
-        "author": handle(author),
-        "boosted_by": handle(entry.boosted_by) if entry.boosted_by else None,
+        "author": urls.handle(author),
+        "boosted_by": urls.handle(entry.boosted_by) if entry.boosted_by else None,
         "text": plain_text(post.content),
         "visibility": post.visibility,
         "published": post.published.isoformat(),
@@ -193,6 +172,3 @@ async def entry_json(session: AsyncSession, entry: Entry, urls: LocalUrls) -> di
         "recipe": post.recipe,
     }
 
-
-def handle(account: Account) -> str:
-    return f"@{account.username}@{account.domain}" if account.domain else f"@{account.username}"

@@ -7,7 +7,7 @@ reply that says why, never silence:
 - nothing to draw (the post only mentions the account);
 - a prompt the account will not draw (BLOCKED_WORDS) or one that is too long;
 - over quota: QUOTA_PER_ACCOUNT asks per asker and QUOTA_PER_DOMAIN per remote domain in the
-  last hour (SECURITY goal 10);
+  last hour, so nobody can keep the GPU to themselves;
 - a full queue or low disk (the generation's own refusal message);
 - a prompt too long for the model's tokenizer (refused before it is queued);
 - a generation that fails later (blocked by the safety checker, out of memory, a tokenizer
@@ -23,10 +23,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from activitypub.addressing import Visibility
 from generator.recipe import MAX_PROMPT_CHARS
 from instance.content.posting import Draft, publish
-from instance.content.timelines import plain_text
-from instance.generation.requests import GenerationRefused, InvalidGenerationRequest, enqueue
+from instance.content.text import plain_text
+from instance.errors import GenerationRefused, InvalidGenerationRequest
+from instance.generation.requests import enqueue
 from instance.runtime import Runtime
 from instance.storage.models import Account, GenerationJob, Post
 
@@ -37,8 +39,11 @@ BLOCKED_WORDS = frozenset(
     {"nude", "naked", "nsfw", "porn", "gore", "child", "children", "minor", "kid", "kids"}
 )
 _MENTION = re.compile(r"(?<![\w])@[\w.-]+(?:@[\w.-]+(?::\d+)?)?")
-_VISIBILITY = {"public": "unlisted", "unlisted": "unlisted", "followers": "direct",
-               "direct": "direct"}  # fmt: skip  # replies stay out of public timelines
+ANSWER_VISIBILITY: dict[str, Visibility] = {
+    "public": "unlisted", "unlisted": "unlisted", "followers": "direct", "direct": "direct",
+}  # fmt: skip
+"""The visibility of our answer to an ask: never on public timelines, never wider than the
+ask itself."""
 
 
 def prompt_of(post: Post) -> str:
@@ -103,9 +108,9 @@ async def _answered(session: AsyncSession, bot: Account, post: Post) -> bool:
 async def reply_text(
     session: AsyncSession, rt: Runtime, bot: Account, to: Post, asker: Account, text: str
 ) -> Post:
-    draft = Draft(text=text, visibility=_VISIBILITY.get(to.visibility, "direct"),
+    draft = Draft(text=text, visibility=ANSWER_VISIBILITY.get(to.visibility, "direct"),
                   mentions=[asker], in_reply_to=to)  # fmt: skip
-    return await publish(session, rt.urls, bot, draft)
+    return await publish(session, rt, bot, draft)
 
 
 async def on_mention(
@@ -122,7 +127,7 @@ async def on_mention(
         await reply_text(session, rt, bot, post, asker, why)
         return "refused"
     then = {"answer": {"in_reply_to_post_id": post.id, "mention_account_ids": [asker.id],
-                       "visibility": _VISIBILITY.get(post.visibility, "direct"),
+                       "visibility": ANSWER_VISIBILITY.get(post.visibility, "direct"),
                        "text": prompt}}  # fmt: skip
     try:
         async with session.begin_nested():

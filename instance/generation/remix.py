@@ -8,11 +8,13 @@ Three kinds, from a local or remote parent post:
   at `strength` (0.6 by default).
 
 A parent without a Dreamloom recipe (a Mastodon picture) needs a prompt, or lends its alt text.
-The job's `remix` then-step publishes the image as a post that links to its parent for every
-reader (INTEROP 45: a visible "Remix of" line, the quote-inline RE: fallback, a mention of the
-parent's author, our `remixOf` and the recipe) and gets approval (INTEROP 46): stamped at once
-for parents on this instance, else a QuoteRequest and publication once answered
-(instance/quotes.py).
+Only posts anyone may see can be remixed (instance/content/visibility.py). Once the image
+exists, the job's `remix` step (`publish_remix`) publishes it as a post that links to its
+parent for every reader, whatever it understands of quotes: a visible "Remix of" line, the
+"RE:" line Mastodon hides when it shows the quote itself, a mention of the parent's author,
+our `remixOf` and the recipe. Then it gets the parent author's approval: at once for parents
+on this instance, else by a QuoteRequest, published when answered
+(instance/content/quotes.py).
 """
 
 from __future__ import annotations
@@ -21,28 +23,25 @@ import html
 import math
 import secrets
 from dataclasses import replace
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from activitypub.addressing import Visibility
 from generator.errors import RecipeError
 from generator.recipe import Recipe
 from instance.content import quotes
-from instance.content.posting import Draft, federate_post, handle_of, publish
-from instance.content.timelines import plain_text
-from instance.generation.requests import build_recipe, enqueue
-from instance.generation.store import StepContext, ThenStepError
+from instance.content.posting import Draft, federate_post, publish
+from instance.content.text import plain_text
+from instance.content.visibility import can_quote
+from instance.errors import InvalidGenerationRequest, RemixError
+from instance.generation.recipes import build_recipe
+from instance.generation.requests import enqueue
 from instance.runtime import Runtime
 from instance.storage.models import Account, GenerationJob, MediaAttachment, Post
 
 DEFAULT_STRENGTH = 0.6
 KINDS = ("seed", "prompt", "image")
-
-
-class RemixError(Exception):
-    """A remix that cannot be made; the message says why."""
-
 
 def parent_recipe(parent: Post) -> Recipe | None:
     """The parent's recipe: ours, or the one another Dreamloom published in the Note."""
@@ -78,12 +77,12 @@ async def remix(
     seed: int | None = None,
     from_image: bool = False,
     strength: float = DEFAULT_STRENGTH,
-    visibility: str = "public",
+    visibility: Visibility = "public",
 ) -> GenerationJob:
     """Queue the remix's generation; the `remix` step publishes it when the image is ready."""
     if parent.deleted_at is not None:
         raise RemixError("that post was deleted")
-    if parent.visibility not in ("public", "unlisted"):
+    if not can_quote(parent):
         raise RemixError("only public and unlisted posts can be remixed")
     base = parent_recipe(parent)
     image = await _first_image(session, parent)
@@ -116,14 +115,8 @@ async def remix(
     return await enqueue(session, rt, account, recipe, then=then, requested_by=account.uri)
 
 
-def validate_remix(options: dict[str, Any], prompt: str) -> dict[str, Any]:
-    if not isinstance(options.get("parent_post_id"), int):
-        raise ThenStepError("a remix needs parent_post_id")
-    return options
-
-
 def fallback_html(parent: Post, author_handle: str) -> tuple[str, str]:
-    """INTEROP 45: the visible "Remix of" line, and the quote-inline RE: line."""
+    """The visible "Remix of" line, and the quote-inline "RE:" line."""
     url = html.escape(parent.url or parent.uri)
     uri = html.escape(parent.uri)
     prefix = f'<p>🎨 Remix of <a href="{url}">{html.escape(author_handle)}</a></p>'
@@ -131,29 +124,36 @@ def fallback_html(parent: Post, author_handle: str) -> tuple[str, str]:
     return prefix, suffix
 
 
-async def remix_step(ctx: StepContext, options: dict[str, Any]) -> Post:
-    """The job's then-step: publish the remix and get (or ask for) the quote approval."""
-    session, urls = ctx.session, ctx.rt.urls
-    parent = await session.get(Post, options["parent_post_id"])
+async def publish_remix(
+    session: AsyncSession,
+    rt: Runtime,
+    account: Account,
+    parent_id: int,
+    media: MediaAttachment,
+    recipe: Recipe,
+    *,
+    visibility: Visibility = "public",
+) -> Post:
+    """Publish the finished remix and get (or ask for) its parent author's approval."""
+    parent = await session.get(Post, parent_id)
     if parent is None or parent.deleted_at is not None:
-        raise ThenStepError("the remixed post was deleted")
+        raise InvalidGenerationRequest("the remixed post was deleted")
     parent_author = await session.get_one(Account, parent.account_id)
-    prefix, suffix = fallback_html(parent, handle_of(parent_author, urls))
-    recipe = ctx.result.recipe.to_json()
+    prefix, suffix = fallback_html(parent, rt.urls.handle(parent_author))
     draft = Draft(
-        text=ctx.result.recipe.prompt,
-        visibility=options.get("visibility", "public"),
-        media=[ctx.media],
+        text=recipe.prompt,
+        visibility=visibility,
+        media=[media],
         quote=parent,
         quote_state="pending",
-        recipe=recipe,
+        recipe=recipe.to_json(),
         prefix_html=prefix,
         suffix_html=suffix,
     )
-    post = await publish(session, urls, ctx.account, draft, federate=False)
+    post = await publish(session, rt, account, draft, federate=False)
     if parent.local:
-        await quotes.stamp_locally(session, urls, post, parent)
-        await federate_post(session, urls, ctx.account, post)
+        await quotes.stamp_locally(session, rt, post, parent)
+        await federate_post(session, rt, account, post)
     else:
-        await quotes.request_quote(session, urls, ctx.account, post, parent_author)
+        await quotes.request_quote(session, rt, account, post, parent_author)
     return post

@@ -12,8 +12,9 @@ An AI account with `schedule_minutes` posts a new image every N minutes. `Schedu
   other every N minutes; an instance that was down skips the missed ones instead of posting
   them in a burst. A full queue (or a full disk) postpones the slot by `POSTPONE`; an invalid
   persona recipe skips the slot (logged).
-- **quote timeouts** (INTEROP 46.3). Remixes still awaiting a quote approval after
-  `quotes.QUOTE_TIMEOUT` are published as plain links (`quotes.expire_pending`).
+- **quote timeouts.** Remixes still awaiting a quote approval after `quotes.QUOTE_TIMEOUT`
+  are published as plain links (`quotes.expire_pending`): a server that never answers does
+  not hold a remix back for ever.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from instance.content import quotes
-from instance.generation.requests import (
-    QUEUE_RETRY_AFTER_S,
+from instance.errors import (
     GenerationRefused,
     InvalidGenerationRequest,
-    enqueue,
+    ScheduleError,
 )
+from instance.generation.requests import enqueue
 from instance.runtime import Runtime
 from instance.storage.models import Account
 
@@ -40,7 +41,7 @@ log = logging.getLogger("dreamloom.schedule")
 
 MIN_MINUTES = 5
 MAX_MINUTES = 7 * 24 * 60
-POSTPONE = timedelta(seconds=QUEUE_RETRY_AFTER_S)
+POSTPONE = timedelta(minutes=1)  # a slot the queue had no room for is tried again after it
 SCHEDULE_FORMS = "a duration like 90m, 2h or 1h30m (5m to 7 days), or off"
 _DURATION = re.compile(r"^(?:(\d{1,6})h)?(?:(\d{1,6})m(?:in)?)?$")
 
@@ -62,10 +63,6 @@ SUBJECTS = (
     "a bowl of ripe fruit on a table",
     "a hot air balloon over hills",
 )
-
-
-class ScheduleError(ValueError):
-    """A schedule that cannot be parsed; the message lists the accepted forms."""
 
 
 def parse_schedule(value: str) -> int | None:
@@ -187,4 +184,4 @@ class ScheduleWorker:
 
     async def expire_quotes(self) -> int:
         async with self.rt.session() as s:
-            return await quotes.expire_pending(s, self.rt.urls, self.rt.now())
+            return await quotes.expire_pending(s, self.rt)

@@ -1,6 +1,7 @@
-"""Generation jobs as database rows: `DbJobStore` (generator.worker.JobStore) and `then` steps.
+"""Generation jobs as database rows: `DbJobStore`, the generator.worker.JobStore of an instance.
 
-Rows move through instance/jobs.py, the one claim/retry mechanism:
+Rows move through instance/jobs.py, the one claim/retry mechanism, on the generation queue's
+schedule (instance/queues.py):
 
     queued --claim_batch--> running --complete--> done   (+ media row, + the `then` step)
                                |   \\--fail-------> failed | blocked     (reason kept)
@@ -14,38 +15,15 @@ the job re-run elsewhere) writes nothing, so a job is published once.
 
 `complete` writes, in ONE transaction: the job's result and status, a `MediaAttachment` (the
 PNG's name in the media directory, size, hashes, blurhash, the prompt as alt text) and the
-job's `then` step. A crash before the commit leaves the job running; its lease expires and it
-runs again (the orphan PNG of the first run stays on disk). A crash after it leaves nothing to
-redo. A `then` step that raises does not lose the image: the media row is kept and the job is
-marked failed with "image made, but <step> failed: ...".
-
-`then` steps: a job's `then` is a dict {kind: options}; each kind names an async function
-`step(ctx: StepContext, options: dict) -> Post | None` in `THEN_STEPS` (by "module:function",
-imported when run, so any process's worker can run any job). Options must be JSON. To add a
-step (reply, remix, ...): write the function in your module, add one line to `THEN_STEPS`,
-and optionally a validator in `THEN_VALIDATORS`, `(options, prompt) -> options`, that
-enqueue() runs before queueing (raise ThenStepError; `prompt` is the prompt as asked, without
-the persona's style).
-
-    then = {"post": {
-        "visibility": "public",              # public | unlisted | followers | direct
-        "text": "…",                         # default: the prompt as asked (without style)
-        "in_reply_to_post_id": 12,           # a Post.id this replies to (optional)
-        "mention_account_ids": [3, 4],       # Account.ids to mention and address (optional)
-        "quote_post_id": 9,                  # the remix parent's Post.id (optional)
-        "quote_state": "accepted",           # with quote_post_id: accepted | link | pending
-        "quote_authorization_uri": "…",      # optional
-        "summary": "…", "sensitive": false, "language": "en",   # optional
-        "federate": true,                    # false: store only; call posting.federate_post
-    }}                                       #   later (a remix awaiting quote approval)
+job's `then` steps (instance/generation/steps.py). A crash before the commit leaves the job
+running; its lease expires and it runs again (the orphan PNG of the first run stays on disk).
+A crash after it leaves nothing to redo. A step that raises does not lose the image: the
+media row is kept and the job is marked failed with "image made, but <step> failed: ...".
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -56,138 +34,14 @@ from generator.errors import RecipeError
 from generator.recipe import GenerationResult, Recipe
 from generator.worker import Job, JobId
 from instance import jobs
+from instance.generation.steps import FAILURE_STEPS, STEPS, StepContext
+from instance.queues import GENERATION
 from instance.runtime import Runtime
-from instance.storage.models import Account, GenerationJob, MediaAttachment, Post
+from instance.storage.models import Account, GenerationJob, MediaAttachment
 
 log = logging.getLogger("dreamloom.generation")
 
-RETRY_BASE = timedelta(seconds=30)
-RETRY_MAX = timedelta(hours=1)
 
-
-def retry_delay(attempts: int) -> timedelta:
-    """The generation retry schedule: 30 s, 60 s, 120 s, ... at most an hour."""
-    return min(RETRY_BASE * 2 ** max(0, attempts - 1), RETRY_MAX)
-
-
-# -- then steps --------------------------------------------------------------------------------
-@dataclass
-class StepContext:
-    """What a `then` step gets: the open transaction and the finished job."""
-
-    session: AsyncSession
-    rt: Runtime
-    job: GenerationJob
-    account: Account
-    media: MediaAttachment
-    result: GenerationResult
-
-
-Step = Callable[[StepContext, dict[str, Any]], Awaitable[Post | None]]
-
-THEN_STEPS: dict[str, str] = {
-    "post": "instance.generation.store:post_step",
-    "remix": "instance.generation.remix:remix_step",
-    "answer": "instance.generation.store:post_step",  # the picture as a reply to the asker
-}
-FAILURE_STEPS: dict[str, str] = {
-    # kind -> async (session, rt, job, options, reason): tell whoever asked that it failed
-    "answer": "instance.generation.asks:answer_failed",
-}
-THEN_VALIDATORS: dict[str, str] = {
-    "post": "instance.generation.store:validate_post",
-    "remix": "instance.generation.remix:validate_remix",
-    "answer": "instance.generation.store:validate_post",
-}
-
-
-class ThenStepError(ValueError):
-    """A `then` step's options are invalid."""
-
-
-def _load(ref: str) -> Any:
-    module, _, name = ref.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def validate_then(then: dict[str, Any], prompt: str) -> dict[str, Any]:
-    """Check `then` before a job is queued; InvalidGenerationRequest when it is wrong."""
-    from instance.generation.requests import InvalidGenerationRequest
-
-    if not isinstance(then, dict):
-        raise InvalidGenerationRequest("then must be a dict of {step: options}")
-    checked: dict[str, Any] = {}
-    for kind, options in then.items():
-        if kind not in THEN_STEPS:
-            raise InvalidGenerationRequest(
-                f"unknown then step {kind!r} (known: {', '.join(THEN_STEPS)})"
-            )
-        if not isinstance(options, dict):
-            raise InvalidGenerationRequest(f"then[{kind!r}] must be a dict of options")
-        checked[kind] = options
-        if kind in THEN_VALIDATORS:
-            try:
-                checked[kind] = _load(THEN_VALIDATORS[kind])(options, prompt)
-            except ThenStepError as exc:
-                raise InvalidGenerationRequest(str(exc)) from None
-    return checked
-
-
-def validate_post(options: dict[str, Any], prompt: str) -> dict[str, Any]:
-    """Check the post options; the text defaults to the prompt as asked."""
-    from instance.content.posting import VISIBILITIES
-
-    visibility = options.get("visibility", "public")
-    if visibility not in VISIBILITIES:
-        raise ThenStepError(
-            f"unknown visibility {visibility!r} (use one of {', '.join(VISIBILITIES)})"
-        )
-    ids = options.get("mention_account_ids", [])
-    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-        raise ThenStepError("mention_account_ids must be a list of account ids")
-    return {**options, "text": options.get("text") or prompt}
-
-
-async def post_step(ctx: StepContext, options: dict[str, Any]) -> Post:
-    """Publish the image as a post by the job's account (instance.posting.publish)."""
-    from instance.content.posting import Draft, publish
-
-    s = ctx.session
-    reply_to = await _post(s, options.get("in_reply_to_post_id"), "in_reply_to_post_id")
-    quote = await _post(s, options.get("quote_post_id"), "quote_post_id")
-    mentions = []
-    for account_id in options.get("mention_account_ids", []):
-        account = await s.get(Account, account_id)
-        if account is not None:
-            mentions.append(account)
-    draft = Draft(
-        text=options.get("text") or ctx.result.recipe.prompt,
-        visibility=options.get("visibility", "public"),
-        summary=options.get("summary"),
-        sensitive=bool(options.get("sensitive", False)),
-        language=options.get("language", "en"),
-        media=[ctx.media],
-        mentions=mentions,
-        in_reply_to=reply_to,
-        quote=quote,
-        quote_state=options.get("quote_state") if quote else None,
-        quote_authorization_uri=options.get("quote_authorization_uri"),
-        recipe=ctx.result.recipe.to_json(),
-    )
-    federate = bool(options.get("federate", True))
-    return await publish(s, ctx.rt.urls, ctx.account, draft, federate=federate)
-
-
-async def _post(session: AsyncSession, post_id: Any, name: str) -> Post | None:
-    if post_id is None:
-        return None
-    post = await session.get(Post, post_id)
-    if post is None or post.deleted_at is not None:
-        raise ThenStepError(f"{name} {post_id} is not a post (deleted?)")
-    return post
-
-
-# -- the store ---------------------------------------------------------------------------------
 def result_json(result: GenerationResult) -> dict[str, Any]:
     return {
         "file_name": result.path.name,
@@ -222,8 +76,9 @@ class DbJobStore:
             if key is None:
                 return []
             rows = await jobs.claim(
-                s, GenerationJob, now=now, limit=limit, lease=timedelta(seconds=lease_s),
-                where=[GenerationJob.shape_key == key], order_by=[GenerationJob.id],
+                s, GenerationJob, GENERATION, now=now, limit=limit,
+                lease=timedelta(seconds=lease_s), where=[GenerationJob.shape_key == key],
+                order_by=[GenerationJob.id],
             )  # fmt: skip
         claimed: list[Job] = []
         for row in rows:
@@ -300,8 +155,7 @@ class DbJobStore:
         assert account is not None
         ctx = StepContext(s, self.rt, row, account, media, r)
         for kind, options in row.then.items():
-            step: Step = _load(THEN_STEPS[kind])
-            post = await step(ctx, options)
+            post = await STEPS[kind](ctx, options)
             if post is not None and row.post_id is None:
                 row.post_id = post.id
 
@@ -323,8 +177,9 @@ class DbJobStore:
             row = await self._own(s, job_id)
             if row is None:
                 return
-            if retry:
-                jobs.retry(row, now, retry_delay(row.attempts), reason)
+            delay = GENERATION.retry_delay(row.attempts) if retry else None
+            if delay is not None:
+                jobs.retry(row, now, delay, reason)
             else:
                 jobs.fail(row, now, reason, status="blocked" if blocked else "failed")
                 await self._on_failure(s, row, reason)
@@ -333,7 +188,7 @@ class DbJobStore:
     async def _on_failure(self, s: AsyncSession, row: GenerationJob, reason: str) -> None:
         for kind, options in (row.then or {}).items():
             if kind in FAILURE_STEPS:
-                await _load(FAILURE_STEPS[kind])(s, self.rt, row, options, reason)
+                await FAILURE_STEPS[kind](s, self.rt, row, options, reason)
 
     async def requeue_stale(self) -> int:
         now = self.rt.now()

@@ -1,11 +1,12 @@
 """The instance's generation worker: generator.worker.GeneratorWorker on the database's jobs.
 
-`GenerationWorker(rt)` is what `dreamloom serve` runs (instance/workers.py) and what
+`GenerationWorker(rt)` is what `dreamloom serve` runs (instance/app.py) and what
 `dreamloom generate` runs in-process. It loads the `[generator] model` once, lazily, in the
 worker's GPU thread (`load_configured_pipeline`), signs each PNG with a C2PA manifest when
 `[generator] provenance` is on, and fetches remix parents: local media from the media
 directory, remote images through the one safe fetcher. Failure and batching policy are the
-generator's (generator/worker.py); retry timing and what happens after are DbJobStore's.
+generator's (generator/worker.py); attempts and retry timing are the generation queue's
+(instance/queues.py); what happens after is DbJobStore's (store.py).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from generator.errors import ParentImageError
+from generator.locating import architecture
 from generator.worker import GeneratorWorker, Signer
 from instance import __version__, jobs
 from instance.generation.requests import MiB
 from instance.generation.store import DbJobStore
+from instance.queues import GENERATION
 from instance.runtime import Runtime
 from instance.settings import Settings
-from instance.storage.models import GenerationJob, Post
+from instance.storage.models import GenerationJob, Post, WorkStatus
 
 if TYPE_CHECKING:
     from generator.pipelines import ImagePipeline
@@ -47,9 +50,8 @@ def load_configured_pipeline(settings: Settings) -> ImagePipeline:
 
 def _tiny_vae_ref(settings: Settings) -> str:
     """`[generator] tiny_vae = true` -> the TAESD decoder matching the model's family."""
-    from instance.generation.requests import is_sdxl
-
-    return "madebyollin/taesdxl" if is_sdxl(settings) else "madebyollin/taesd"
+    sdxl = architecture(settings.generator.model, settings.cache_path) == "sdxl"
+    return "madebyollin/taesdxl" if sdxl else "madebyollin/taesd"
 
 
 def quiet_hub_progress() -> None:
@@ -77,7 +79,7 @@ def provenance_signer(settings: Settings) -> Signer:
 class GenerationWorker:
     """The `generation` worker: name, run_once(), wake(), aclose() (instance/workers.py)."""
 
-    name = "generation"
+    name = GENERATION.name
 
     def __init__(
         self,
@@ -92,6 +94,7 @@ class GenerationWorker:
         self.store = DbJobStore(rt)
         options: dict[str, Any] = {
             "max_batch": gen.max_batch,
+            "max_attempts": GENERATION.max_attempts,
             "job_timeout_s": gen.job_timeout_s,
             "clock": lambda: rt.now().timestamp(),
             "load_parent": self._load_parent,
@@ -141,7 +144,7 @@ class GenerationWorker:
 
 
 # -- one job, start to finish (the CLI) ------------------------------------------------------
-FINAL = ("done", "failed", "blocked")
+FINAL: tuple[WorkStatus, ...] = ("done", "failed", "blocked")
 Stage = Callable[[str], None]
 
 

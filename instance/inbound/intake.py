@@ -1,19 +1,23 @@
 """Admitting a verified activity: origin policy, then one durable row, written in groups.
 
 `admit(activity, signer, urls)` is the origin policy (one place): it returns the document to
-store, None for "accept and drop" (types we do not handle, INTEROP 21), or raises `Refused`:
+store, None for "accept and drop" (types we do not handle: answering 202 keeps the sender
+from retrying them), or raises `Refused`:
 
-- the signer must be the activity's actor (SECURITY 6). The one exception is a forwarded
-  `Create` (Mastodon forwards replies): only the object's id is kept, and the inbox worker
-  fetches the object from its origin, so nothing the forwarder wrote is trusted;
-- a remote activity may not claim a local actor, object or author (SECURITY 13);
-- `Create`/`Update`: the object and its `attributedTo` live on the actor's origin
-  (SECURITY 12).
+- the signer must be the activity's actor: a valid signature only proves who signed. The one
+  exception is a forwarded `Create` (Mastodon forwards replies to the thread's author):
+  only the object's id is kept, and the inbox worker fetches the object from its origin, so
+  nothing the forwarder wrote is trusted;
+- a remote activity may not claim a local actor, object or author;
+- `Create`/`Update`: the object and its `attributedTo` live on the actor's server (nobody
+  writes posts in another server's name).
 
-`Intake` holds what the inbox route shares across requests: the overload bound (SECURITY 26)
-and the `InboxWriter`, which inserts the rows of concurrent requests in one transaction
-(`INSERT .. ON CONFLICT DO NOTHING` on the activity id: redeliveries make one row,
-SECURITY 5) and answers each request only after its row is committed.
+`Intake` holds what the inbox route shares across requests: the overload bound (past it,
+503 with Retry-After rather than a queue that grows without end), the local account names
+already seen, and the `InboxWriter`, which inserts the rows of concurrent requests in one
+transaction (`INSERT .. ON CONFLICT DO NOTHING` on the activity id: a redelivered activity
+makes one row, however many copies race) and answers each request only after its row is
+committed. One Intake per runtime: `rt.service(Intake)`.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ from typing import Any
 from activitypub.errors import InvalidURLError
 from activitypub.objects import Activity, APObject, ids_of
 from activitypub.urls import Origin, origin_of
+from instance.accounts import find_local
+from instance.errors import Refused
+from instance.outbound.domains import note_inbound
 from instance.runtime import Runtime
 from instance.storage.idempotent import insert_rows
 from instance.storage.models import InboxItem
 from instance.urls import LocalUrls
-from instance.workers import wake
 
 log = logging.getLogger("dreamloom.inbox")
 
@@ -43,15 +49,6 @@ MAX_PENDING = 256  # requests admitted at once (reading, verifying, awaiting the
 MAX_BATCH = 512
 WRITE_TIMEOUT_S = 10.0
 INBOUND_NOTE_EVERY_S = 60.0
-
-
-class Refused(Exception):
-    """An activity we will not store; `status` is the HTTP answer, `reason` its body."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 @functools.lru_cache(maxsize=8192)
@@ -84,7 +81,7 @@ def admit(document: Any, signer: str, urls: LocalUrls) -> dict[str, Any] | None:
 
 
 def _forwarded(activity: Activity, signer: str) -> dict[str, Any]:
-    """SECURITY 6: keep only the object's id of a forwarded Create; refuse anything else."""
+    """Keep only the object's id of a forwarded Create; refuse anything else."""
     actor, object_id = activity.actor or "", activity.object_id
     if activity.type != "Create" or object_id is None or origin(object_id) != origin(actor):
         raise Refused(403, f"the signer {signer} is not the actor {actor}")
@@ -147,7 +144,7 @@ class InboxWriter:
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)
-            wake(self.rt, "inbox")
+            self.rt.wake("inbox")
             await self._note_inbound({o.host for row in rows if (o := origin(row["actor_uri"]))})
 
     async def _insert(self, rows: list[dict[str, Any]]) -> None:
@@ -157,8 +154,6 @@ class InboxWriter:
     async def _note_inbound(self, hosts: set[str]) -> None:
         """A signed request shows the sender's domain is up (resumes paused deliveries);
         noted once a minute per host at most, after the 202s went out."""
-        from instance.outbound.domains import note_inbound
-
         now = time.monotonic()
         due = [h for h in hosts if now >= self._noted.get(h, 0.0) + INBOUND_NOTE_EVERY_S]
         if not due:
@@ -176,9 +171,11 @@ class Intake:
     """Per-runtime state of the inbox route: the admission bound and the writer."""
 
     def __init__(self, rt: Runtime, max_pending: int = MAX_PENDING) -> None:
+        self.rt = rt
         self.max_pending = max_pending
         self.pending = 0
         self.writer = InboxWriter(rt)
+        self.usernames: set[str] = set()  # local accounts seen: their inboxes exist
 
     def try_enter(self) -> bool:
         if self.pending >= self.max_pending:
@@ -189,9 +186,20 @@ class Intake:
     def leave(self) -> None:
         self.pending -= 1
 
-    async def store(self, rt: Runtime, activity: dict[str, Any], body: str, key_id: str) -> None:
+    async def has_account(self, username: str) -> bool:
+        """Whether a personal inbox exists: `username` is a local account."""
+        key = username.casefold()
+        if key in self.usernames:
+            return True
+        async with self.rt.sessions() as session:
+            found = await find_local(session, key) is not None
+        if found:
+            self.usernames.add(key)
+        return found
+
+    async def store(self, activity: dict[str, Any], body: str, key_id: str) -> None:
         """Write the inbox row; returns once it is committed (TimeoutError when stuck)."""
-        now = rt.now()
+        now = self.rt.now()
         row = {
             "activity_uri": activity["id"],
             "actor_uri": Activity(activity).actor,
@@ -203,11 +211,3 @@ class Intake:
             "created_at": now,
         }
         await asyncio.wait_for(self.writer.write(row), WRITE_TIMEOUT_S)
-
-
-def intake_for(rt: Runtime) -> Intake:
-    found = rt.extras.get("intake")
-    if found is None:
-        found = rt.extras["intake"] = Intake(rt)
-    assert isinstance(found, Intake)
-    return found

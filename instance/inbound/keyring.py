@@ -8,13 +8,14 @@ Lookups go memory -> database -> one fetch, so a known sender costs a dictionary
   through the one safe fetcher. Both keyId forms work: Mastodon's `<actor>#main-key` (the
   actor document) and GoToSocial's `<actor>/main-key` stub (a key document whose `owner` is
   then fetched, or an actor stub the fetcher re-fetches by its own id). Either way the key
-  counts only if the owner's actor document lists it (SECURITY 7); keyId and owner must
-  share an origin (checked again by verify_request).
+  counts only if the owner's actor document lists it as its own (a key document cannot
+  claim an owner that does not claim it back); keyId and owner must share an origin
+  (checked again by verify_request).
 
 Concurrent misses for one key share one fetch. A forced refresh (verification failed: the key
-may have rotated, INTEROP 13) happens at most once a minute per key, and a keyId that could
-not be fetched is not tried again for a minute, so forged requests cannot make us fetch in a
-loop.
+may have rotated) happens at most once a minute per key, and a keyId that could not be
+fetched is not tried again for a minute, so forged requests cannot make us fetch in a loop.
+One KeyRing per runtime: `rt.service(KeyRing)`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from activitypub.keys import PublicKeyInfo
 from activitypub.objects import Actor, id_of
 from activitypub.signatures import KeyResolver
 from activitypub.urls import same_origin
-from instance.inbound.remote import ActorUnavailable, upsert_actor
+from instance.errors import ActorUnavailable
+from instance.inbound.remote import upsert_actor
 from instance.runtime import Runtime
 from instance.storage.models import Account, RemoteKey
 
@@ -126,7 +128,7 @@ class KeyRing:
             document = await self.rt.fetch_json(owner)
         key = Actor(document).public_key(key_id)
         if key is None:
-            return None  # the actor does not list this key as its own (SECURITY 7)
+            return None  # the actor does not list this key as its own
         try:
             async with self.rt.session() as session:
                 await upsert_actor(session, document, self.rt.now(), trusted_key=True)
@@ -135,12 +137,3 @@ class KeyRing:
         self.forget_owner(key.owner)
         self._remember(key)
         return key
-
-
-def keyring(rt: Runtime) -> KeyRing:
-    """The runtime's one KeyRing, made on first use."""
-    ring = rt.extras.get("keyring")
-    if ring is None:
-        ring = rt.extras["keyring"] = KeyRing(rt)
-    assert isinstance(ring, KeyRing)
-    return ring

@@ -1,9 +1,10 @@
 """Remote actors: fetched through the one safe fetcher, cached as `Account` rows.
 
-`resolve_actor(rt, uri)` answers from the database when it can and fetches (a signed GET by
-the instance actor, INTEROP 12/52) only for actors we have never seen, or when asked to
-refresh. `upsert_actor` maps an actor document onto a row; a key change is taken only from a
-document fetched from the actor's own origin, never from an `Update` (SECURITY 8).
+`resolve_actor(rt, uri)` answers from the database when it can and fetches (a GET signed by
+the instance actor, which servers in authorized-fetch mode require) only for actors we have
+never seen, or when asked to refresh. `upsert_actor` maps an actor document onto a row; a
+key change is taken only from a document fetched from the actor's own server, never from an
+`Update` in an inbox.
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ from activitypub.errors import FetchError
 from activitypub.objects import Actor
 from activitypub.urls import authority_of
 from instance.content.sanitize import clean_html
+from instance.errors import ActorUnavailable
 from instance.runtime import Runtime
 from instance.storage.idempotent import insert_one
 from instance.storage.models import Account, RemoteKey
-
-
-class ActorUnavailable(Exception):
-    """The actor could not be fetched, or its document is not a usable actor."""
 
 
 async def find_actor(session: AsyncSession, uri: str) -> Account | None:

@@ -2,7 +2,7 @@
 
 Local targets come from the database; remote ones are found through WebFinger and fetched
 through the one safe fetcher (signed by the instance actor), then stored like anything that
-arrives in the inbox (instance/remote.py for actors, instance/handlers/notes.py for posts).
+arrives in the inbox (remote.py for actors, handlers/notes.py for posts).
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from sqlalchemy import or_, select
 from activitypub.errors import FetchError
 from activitypub.objects import Activity, APObject
 from instance.accounts import find_local
-from instance.inbound.remote import ActorUnavailable, resolve_actor
+from instance.errors import ActorUnavailable, NotFound
+from instance.inbound.context import Inbound
+from instance.inbound.handlers.notes import store_note
+from instance.inbound.remote import resolve_actor
 from instance.runtime import Runtime
 from instance.storage.models import Account, Post
 from webfinger.client import WebFingerLookupError, finger, split_handle
-
-
-class NotFound(Exception):
-    """Nothing usable at that handle or URL; the message says why."""
 
 
 async def account(rt: Runtime, who: str) -> Account:
@@ -68,9 +67,6 @@ async def post(rt: Runtime, url: str) -> Post:
     if not note.id or not note.attributed_to:
         raise NotFound(f"{url} is not a post")
     author = await account(rt, note.attributed_to)
-    from instance.inbound.handlers.notes import store_note
-    from instance.inbound.worker import Inbound
-
     async with rt.session() as session:
         author = await session.get_one(Account, author.id)
         context = Inbound(rt, session, Activity({"type": "Fetch"}), author, note, rt.now())

@@ -1,125 +1,53 @@
 """The inbox worker: a stored, verified activity -> one handler -> storage.
 
-Each claimed `InboxItem` (instance/jobs.py) is handled in two steps, so no transaction is
-ever held open across a network request (on SQLite that would stall every other writer):
+Each claimed `InboxItem` (instance/jobs.py, the inbox queue of instance/queues.py) is handled
+in two steps, so no transaction is ever held open across a network request (on SQLite that
+would stall every other writer):
 
 1. `dereference`: resolve the actor's account (fetched through the safe fetcher when we have
    never seen it) and, when the activity only names its object, fetch that object from its
-   origin (a forwarded `Create`, an `Announce` of a post we do not have). SECURITY 13: local
-   URLs are never fetched.
+   origin (a forwarded `Create`, an `Announce` of a post we do not have). Our own URLs are
+   never fetched: what is ours comes from the database, whatever a remote server claims.
 2. One short transaction: the item is marked done first (on SQLite the write lock is taken
-   before anything is read), then `dispatch` runs the one handler for (activity type,
-   object type), DESIGN style 8. Handlers live in instance/handlers/ and only touch the DB
-   and the outbound queue (instance/fanout.py).
+   before anything is read), then `dispatch` (dispatch.py) runs the one handler for
+   (activity type, object type). Handlers (handlers/) only touch the database and the
+   outbound queue.
 
-A network failure while dereferencing is retried on activitypub.delivery's schedule (a few
-attempts); anything else fails the item with its error, for the admin to see.
+A step takes a batch of due items and handles up to `[federation] inbox_concurrency` at once:
+one lane per sending actor, so an actor's activities are handled in the order they arrived
+(a Create before its Update, a Follow before its Undo), while one actor whose objects are
+slow to fetch never holds up the others.
+
+Network trouble while dereferencing (no answer, 429, 5xx) is retried on the inbox queue's
+schedule; anything else fails the item with its error, for the admin to see.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from activitypub.delivery import next_attempt_delay
 from activitypub.errors import FetchError, FetchTimeoutError, RemoteHTTPError
 from activitypub.objects import ACTOR_TYPES, Activity, Actor, APObject
 from instance import jobs
-from instance.inbound.handlers import actors, follows, interactions, moderation, notes, quoting
-from instance.inbound.keyring import keyring
-from instance.inbound.remote import ActorUnavailable, find_actor, resolve_actor
+from instance.errors import ActorUnavailable, Skip
+from instance.inbound.context import Inbound
+from instance.inbound.dispatch import dispatch
+from instance.inbound.keyring import KeyRing
+from instance.inbound.remote import find_actor, resolve_actor
+from instance.queues import INBOX
 from instance.runtime import Runtime
 from instance.storage.models import Account, InboxItem, Post
 
 log = logging.getLogger("dreamloom.inbox")
 
 BATCH = 32
-MAX_ATTEMPTS = 5
-
-
-class Skip(Exception):
-    """Nothing to do for this activity (an unknown actor's Delete, a vanished object)."""
-
-
-@dataclass
-class Inbound:
-    """What a handler gets: the activity, its actor's account, its object, a session."""
-
-    rt: Runtime
-    session: AsyncSession
-    activity: Activity
-    actor: Account
-    obj: APObject | None  # the embedded object, or the one fetched from its origin
-    now: datetime
-
-    @property
-    def type(self) -> str | None:
-        return self.activity.type
-
-    @property
-    def object_type(self) -> str | None:
-        return self.obj.type if self.obj is not None else None
-
-    @property
-    def object_id(self) -> str | None:
-        return self.activity.object_id
-
-    @property
-    def raw(self) -> dict[str, Any]:
-        return dict(self.activity.raw)
-
-
-async def dispatch(ctx: Inbound) -> None:
-    match (ctx.type, ctx.object_type):
-        case ("Follow", _):
-            await follows.on_follow(ctx)
-        case ("Accept", _) if quoting.answers_quote_request(ctx):
-            await quoting.on_accept(ctx)
-        case ("Reject", _) if quoting.answers_quote_request(ctx):
-            await quoting.on_reject(ctx)
-        case ("Accept", _):
-            await follows.on_accept(ctx)
-        case ("Reject", _):
-            await follows.on_reject(ctx)
-        case ("Undo", "Follow"):
-            await follows.on_undo(ctx)
-        case ("Undo", "Like" | "EmojiReact"):
-            await interactions.on_undo_like(ctx)
-        case ("Undo", "Announce"):
-            await interactions.on_undo_announce(ctx)
-        case ("Undo", None):
-            await interactions.on_undo_reference(ctx)
-        case ("Like" | "EmojiReact", _):
-            await interactions.on_like(ctx)
-        case ("Announce", _):
-            await interactions.on_announce(ctx)
-        case ("Create", kind) if kind in notes.POST_TYPES:
-            await notes.on_create(ctx)
-        case ("Update", kind) if kind in notes.POST_TYPES:
-            await notes.on_update(ctx)
-        case ("Update", kind) if kind in ACTOR_TYPES:
-            await actors.on_update(ctx)
-        case ("Delete", _) if ctx.object_id == ctx.actor.uri:
-            await actors.on_delete(ctx)
-        case ("Delete", _):
-            await notes.on_delete(ctx)
-        case ("Block", _):
-            await actors.on_block(ctx)
-        case ("Flag", _):
-            await moderation.on_flag(ctx)
-        case ("QuoteRequest", _):
-            await quoting.on_quote_request(ctx)
-        case _:  # 202 and dropped, with the reason on the inbox row
-            raise Skip(f"{ctx.type} of {ctx.object_type or 'an object without a type'} "
-                       "is not handled")  # fmt: skip
 
 
 async def dereference(rt: Runtime, activity: Activity) -> tuple[Account, APObject | None]:
@@ -136,15 +64,15 @@ async def dereference(rt: Runtime, activity: Activity) -> tuple[Account, APObjec
         raise Skip("a local actor's activity arrived in the inbox")
     embedded, object_id = activity.object, activity.object_id
     if activity.type == "Update" and embedded is not None and _announces_new_key(actor, embedded):
-        # INTEROP 13 / SECURITY 8: a signed Update announces a rotation; the new key is taken
-        # only from the actor's own origin, never from the Update's body
+        # a signed Update announcing a new key (a rotation): the key is taken only from the
+        # actor document on its own server, never from the Update's body
         actor = await resolve_actor(rt, actor.uri, refresh=True)
-        keyring(rt).forget_owner(actor.uri)
+        rt.service(KeyRing).forget_owner(actor.uri)
     if activity.type == "Create" and embedded is None and object_id:
         return actor, await fetch_object(rt, object_id)
     if activity.type == "Announce" and object_id and not await _known_post(rt, object_id):
         if rt.urls.is_local(object_id):
-            raise Skip(f"Announce of {object_id}: not one of our posts")  # SECURITY 13
+            raise Skip(f"Announce of {object_id}: not one of our posts")
         fetched = await fetch_object(rt, object_id)
         if fetched.attributed_to:
             await resolve_actor(rt, fetched.attributed_to)
@@ -161,7 +89,8 @@ def _announces_new_key(actor: Account, embedded: APObject) -> bool:
 
 
 async def fetch_object(rt: Runtime, uri: str) -> APObject:
-    """An object from its origin (the safe fetcher checks id and attribution, SECURITY 9/12)."""
+    """An object from its origin (the safe fetcher checks that the document's id is the URL
+    asked for, and that its author lives on the same server)."""
     return APObject(await rt.fetch_json(uri))
 
 
@@ -171,19 +100,29 @@ async def _known_post(rt: Runtime, uri: str) -> bool:
 
 
 class InboxWorker:
-    """Claims inbox rows and handles them one at a time, in order of arrival."""
+    """Claims inbox rows and handles them, one lane per sending actor (module docstring)."""
 
-    name = "inbox"
+    name = INBOX.name
 
     def __init__(self, rt: Runtime, batch: int = BATCH) -> None:
         self.rt = rt
         self.batch = batch
+        self.concurrency = rt.settings.federation.inbox_concurrency
 
     async def run_once(self) -> int:
         async with self.rt.session() as session:
-            items = await jobs.claim(session, InboxItem, now=self.rt.now(), limit=self.batch)
+            items = await jobs.claim(session, InboxItem, INBOX, now=self.rt.now(), limit=self.batch)
+        lanes: dict[str, list[InboxItem]] = {}
         for item in items:
-            await self.handle(item)
+            lanes.setdefault(item.actor_uri, []).append(item)
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def lane(queue: list[InboxItem]) -> None:
+            for item in queue:
+                async with slots:
+                    await self.handle(item)
+
+        await asyncio.gather(*(lane(queue) for queue in lanes.values()))
         return len(items)
 
     async def handle(self, item: InboxItem) -> None:
@@ -229,6 +168,4 @@ def retry_delay(attempts: int, exc: Exception) -> timedelta | None:
         or type(cause) is FetchError
         or (isinstance(cause, RemoteHTTPError) and (cause.status >= 500 or cause.status == 429))
     )
-    if not transient or attempts >= MAX_ATTEMPTS:
-        return None
-    return next_attempt_delay(attempts)
+    return INBOX.retry_delay(attempts) if transient else None

@@ -6,7 +6,7 @@ due row is left, so a test (or the worker loop) drives a whole fan-out with one 
 - **Claiming** goes through instance/jobs.py, fair across hosts: each claim ranks due rows
   per host and takes them round-robin (every host's first row, then every host's second...),
   never more than `delivery_per_host` in flight per host, skipping paused domains
-  (instance/domains.py) and rows already in flight here.
+  (instance/outbound/domains.py) and rows already in flight here.
 - **Sending** is `activitypub.delivery.deliver` over the runtime's shared SSRF-guarded client,
   signing the activity's stored bytes with its account's key, under an overall deadline of
   `delivery_timeout_s`.
@@ -14,12 +14,12 @@ due row is left, so a test (or the worker loop) drives a whole fan-out with one 
   waiting after `SLOW_AFTER` seconds stops counting against the concurrency (it only holds a
   socket) and frees its slot for the next host, up to `PARKED_FACTOR * concurrency` of them.
 - **Outcomes** are written in batches by one writer task while the POSTs go on (one
-  transaction records the outcomes so far and claims the next rows): 2xx done; retry on
-  `next_attempt_delay` (the one schedule, Retry-After honoured), failed once it gives up;
-  410 forgets the follower (`forget_gone_inbox`); other 4xx failed with the reason. Domain
-  health learns from every answer.
-- **Crash safety.** Claimed rows are leased for `LEASE` and the lease is renewed while they
-  are in flight, so after a SIGKILL another start takes them again within `LEASE`
+  transaction records the outcomes so far and claims the next rows): 2xx done; retried on
+  the delivery queue's schedule (instance/queues.py, Retry-After honoured), failed once it
+  gives up; 410 forgets the follower (`forget_gone_inbox`); other 4xx failed with the
+  reason. Domain health learns from every answer.
+- **Crash safety.** Claimed rows are leased for the queue's lease and the lease is renewed
+  while they are in flight, so after a SIGKILL another start takes them again within `LEASE`
   (at-least-once: at most the POSTs in flight at the kill are sent twice, see `InFlight`).
 """
 
@@ -31,23 +31,24 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activitypub.delivery import DeliveryOutcome, deliver, next_attempt_delay
+from activitypub.delivery import DeliveryOutcome, deliver
 from activitypub.errors import DeliveryError
 from activitypub.urls import host_of
 from instance import jobs
 from instance.outbound import domains
+from instance.queues import DELIVERY
 from instance.runtime import Runtime
 from instance.storage.models import Account, Delivery, Follow, OutboundActivity
 
 log = logging.getLogger("dreamloom.delivery")
 
-LEASE = timedelta(seconds=10)  # how long a claimed row is ours: recovery time after a crash
+LEASE = DELIVERY.fixed_lease  # how long a claimed row is ours: recovery time after a crash
 LEASE_RENEW = LEASE.total_seconds() / 4  # leases of rows in flight are renewed this often
 SLOW_AFTER = 1.0  # seconds before an unanswered POST stops holding a concurrency slot
 PARKED_FACTOR = 3  # parked (slow) POSTs allowed, as a multiple of delivery_concurrency
@@ -272,7 +273,7 @@ class DeliveryWorker:
             .limit(room)
         )
         return await jobs.claim(
-            session, Delivery, now=now, limit=room, lease=LEASE, where=[Delivery.id.in_(fair)]
+            session, Delivery, DELIVERY, now=now, limit=room, where=[Delivery.id.in_(fair)]
         )
 
     async def _load_activities(self, session: AsyncSession, ids: set[int]) -> None:
@@ -330,7 +331,7 @@ class DeliveryWorker:
         if outcome.kind == "delivered":
             jobs.finish(row, now)
         elif outcome.kind == "retry":
-            delay = next_attempt_delay(row.attempts, outcome.retry_after)
+            delay = DELIVERY.retry_delay(row.attempts, outcome.retry_after)
             if delay is None:
                 jobs.fail(row, now, f"gave up after {row.attempts} attempts: {outcome.detail}")
             else:
@@ -380,6 +381,5 @@ async def forget_gone_inbox(
         )
     )
     for inbox in sorted(personal - queued):
-        session.add(
-            Delivery(activity_id=row.activity_id, inbox_uri=inbox, host=host_of(inbox), run_at=now)
-        )
+        session.add(Delivery(activity_id=row.activity_id, inbox_uri=inbox, host=host_of(inbox),
+                             run_at=now, created_at=now))  # fmt: skip

@@ -1,34 +1,49 @@
-"""Outbound activities -> one durable delivery row per target inbox (shared inboxes deduplicated).
+"""Outbound activities -> one durable delivery row per target inbox.
 
 `enqueue(...)` is the only way anything leaves this instance: the activity is serialised once
-(every delivery signs those exact bytes, INTEROP 14) and a Delivery row is written per inbox in
-the same transaction as the change that caused it, so a crash after commit loses nothing and a
-crash before commit sends nothing. Delivery workers (instance/delivery.py) do the sending.
+(every delivery signs those exact bytes, so every receiver verifies the same digest) and a
+Delivery row is written per inbox in the same transaction as the change that caused it, so a
+crash after commit loses nothing and a crash before commit sends nothing. The delivery worker
+(instance/outbound/delivery.py) does the sending.
+
+Which inboxes (`activitypub.addressing.delivery_inboxes`, the one de-duplication): followers
+through their server's shared inbox when it has one; the accounts named in `to` (mentioned,
+replied to, the object of a Follow or Like) through their personal inbox, unless their
+server's shared inbox already gets this activity: a shared inbox hands an activity to every
+local account it addresses, so a mention is never sent twice to one server. Our own inboxes
+are never targets.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from activitypub.addressing import Recipient, delivery_inboxes
 from activitypub.urls import host_of
-from instance.storage.models import Account, Delivery, Follow, OutboundActivity, utcnow
-from instance.urls import LocalUrls
+from instance.runtime import Runtime
+from instance.storage.models import Account, Delivery, Follow, OutboundActivity
 
 
 def serialise(activity: dict[str, Any]) -> str:
     return json.dumps(activity, ensure_ascii=False, separators=(",", ":"))
 
 
-async def follower_inboxes(session: AsyncSession, account: Account) -> list[str]:
-    """Inboxes of the accepted remote followers, a shared inbox standing for all on its host."""
+def recipient(account: Account) -> Recipient | None:
+    """Where a remote account receives activities; None for ours and for inbox-less rows."""
+    if account.local or not account.inbox_uri:
+        return None
+    return Recipient(account.uri, account.inbox_uri, account.shared_inbox_uri)
+
+
+async def followers(session: AsyncSession, account: Account) -> list[Recipient]:
+    """The accepted remote followers of `account` that still exist."""
     rows = await session.execute(
-        select(Account.shared_inbox_uri, Account.inbox_uri)
+        select(Account.uri, Account.inbox_uri, Account.shared_inbox_uri)
         .join(Follow, Follow.follower_id == Account.id)
         .where(
             Follow.followee_id == account.id,
@@ -37,43 +52,38 @@ async def follower_inboxes(session: AsyncSession, account: Account) -> list[str]
             Account.deleted_at.is_(None),
         )
     )
-    return [shared or inbox for shared, inbox in rows if shared or inbox]
+    return [Recipient(uri, inbox or "", shared) for uri, inbox, shared in rows if inbox or shared]
 
 
 async def enqueue(
     session: AsyncSession,
-    urls: LocalUrls,
+    rt: Runtime,
     account: Account,
     activity: dict[str, Any],
     *,
-    inboxes: Iterable[str] = (),
+    to: Iterable[Account] = (),
     to_followers: bool = False,
     object_uri: str | None = None,
-    now: datetime | None = None,
 ) -> OutboundActivity:
-    """Store `activity` and one queued Delivery per distinct remote inbox, due at `now`
-    (default: the wall clock; callers holding a Runtime pass `rt.now()`)."""
-    targets = list(inboxes)
-    if to_followers:
-        targets += await follower_inboxes(session, account)
+    """Store `activity` (sent as `account`) and one queued Delivery per target inbox, due
+    now. `to`: accounts that get it in person; `to_followers`: the account's followers."""
+    personal = [r for r in map(recipient, to) if r is not None]
+    crowd = await followers(session, account) if to_followers else []
     row = OutboundActivity(
         uri=activity["id"],
         account_id=account.id,
         kind=str(activity.get("type", "")),
         object_uri=object_uri,
         body=serialise(activity),
+        created_at=rt.now(),
     )
     session.add(row)
     await session.flush()
-    seen: set[str] = set()
-    for inbox in targets:
-        if not inbox or inbox in seen or urls.is_local(inbox):
+    now = rt.now()
+    for inbox in delivery_inboxes(crowd, personal):
+        if rt.urls.is_local(inbox):
             continue
-        seen.add(inbox)
-        session.add(
-            Delivery(
-                activity_id=row.id, inbox_uri=inbox, host=host_of(inbox), run_at=now or utcnow()
-            )
-        )
+        session.add(Delivery(activity_id=row.id, inbox_uri=inbox, host=host_of(inbox),
+                             run_at=now, created_at=now))  # fmt: skip
     await session.flush()
     return row

@@ -1,19 +1,12 @@
-"""Thin HTTP handlers: parse, call a plain function, shape the response."""
+"""The federation endpoints: what other servers (and anyone, for public objects) GET and POST.
 
-from starlette.routing import BaseRoute
+    wellknown.py  WebFinger, host-meta, NodeInfo
+    inbox.py      the inboxes: check, store, 202
+    actors.py     actor documents and their collections
+    posts.py      Notes, their Creates, counters, lineage, quote stamps
+    media.py      our image files
+    common.py     content negotiation and the JSON responses every route module uses
 
-from instance.routes import actors, inbox, media, posts, wellknown
-from instance.web import app_pages
-from instance.web import pages as web
-
-
-def all_routes() -> list[BaseRoute]:
-    return [
-        *wellknown.routes,
-        *inbox.routes,  # before actors: /users/{username}/{collection} would match
-        *posts.routes,
-        *actors.routes,
-        *media.routes,
-        *web.routes,
-        *app_pages.routes,  # local users: login, timelines, compose, actions
-    ]
+Handlers are thin: parse, call a plain function, shape the response. The HTML pages are
+instance/web/'s; instance/app.py puts both route tables together.
+"""

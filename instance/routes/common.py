@@ -20,7 +20,8 @@ def runtime(request: Request) -> Runtime:
 
 
 def wants_activity_json(request: Request) -> bool:
-    """INTEROP 5: activity JSON for activity+json or ld+json in Accept, HTML otherwise."""
+    """Activity JSON when Accept names activity+json or ld+json (how servers ask for the
+    ActivityStreams twin of a page), HTML otherwise."""
     accept = request.headers.get("accept", "").lower()
     return "application/activity+json" in accept or "application/ld+json" in accept
 

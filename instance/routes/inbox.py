@@ -1,17 +1,19 @@
 """`POST /users/{username}/inbox` and the shared `POST /inbox`: check, store, 202.
 
-The order is the policy (DESIGN flow "Inbound"); nothing that can wait runs before the 202:
+The order is the policy; nothing that can wait runs before the 202:
 
-1. overload: past `Intake.max_pending` requests at once -> 503 + Retry-After (SECURITY 26);
+1. overload: past `Intake.max_pending` requests at once -> 503 + Retry-After;
 2. size: Content-Length, then the streamed body, over `[federation] inbox_max_bytes` -> 413
-   before any key fetch or JSON parse (SECURITY 27);
-3. Content-Type: activity+json or ld+json with the AS profile, else 415 (INTEROP 21);
+   before any key fetch or JSON parse;
+3. Content-Type: activity+json or ld+json with the ActivityStreams profile, else 415;
 4. JSON object, else 400;
 5. HTTP signature on the raw path, query and headers (activitypub.signatures) with keys from
-   the KeyRing -> 401 with the reason (SECURITY 1-4, 7); a `Delete` from a signer we never
-   saw is accepted and dropped without fetching anything (INTEROP 25);
-6. origin policy (instance.intake.admit) -> 400/403, or 202 and dropped (unhandled types);
-7. one inbox row, idempotent on the activity id, committed -> 202 (SECURITY 5).
+   the KeyRing -> 401 with the reason; a `Delete` from a signer we never saw is accepted and
+   dropped without fetching anything (Mastodon sends every account deletion to every server
+   it knows, and the deleted actor's key can no longer be fetched);
+6. origin policy (instance.inbound.intake.admit) -> 400/403, or 202 and dropped (types we
+   do not handle);
+7. one inbox row, idempotent on the activity id, committed -> 202.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from activitypub.errors import SignatureError
 from activitypub.fetch import is_activitypub_content_type
 from activitypub.keys import PublicKeyInfo
 from activitypub.signatures import verify_request
-from instance.accounts import find_local
-from instance.inbound.intake import Intake, Refused, admit, intake_for
-from instance.inbound.keyring import keyring
+from instance.errors import Refused
+from instance.inbound.intake import Intake, admit
+from instance.inbound.keyring import KeyRing
 from instance.routes.common import error_json, runtime
 from instance.runtime import Runtime
 
@@ -44,7 +46,7 @@ class BodyTooLarge(Exception):
 
 async def inbox(request: Request) -> Response:
     rt = runtime(request)
-    intake = intake_for(rt)
+    intake = rt.service(Intake)
     if not intake.try_enter():
         return busy("too many requests in flight")
     try:
@@ -70,7 +72,7 @@ async def receive(request: Request, rt: Runtime, intake: Intake) -> Response:
     if not isinstance(document, dict):
         return error_json("body is not a JSON object", 400)
 
-    ring = keyring(rt)
+    ring = rt.service(KeyRing)
     is_delete = document.get("type") == "Delete"
     unknown_signer = False
 
@@ -93,10 +95,11 @@ async def receive(request: Request, rt: Runtime, intake: Intake) -> Response:
             raise SignatureError("the request was signed for another host")
     except SignatureError as exc:
         if is_delete and unknown_signer:
-            return accepted()  # INTEROP 25: deletes from actors we never knew
+            return accepted()  # the deletion of an actor we never knew: nothing to do
         return error_json(exc.reason, 401)
 
-    if "username" in request.path_params and not await local_user(rt, request):
+    username = request.path_params.get("username")
+    if username is not None and not await intake.has_account(username):
         return error_json("no such account", 404)
     try:
         stored = admit(document, signed.owner, rt.urls)
@@ -104,7 +107,7 @@ async def receive(request: Request, rt: Runtime, intake: Intake) -> Response:
         return error_json(refused.reason, refused.status)
     if stored is not None:
         text = body.decode("utf-8") if stored is document else json.dumps(stored)
-        await intake.store(rt, stored, text, signed.key_id)
+        await intake.store(stored, text, signed.key_id)
     return accepted()
 
 
@@ -120,19 +123,6 @@ async def read_capped(request: Request, cap: int) -> bytes:
     return bytes(body)
 
 
-async def local_user(rt: Runtime, request: Request) -> bool:
-    """Personal inboxes exist for local accounts (known names are remembered)."""
-    username = request.path_params["username"].casefold()
-    known: set[str] = rt.extras.setdefault("inbox_usernames", set())
-    if username in known:
-        return True
-    async with rt.sessions() as session:
-        found = await find_local(session, username) is not None
-    if found:
-        known.add(username)
-    return found
-
-
 def accepted() -> Response:
     return Response(status_code=202)
 
@@ -145,6 +135,6 @@ def busy(reason: str) -> Response:
 
 routes = [
     Route("/inbox", inbox, methods=["POST"]),
-    Route("/actor/inbox", inbox, methods=["POST"]),  # the instance actor's (INTEROP 12)
+    Route("/actor/inbox", inbox, methods=["POST"]),  # the instance actor's
     Route("/users/{username}/inbox", inbox, methods=["POST"]),
 ]

@@ -1,4 +1,6 @@
-"""Media files: public, unsigned, with their real type and nosniff (INTEROP 37, SECURITY 23)."""
+"""Media files: public and unsigned (Mastodon fetches attachments without signing), served
+only under the names we generate, with their real type, nosniff and a sandboxing CSP, so a
+file can never be run as a page."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Posts: the Note (activity JSON), its Create, its HTML permalink, 410 once deleted."""
+"""Posts as ActivityStreams: the Note, its Create, its counters, its remix lineage, the quote
+stamps we issued; 410 once deleted. The HTML permalink is instance/web/pages.py's."""
 
 from __future__ import annotations
 
@@ -10,21 +11,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from activitypub.objects import AS_CONTEXT
 from instance.accounts import find_local
 from instance.content.lineage import lineage_of
-from instance.content.notes import NOTE_CONTEXT, create_json, note_json
+from instance.content.notes import create_json, note_json
 from instance.content.quotes import stamp_json
-from instance.content.timelines import Entry
+from instance.content.visibility import served_unsigned
 from instance.routes.common import ActivityJSONResponse, error_json, runtime, wants_activity_json
 from instance.storage.models import Account, Post, QuoteAuthorization
-from instance.web.auth import current_account
-from instance.web.cards import cards
-from instance.web.pages import page
-
-VISIBLE_UNSIGNED = ("public", "unlisted")
 
 
-async def _find(request: Request) -> tuple[Account, Post] | Response:
+async def find_post(request: Request) -> tuple[Account, Post] | Response:
+    """The post at /users/{username}/posts/{public_id} (or /@{username}/{public_id}) if
+    anyone may see it; else the answer: 404, or 410 with a Tombstone once deleted."""
     rt = runtime(request)
     async with rt.sessions() as session:
         account = await find_local(session, request.path_params["username"])
@@ -38,42 +37,42 @@ async def _find(request: Request) -> tuple[Account, Post] | Response:
         )  # fmt: skip
     if post is None:
         return error_json("no such post", 404)
-    if post.deleted_at is not None:  # INTEROP 32
+    if post.deleted_at is not None:  # Gone, so that caches and servers forget it
         return ActivityJSONResponse(
-            {"@context": NOTE_CONTEXT[0], "id": post.uri, "type": "Tombstone"}, status_code=410
+            {"@context": AS_CONTEXT, "id": post.uri, "type": "Tombstone"}, status_code=410
         )
-    if post.visibility not in VISIBLE_UNSIGNED:
+    if not served_unsigned(post):
         # followers-only and direct posts are delivered, never served publicly
         return error_json("no such post", 404)
     return account, post
 
 
-def _note(request: Request, account: Account, post: Post) -> dict[str, Any]:
+def note_of(request: Request, account: Account, post: Post) -> dict[str, Any]:
     return note_json(post, account, list(post.media), runtime(request).urls)
 
 
 async def note(request: Request) -> Response:
-    found = await _find(request)
+    found = await find_post(request)
     if isinstance(found, Response):
         return found
     account, post = found
     if not wants_activity_json(request):
         return RedirectResponse(post.url or "/", status_code=303, headers={"Vary": "Accept"})
-    return ActivityJSONResponse(_note(request, account, post))
+    return ActivityJSONResponse(note_of(request, account, post))
 
 
 async def create_activity(request: Request) -> Response:
-    found = await _find(request)
+    found = await find_post(request)
     if isinstance(found, Response):
         return found
     account, post = found
-    note_doc = _note(request, account, post)
+    note_doc = note_of(request, account, post)
     note_doc.pop("@context")
-    return ActivityJSONResponse(create_json(f"{post.uri}/activity", note_doc))
+    return ActivityJSONResponse(create_json(post, note_doc))
 
 
 async def counter(request: Request) -> Response:
-    found = await _find(request)
+    found = await find_post(request)
     if isinstance(found, Response):
         return found
     _, post = found
@@ -82,52 +81,25 @@ async def counter(request: Request) -> Response:
         return error_json("not found", 404)
     total = post.likes_count if which == "likes" else post.boosts_count
     return ActivityJSONResponse(
-        {"@context": NOTE_CONTEXT[0], "id": f"{post.uri}/{which}", "type": "Collection",
+        {"@context": AS_CONTEXT, "id": f"{post.uri}/{which}", "type": "Collection",
          "totalItems": total}
     )  # fmt: skip
 
 
 async def lineage(request: Request) -> Response:
     """The remix lineage of a post as JSON: its parent chain and its remixes."""
-    found = await _find(request)
+    found = await find_post(request)
     if isinstance(found, Response):
         return found
     _, post = found
-    async with runtime(request).sessions() as session:
-        doc = await lineage_of(session, post)
+    rt = runtime(request)
+    async with rt.sessions() as session:
+        doc = await lineage_of(session, post, rt.urls)
     return JSONResponse({"id": post.uri, **doc}, headers={"Access-Control-Allow-Origin": "*"})
 
 
-async def permalink(request: Request) -> Response:
-    """The HTML page of a post, with its recipe and remix lineage (INTEROP 7)."""
-    found = await _find(request)
-    if isinstance(found, Response):
-        return found
-    account, post = found
-    if wants_activity_json(request):
-        return ActivityJSONResponse(_note(request, account, post))
-    rt = runtime(request)
-    async with rt.sessions() as session:
-        lineage = await lineage_of(session, post)
-        viewer = await current_account(request, session)
-        (view,) = await cards(session, rt, [Entry(post.published, post, account, None)], viewer)
-    response = page(
-        request,
-        "post.html",
-        {
-            "account": account,
-            "p": view,
-            "post": post,
-            "recipe": post.recipe,
-            "lineage": lineage,
-        },
-    )
-    response.headers["Link"] = f'<{post.uri}>; rel="alternate"; type="application/activity+json"'
-    return response
-
-
 async def quote_authorization(request: Request) -> Response:
-    """A FEP-044f stamp we issued (INTEROP 47); 404 once revoked."""
+    """A FEP-044f stamp we issued; 404 once revoked."""
     rt = runtime(request)
     async with rt.sessions() as session:
         account = await find_local(session, request.path_params["username"])
@@ -154,5 +126,4 @@ routes = [
     Route("/users/{username}/posts/{public_id}/activity", create_activity),
     Route("/users/{username}/posts/{public_id}/lineage", lineage),
     Route("/users/{username}/posts/{public_id}/{which:str}", counter),
-    Route("/@{username}/{public_id}", permalink),
 ]

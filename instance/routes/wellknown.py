@@ -1,8 +1,9 @@
-"""WebFinger, host-meta and NodeInfo. INTEROP A 1-4 and I 48-49."""
+"""WebFinger, host-meta and NodeInfo: how other servers find our accounts and learn what we
+are (Mastodon resolves `@user@host` through WebFinger before anything else)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import func, select
 from starlette.requests import Request
@@ -75,7 +76,7 @@ async def nodeinfo(request: Request) -> Response:
     if version not in {"2.0", "2.1"}:
         return error_json("unknown NodeInfo version", 404)
     rt = runtime(request)
-    now = datetime.now(UTC)
+    now = rt.now()
     local_users = (
         Account.local.is_(True),
         Account.deleted_at.is_(None),

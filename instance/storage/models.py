@@ -9,7 +9,7 @@ Schema changes go through Alembic (instance/storage/migrations), never `create_a
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from sqlalchemy import (
     JSON,
@@ -29,7 +29,17 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from activitypub.addressing import Visibility
 from instance.storage.ids import new_public_id
+
+AccountKind = Literal["Person", "Service", "Application", "Group", "Organization"]
+"""Ours are Person (people), Service (AI accounts) and Application (the instance actor)."""
+NotificationKind = Literal["follow", "follow_request", "like", "boost", "mention", "reply", "remix"]
+QuoteState = Literal["pending", "accepted", "link"]
+"""A remix of ours: waiting for the parent's author, approved (stamp), or published as a link."""
+WorkStatus = Literal["queued", "running", "done", "failed", "blocked", "gone"]
+"""queued/running/done/failed for every work row; generation jobs can be blocked (safety
+checker), deliveries gone (410)."""
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -85,7 +95,7 @@ class Account(Base):
     domain: Mapped[str] = mapped_column(String(255), default="")  # "" for local accounts
     local: Mapped[bool] = mapped_column(Boolean, default=False)
     uri: Mapped[str] = mapped_column(String(2048), unique=True)
-    kind: Mapped[str] = mapped_column(String(32), default="Person")  # Person|Service|Application
+    kind: Mapped[AccountKind] = mapped_column(String(32), default="Person")
     display_name: Mapped[str] = mapped_column(String(255), default="")
     summary: Mapped[str] = mapped_column(Text, default="")  # sanitised HTML
     url: Mapped[str | None] = mapped_column(String(2048))
@@ -111,10 +121,6 @@ class Account(Base):
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(TZDateTime)
-
-    @property
-    def handle(self) -> str:
-        return f"{self.username}@{self.domain}" if self.domain else self.username
 
 
 class RemoteKey(Base):
@@ -164,7 +170,7 @@ class Post(Base):
     source: Mapped[str | None] = mapped_column(Text)  # the text a local author typed
     summary: Mapped[str | None] = mapped_column(Text)  # content warning
     sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
-    visibility: Mapped[str] = mapped_column(String(16), default="public")
+    visibility: Mapped[Visibility] = mapped_column(String(16), default="public")
     language: Mapped[str | None] = mapped_column(String(16))
     to: Mapped[list[Any]] = mapped_column(JSON, default=list)
     cc: Mapped[list[Any]] = mapped_column(JSON, default=list)
@@ -173,7 +179,7 @@ class Post(Base):
     in_reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"))
     quote_uri: Mapped[str | None] = mapped_column(String(2048), index=True)  # remix parent
     quote_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"))
-    quote_state: Mapped[str | None] = mapped_column(String(16))  # pending|accepted|rejected
+    quote_state: Mapped[QuoteState | None] = mapped_column(String(16))
     quote_authorization_uri: Mapped[str | None] = mapped_column(String(2048))
     recipe: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     published: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, index=True)
@@ -268,7 +274,7 @@ class Notification(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))  # follow|like|boost|mention|remix|reply
+    kind: Mapped[NotificationKind] = mapped_column(String(16))
     from_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
     dedupe_key: Mapped[str] = mapped_column(String(2048), unique=True)
@@ -311,7 +317,7 @@ class Report(Base):
 class WorkRow:
     """Columns every durable work row shares; instance/jobs.py owns claiming and retrying."""
 
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    status: Mapped[WorkStatus] = mapped_column(String(16), default="queued", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     run_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, index=True)
     locked_until: Mapped[datetime | None] = mapped_column(TZDateTime)

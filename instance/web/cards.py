@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from instance.content.timelines import Entry, handle
+from instance.content.timelines import Entry
+from instance.content.visibility import can_boost
 from instance.runtime import Runtime
 from instance.storage.models import Account, Boost, Like, MediaAttachment, Post
 
@@ -60,13 +61,13 @@ def card(
         "published": post.published,
         "likes_count": post.likes_count,
         "boosts_count": post.boosts_count,
-        "author": handle(author) if author.domain else f"@{author.username}@{rt.settings.host}",
+        "author": rt.urls.handle(author),
         "author_name": author.display_name or author.username,
         "author_url": author.url or author.uri,
-        "boosted_by": handle(boosted_by) if boosted_by else None,
+        "boosted_by": rt.urls.handle(boosted_by) if boosted_by else None,
         "liked": liked,
         "boosted": boosted,
-        "boostable": post.visibility in ("public", "unlisted"),
+        "boostable": can_boost(post),
         "media": [
             {
                 "src": rt.urls.media(m.file_name) if m.file_name else m.remote_url,

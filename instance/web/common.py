@@ -8,7 +8,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from instance.web.pages import page
+from instance.web.templating import page
 
 
 def to_login(request: Request) -> Response:

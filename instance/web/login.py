@@ -1,4 +1,4 @@
-"""Log in and out of the web pages (SECURITY 28; sessions and throttle in instance/web_auth.py).
+"""Log in and out of the web pages (sessions: sessions.py; the throttle: throttle.py).
 
 POST /login, in order: a password over MAX_PASSWORD_BYTES -> 400 before anything else (no
 hashing, no database); throttled -> 429 + Retry-After; wrong name or password -> 401 (the
@@ -20,8 +20,10 @@ from instance.accounts import verify_password as check_password
 from instance.routes.common import runtime
 from instance.storage.models import Account
 from instance.urls import INSTANCE_ACTOR_USERNAME
-from instance.web import auth as web_auth
-from instance.web.pages import page
+from instance.web.forms import form_post, safe_next
+from instance.web.sessions import clear_cookie, ensure_session, new_session, session_of, set_cookie
+from instance.web.templating import page
+from instance.web.throttle import LoginThrottle, client_ip
 
 
 @cache
@@ -31,28 +33,28 @@ def _decoy() -> Account:
 
 
 def _form(request: Request, error: str = "", status: int = 200, **values: str) -> Response:
-    s, fresh = web_auth.ensure_session(request)
+    s, fresh = ensure_session(request)
     response = page(request, "login.html", {"error": error, **values}, status=status)
     if fresh:
-        web_auth.set_cookie(request, response, s)
+        set_cookie(request, response, s)
     return response
 
 
 async def login_form(request: Request) -> Response:
-    s = web_auth.session_of(request)
+    s = session_of(request)
     if s is not None and s.logged_in:
-        return RedirectResponse(web_auth.safe_next(request.query_params.get("next")), 303)
+        return RedirectResponse(safe_next(request.query_params.get("next")), 303)
     return _form(request, next=request.query_params.get("next", ""))
 
 
-@web_auth.form_post(login=False)
+@form_post(login=False)
 async def login(request: Request, form: dict[str, str]) -> Response:
     rt = runtime(request)
     username, password = form.get("username", "").strip().lstrip("@"), form.get("password", "")
     again = {"username": username, "next": form.get("next", "")}
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         return _form(request, f"Passwords are at most {MAX_PASSWORD_BYTES} bytes.", 400, **again)
-    limiter, ip, now = web_auth.throttle(rt), web_auth.client_ip(request), rt.now()
+    limiter, ip, now = rt.service(LoginThrottle), client_ip(request), rt.now()
     wait = limiter.retry_after(ip, username, now)
     if wait:
         response = _form(request, f"Too many failed logins: try again in {wait} seconds.",
@@ -70,15 +72,15 @@ async def login(request: Request, form: dict[str, str]) -> Response:
     if not ok or account is None:
         limiter.failed(ip, username, now)
         return _form(request, "Wrong account name or password.", 401, **again)
-    response = RedirectResponse(web_auth.safe_next(form.get("next")), status_code=303)
-    web_auth.set_cookie(request, response, web_auth.new_session(rt, account))
+    response = RedirectResponse(safe_next(form.get("next")), status_code=303)
+    set_cookie(request, response, new_session(rt, account))
     return response
 
 
-@web_auth.form_post(login=False)
+@form_post(login=False)
 async def logout(request: Request, form: dict[str, str]) -> Response:
     response = RedirectResponse("/", status_code=303)
-    web_auth.clear_cookie(request, response)
+    clear_cookie(request, response)
     return response
 
 

@@ -1,42 +1,27 @@
-"""HTML pages: home, profiles, about. Every page that has an ActivityPub twin links to it."""
+"""The public HTML pages: home, about, profiles and post permalinks. Every page that has an
+ActivityPub twin links to it (`Link: <...>; rel="alternate"`), and a permalink asked for
+activity JSON answers with the Note."""
 
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 
 from instance import __version__
 from instance.accounts import find_local, list_local
 from instance.content import collections, timelines
-from instance.routes.common import runtime
+from instance.content.lineage import lineage_of
+from instance.content.timelines import Entry
+from instance.routes.common import ActivityJSONResponse, runtime, wants_activity_json
+from instance.routes.posts import find_post, note_of
 from instance.urls import INSTANCE_ACTOR_USERNAME
-from instance.web.auth import current_account, template_context
 from instance.web.cards import cards
+from instance.web.sessions import current_account
+from instance.web.templating import HERE, page
 
-HERE = Path(__file__).resolve().parent
 HOME_POSTS = 20
-templates = Jinja2Templates(  # autoescapes .html; every page sees the web session and CSRF token
-    directory=str(HERE / "templates"), context_processors=[template_context]
-)
-
-
-def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-    rt = runtime(request)
-    base = {
-        "instance_name": rt.settings.instance.name,
-        "description": rt.settings.instance.description,
-        "host": rt.settings.host,
-        "tiny_model": rt.settings.generator.model == "builtin:tiny",
-    }
-    response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
-    response.headers["Vary"] = "Accept"
-    return response
 
 
 async def home(request: Request) -> Response:
@@ -44,7 +29,7 @@ async def home(request: Request) -> Response:
     rt = runtime(request)
     async with rt.sessions() as session:
         accounts = [a for a in await list_local(session) if a.username != INSTANCE_ACTOR_USERNAME]
-        entries = await timelines.read(session, "local", limit=HOME_POSTS)
+        entries = await timelines.read(session, "local", limit=HOME_POSTS, now=rt.now())
         viewer = await current_account(request, session)
         views = await cards(session, rt, entries, viewer)
     return page(request, "home.html", {"accounts": accounts, "posts": views})
@@ -71,23 +56,36 @@ async def profile(request: Request) -> Response:
         if account is None or account.username == INSTANCE_ACTOR_USERNAME:
             return page(request, "home.html", {"accounts": []}, status=404)
         viewer = await current_account(request, session)
-        entries = await timelines.read(session, "account", author=account, viewer=viewer)
+        entries = await timelines.read(session, "account", author=account, viewer=viewer,
+                                       now=rt.now())  # fmt: skip
         views = await cards(session, rt, entries, viewer)
         counts = {
             "posts": (await collections.outbox(session, account, rt.urls, None))[0],
             "followers": (await collections.followers(session, account, None))[0],
             "following": (await collections.following(session, account, None))[0],
         }
-    response = page(
-        request,
-        "profile.html",
-        {
-            "account": account,
-            "counts": counts,
-            "posts": views,
-        },
-    )
+    response = page(request, "profile.html", {"account": account, "counts": counts,
+                                              "posts": views})  # fmt: skip
     response.headers["Link"] = f'<{account.uri}>; rel="alternate"; type="application/activity+json"'
+    return response
+
+
+async def permalink(request: Request) -> Response:
+    """The HTML page of a post, with its recipe and remix lineage."""
+    found = await find_post(request)
+    if isinstance(found, Response):
+        return found
+    account, post = found
+    if wants_activity_json(request):
+        return ActivityJSONResponse(note_of(request, account, post))
+    rt = runtime(request)
+    async with rt.sessions() as session:
+        lineage = await lineage_of(session, post, rt.urls)
+        viewer = await current_account(request, session)
+        (view,) = await cards(session, rt, [Entry(post.published, post, account, None)], viewer)
+    response = page(request, "post.html", {"account": account, "p": view, "post": post,
+                                           "recipe": post.recipe, "lineage": lineage})  # fmt: skip
+    response.headers["Link"] = f'<{post.uri}>; rel="alternate"; type="application/activity+json"'
     return response
 
 
@@ -95,5 +93,6 @@ routes = [
     Route("/", home),
     Route("/about", about),
     Route("/@{username}", profile),
+    Route("/@{username}/{public_id}", permalink),
     Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
 ]

@@ -1,6 +1,6 @@
-"""The buttons on a post card: like, unlike, boost, unboost, remix (instance/actions.py,
-instance/remix.py). Each is a form post through `web_auth.form_post`; the post must be one
-the viewer may see (the timelines' visibility rule). Like and boost go back to the page the
+"""The buttons on a post card: like, unlike, boost, unboost, remix (instance/content/actions.py,
+instance/generation/remix.py). Each is a form post through `forms.form_post`; the post must
+be one the viewer may see (instance/content/visibility.py). Like and boost go back to the page the
 button was on; a remix goes to its job's page."""
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from instance.content import actions, timelines
-from instance.generation.remix import RemixError, remix
-from instance.generation.requests import GenerationRefused
+from instance.content import actions
+from instance.content.visibility import visible_to
+from instance.errors import ActionError, GenerationRefused, RemixError
+from instance.generation.remix import remix
 from instance.routes.common import runtime
 from instance.storage.models import Account, Post
-from instance.web import auth as web_auth
 from instance.web.common import refused, to_login
+from instance.web.forms import form_post, safe_next
+from instance.web.sessions import current_account
 
 ACTIONS = {
     "like": actions.like,
@@ -32,12 +34,12 @@ async def _visible_post(session: AsyncSession, public_id: str, viewer: Account) 
         select(Post).where(
             Post.public_id == public_id,
             Post.deleted_at.is_(None),
-            timelines._visible_to(viewer),
+            visible_to(viewer),
         )
     )
 
 
-@web_auth.form_post()
+@form_post()
 async def act(request: Request, form: dict[str, str]) -> Response:
     action = ACTIONS.get(request.path_params["action"])
     if action is None:
@@ -45,20 +47,20 @@ async def act(request: Request, form: dict[str, str]) -> Response:
     rt = runtime(request)
     try:
         async with rt.session() as session:
-            me = await web_auth.current_account(request, session)
+            me = await current_account(request, session)
             if me is None:
                 return to_login(request)
             post = await _visible_post(session, request.path_params["public_id"], me)
             if post is None:
                 return refused(request, "No such post.", 404)
-            await action(session, rt.urls, me, post)
-    except actions.ActionError as exc:
+            await action(session, rt, me, post)
+    except ActionError as exc:
         return refused(request, str(exc), 400)
-    back = web_auth.safe_next(form.get("back"), default=post.url or "/home")
+    back = safe_next(form.get("back"), default=post.url or "/home")
     return RedirectResponse(back, status_code=303)
 
 
-@web_auth.form_post()
+@form_post()
 async def remix_post(request: Request, form: dict[str, str]) -> Response:
     """Remix: kind `seed` (same prompt, new seed), `prompt` (edited), `image` (from its image)."""
     kind, prompt = form.get("kind", "seed"), form.get("prompt", "").strip()
@@ -69,7 +71,7 @@ async def remix_post(request: Request, form: dict[str, str]) -> Response:
     rt = runtime(request)
     try:
         async with rt.session() as session:
-            me = await web_auth.current_account(request, session)
+            me = await current_account(request, session)
             if me is None:
                 return to_login(request)
             parent = await _visible_post(session, request.path_params["public_id"], me)

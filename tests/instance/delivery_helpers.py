@@ -104,10 +104,8 @@ async def add_follower(
         return account
 
 
-async def post_to_followers(
-    rt: Runtime, author: Account, n: int = 1, inboxes: tuple[str, ...] = ()
-) -> OutboundActivity:
-    """Enqueue a Create to `author`'s followers (and `inboxes`), due now on `rt`'s clock."""
+async def post_to_followers(rt: Runtime, author: Account, n: int = 1) -> OutboundActivity:
+    """Enqueue a Create to `author`'s followers, due now on `rt`'s clock."""
     uri = rt.urls.activity(author.username, f"create-{n}-{time.monotonic_ns()}")
     activity = {
         "@context": "https://www.w3.org/ns/activitystreams",
@@ -119,6 +117,4 @@ async def post_to_followers(
     async with rt.session() as session:
         account = await session.scalar(select(Account).where(Account.id == author.id))
         assert account is not None
-        return await enqueue(
-            session, rt.urls, account, activity, inboxes=inboxes, to_followers=True, now=rt.now()
-        )
+        return await enqueue(session, rt, account, activity, to_followers=True)

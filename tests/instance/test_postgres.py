@@ -18,9 +18,11 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from instance import jobs
-from instance.generation.requests import QueueFullError, enqueue
+from instance.errors import QueueFullError
+from instance.generation.requests import enqueue
 from instance.inbound.worker import InboxWorker
 from instance.outbound.fanout import enqueue as enqueue_activity
+from instance.queues import DELIVERY
 from instance.storage.db import make_engine
 from instance.storage.migrate import current_revision, head_revision
 from instance.storage.models import (
@@ -108,7 +110,7 @@ async def test_claims_never_overlap(runtime, new_account) -> None:
         await s.flush()
         await enqueue_activity(
             s,
-            runtime.urls,
+            runtime,
             bot,
             {"id": "urn:act", "type": "Create", "actor": bot.uri},
             to_followers=True,
@@ -117,7 +119,7 @@ async def test_claims_never_overlap(runtime, new_account) -> None:
     async def claim() -> list[int]:
         async with runtime.session() as s:
             rows = await jobs.claim(
-                s, Delivery, now=runtime.now(), limit=25, lease=timedelta(minutes=1)
+                s, Delivery, DELIVERY, now=runtime.now(), limit=25, lease=timedelta(minutes=1)
             )
             await asyncio.sleep(0.05)  # hold the row locks while the other claims
             return [r.id for r in rows]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from instance.settings import ConfigError, load_settings, locate_config
+from instance.errors import ConfigError
+from instance.settings import load_settings, locate_config
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -178,7 +178,7 @@ class FakeRemote:
 
 async def advance_work(rt: Runtime) -> None:
     """Run every background worker but the GPU one until none has anything left to do."""
-    from instance.workers import worker_factories
+    from instance.app import worker_factories
 
     workers = [make(rt) for make in worker_factories()]
     workers = [w for w in workers if w.name != "generation"]
@@ -217,7 +217,7 @@ async def test_payload_fixture(
         author = await session.get(Account, target.id)
         assert author is not None
         post = await publish(
-            session, runtime.urls, author, Draft(text="a lighthouse in fog"), federate=False
+            session, runtime, author, Draft(text="a lighthouse in fog"), federate=False
         )
         post_uri, post_url = post.uri, post.url or post.uri
     values = {

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlalchemy import delete, or_, update
 
+from instance.errors import ActorUnavailable
+from instance.inbound.context import Inbound
 from instance.inbound.handlers import lookup
-from instance.inbound.keyring import keyring
-from instance.inbound.remote import ActorUnavailable, upsert_actor
+from instance.inbound.keyring import KeyRing
+from instance.inbound.remote import upsert_actor
 from instance.storage.models import Account, Follow, Post, RemoteKey
-
-if TYPE_CHECKING:
-    from instance.inbound.worker import Inbound
 
 
 async def on_update(ctx: Inbound) -> None:
-    """Profile changes by the actor itself. A new publicKey is NOT taken from an Update
-    (SECURITY 8): the stored key stays until a fetch from the actor's origin changes it."""
+    """Profile changes by the actor itself. A new publicKey is NOT taken from an Update: the
+    stored key stays until a fetch from the actor's own server changes it (whoever could
+    sign one Update would otherwise keep the account)."""
     if ctx.obj is None or ctx.object_id != ctx.actor.uri:
         return
     try:
@@ -38,7 +36,7 @@ async def on_delete(ctx: Inbound) -> None:
     )  # fmt: skip
     await ctx.session.execute(delete(RemoteKey).where(RemoteKey.owner_uri == account.uri))
     account.public_key_pem = None
-    keyring(ctx.rt).forget_owner(account.uri)
+    ctx.rt.service(KeyRing).forget_owner(account.uri)
 
 
 async def on_block(ctx: Inbound) -> None:

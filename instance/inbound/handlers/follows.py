@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlalchemy import delete, select
 
 from activitypub.objects import Activity, build_accept
 from instance.content.notifications import notify
+from instance.inbound.context import Inbound
 from instance.inbound.handlers import lookup
 from instance.outbound.fanout import enqueue
 from instance.storage.idempotent import insert_one
@@ -15,15 +14,12 @@ from instance.storage.ids import new_public_id
 from instance.storage.models import Account, Follow
 from instance.urls import INSTANCE_ACTOR_USERNAME
 
-if TYPE_CHECKING:
-    from instance.inbound.worker import Inbound
-
 
 async def on_follow(ctx: Inbound) -> None:
     """Auto-Accept, or a pending request when the account approves followers by hand.
 
-    A repeated Follow (Mastodon re-sends them after a key rotation, INTEROP 13) makes no new
-    row or notification; an accepted follow is Accepted again under the new Follow id."""
+    A repeated Follow (Mastodon re-sends them, e.g. after a key rotation) makes no new row
+    or notification; an accepted follow is Accepted again under the new Follow id."""
     followee = await lookup.local_account(ctx.session, ctx.object_id)
     if followee is None or followee.username == INSTANCE_ACTOR_USERNAME:
         return
@@ -34,8 +30,8 @@ async def on_follow(ctx: Inbound) -> None:
         await insert_one(ctx.session, Follow, follower_id=follower.id, followee_id=followee.id,
                          uri=follow_id, accepted=accepted, created_at=ctx.now)  # fmt: skip
         row = await _follow_row(ctx, follower, followee)
-        kind = "follow" if accepted else "follow_request"
-        await notify(ctx.session, recipient=followee, kind=kind, sender=follower)
+        await notify(ctx.session, recipient=followee, sender=follower, now=ctx.now,
+                     kind="follow" if accepted else "follow_request")  # fmt: skip
     elif row.uri != follow_id:
         row.uri = follow_id
     if row is not None and row.accepted:
@@ -49,20 +45,21 @@ async def _follow_row(ctx: Inbound, follower: Account, followee: Account) -> Fol
 
 
 async def send_accept(ctx: Inbound, followee: Account, follower: Account, follow_id: str) -> None:
-    """INTEROP 39: Accept{object: the Follow, embedded}, to the follower's own inbox."""
+    """Accept{object: the Follow, embedded}, to the follower (Mastodon matches the Accept to
+    its Follow by the embedded id)."""
     accept = build_accept(
         activity_id=ctx.rt.urls.activity(followee.username, new_public_id()),
         actor=followee.uri,
         follow={"id": follow_id, "actor": follower.uri, "object": followee.uri},
     )
-    await enqueue(ctx.session, ctx.rt.urls, followee, accept,
-                  inboxes=[follower.inbox_uri or ""], now=ctx.now)  # fmt: skip
+    await enqueue(ctx.session, ctx.rt, followee, accept, to=[follower])
 
 
 async def _our_follow(ctx: Inbound) -> Follow | None:
     """The Follow of ours an Accept/Reject answers: by its id, else by the embedded actor.
 
-    SECURITY 16: only the followee itself can answer it."""
+    Only the followee itself can answer it: an Accept from anyone else is ignored, so nobody
+    can make one of our accounts follow a locked account's private posts."""
     answered = ctx.activity.object_activity
     row = await ctx.session.scalar(select(Follow).where(Follow.uri == ctx.object_id))
     if row is None and answered is not None:
@@ -93,7 +90,7 @@ async def on_reject(ctx: Inbound) -> None:
 
 async def on_undo(ctx: Inbound) -> None:
     """Undo{Follow}: the embedded Follow by id, else by actor + object; only its follower
-    may undo it (SECURITY 15)."""
+    may undo it."""
     undone = ctx.activity.object_activity or Activity({})
     row = await ctx.session.scalar(select(Follow).where(Follow.uri == undone.id))
     if row is None:

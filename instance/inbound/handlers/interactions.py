@@ -1,31 +1,29 @@
 """Like (Misskey reactions and Pleroma `EmojiReact` count as likes), Announce, their Undos.
 
-Counters are recounted from the rows after every change (instance/counters.py).
+Counters are recounted from the rows after every change (instance/content/counters.py).
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 
 from activitypub.objects import Activity
 from instance.content.counters import recount
 from instance.content.notifications import notify
+from instance.content.visibility import can_boost
+from instance.inbound.context import Inbound
 from instance.inbound.handlers import lookup
 from instance.inbound.handlers.follows import undo_follow
 from instance.inbound.handlers.notes import store_note
 from instance.storage.idempotent import insert_one
-from instance.storage.models import Account, Boost, Follow, Like, Post
-
-if TYPE_CHECKING:
-    from instance.inbound.worker import Inbound
+from instance.storage.models import Account, Boost, Follow, Like, NotificationKind, Post
 
 
-async def _notify_author(ctx: Inbound, post: Post, kind: str) -> None:
+async def _notify_author(ctx: Inbound, post: Post, kind: NotificationKind) -> None:
     author = await ctx.session.get(Account, post.account_id)
     if author is not None:
-        await notify(ctx.session, recipient=author, kind=kind, sender=ctx.actor, post=post)
+        await notify(ctx.session, recipient=author, kind=kind, sender=ctx.actor, post=post,
+                     now=ctx.now)  # fmt: skip
 
 
 async def on_like(ctx: Inbound) -> None:
@@ -44,7 +42,7 @@ async def on_announce(ctx: Inbound) -> None:
     if post is None and ctx.obj is not None and ctx.obj.is_type("Note"):
         author = await lookup.account(ctx.session, ctx.obj.attributed_to)
         post = await store_note(ctx, ctx.obj, author) if author is not None else None
-    if post is None or post.visibility not in ("public", "unlisted"):
+    if post is None or not can_boost(post):
         return
     added = await insert_one(ctx.session, Boost, account_id=ctx.actor.id, post_id=post.id,
                              uri=ctx.activity.id, published=ctx.now)  # fmt: skip
@@ -54,8 +52,8 @@ async def on_announce(ctx: Inbound) -> None:
 
 
 async def _undo_row(ctx: Inbound, model: type[Like] | type[Boost]) -> None:
-    """The embedded activity by id, else the actor's row for its object (SECURITY 15:
-    only the original actor may undo)."""
+    """The embedded activity by id, else the actor's row for its object; only the original
+    actor may undo it."""
     undone = ctx.activity.object_activity or Activity({})
     row = await ctx.session.scalar(select(model).where(model.uri == undone.id))
     if row is None:

@@ -3,23 +3,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from activitypub.objects import ids_of
 from instance.content.sanitize import clean_html
+from instance.errors import Skip
+from instance.inbound.context import Inbound
 from instance.inbound.handlers import lookup
 from instance.storage.idempotent import insert_one
 from instance.storage.models import Account, Report
-
-if TYPE_CHECKING:
-    from instance.inbound.worker import Inbound
 
 MAX_REPORTED_POSTS = 20
 
 
 async def on_flag(ctx: Inbound) -> None:
-    from instance.inbound.worker import Skip
-
     target = None
     posts: list[str] = []
     for uri in ids_of(ctx.activity.raw.get("object"))[: MAX_REPORTED_POSTS + 1]:

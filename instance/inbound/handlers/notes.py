@@ -3,36 +3,43 @@
 A stored post links to its parent when we have it (replies to our posts bump the parent's
 reply count and notify its author); an unknown parent is kept as `in_reply_to_uri` only,
 and children arriving before their parent are linked when it comes. Reply chains are never
-walked from here (SECURITY 20). Mentions of our accounts notify them.
+walked from here: a remote server could make one as long as it likes. Mentions of our
+accounts notify them.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import nh3
 from sqlalchemy import delete, select, update
 
 from activitypub.addressing import visibility_of
+from activitypub.notes import QUOTE_FIELDS
 from activitypub.objects import APObject, Attachment, as_list, id_of
 from instance.content.counters import recount
 from instance.content.notifications import notify
 from instance.content.sanitize import clean_html
+from instance.errors import Skip
 from instance.generation import asks
+from instance.inbound.context import Inbound
 from instance.inbound.handlers import lookup
 from instance.storage.idempotent import insert_one, insert_rows
-from instance.storage.models import Account, MediaAttachment, Mention, Post, PostTag
-
-if TYPE_CHECKING:
-    from instance.inbound.worker import Inbound
+from instance.storage.models import (
+    Account,
+    MediaAttachment,
+    Mention,
+    NotificationKind,
+    Post,
+    PostTag,
+)
 
 MAX_ATTACHMENTS = 16
 # Stored as posts: Notes, and the types Mastodon also shows (an Article as its text, ...)
 POST_TYPES = frozenset(
     {"Note", "Article", "Page", "Question", "Image", "Video", "Audio", "Document", "Event"}
 )
-QUOTE_FIELDS = ("quote", "_misskey_quote", "quoteUrl", "quoteUri")
 
 
 def plain_summary(summary: str | None) -> str | None:
@@ -146,21 +153,23 @@ async def _surface(ctx: Inbound, post: Post, note: APObject, author: Account) ->
                 mentioned.append(account)
     await insert_rows(ctx.session, Mention,
                       [{"post_id": post.id, "account_id": a.id} for a in mentioned])  # fmt: skip
-    kinds: dict[int, tuple[Account, str]] = {a.id: (a, "mention") for a in mentioned}
-    for uri, kind in ((post.in_reply_to_uri, "reply"), (post.quote_uri, "remix")):
+    kinds: dict[int, tuple[Account, NotificationKind]] = {a.id: (a, "mention") for a in mentioned}
+    links: tuple[tuple[str | None, NotificationKind], ...] = (
+        (post.in_reply_to_uri, "reply"), (post.quote_uri, "remix"),
+    )  # fmt: skip
+    for uri, kind in links:
         parent = await lookup.post(ctx.session, uri)
         if parent is not None and parent.local:
             parent_author = await ctx.session.get_one(Account, parent.account_id)
             kinds[parent_author.id] = (parent_author, kind)
     for account, kind in kinds.values():
-        await notify(ctx.session, recipient=account, kind=kind, sender=author, post=post)
+        await notify(ctx.session, recipient=account, kind=kind, sender=author, post=post,
+                     now=ctx.now)  # fmt: skip
         if kind != "remix" and account.kind == "Service":
             await asks.on_mention(ctx.session, ctx.rt, post, account, author)
 
 
 async def on_create(ctx: Inbound) -> None:
-    from instance.inbound.worker import Skip
-
     note = ctx.obj
     if note is None or not note.id:
         raise Skip("Create of an object without an id")
@@ -170,7 +179,8 @@ async def on_create(ctx: Inbound) -> None:
 
 
 async def on_update(ctx: Inbound) -> None:
-    """An edit by the post's own author (SECURITY 15); media are replaced."""
+    """An edit by the post's own author (anyone else's Update is ignored); media are
+    replaced."""
     note = ctx.obj
     post = await lookup.post(ctx.session, ctx.object_id)
     if note is None or post is None or post.account_id != ctx.actor.id or post.local:
@@ -185,7 +195,7 @@ async def on_update(ctx: Inbound) -> None:
 
 
 async def on_delete(ctx: Inbound) -> None:
-    """A post becomes a tombstone, only when its author deletes it (SECURITY 15)."""
+    """A post becomes a tombstone, only when its author deletes it."""
     post = await ctx.session.scalar(select(Post).where(Post.uri == ctx.object_id))
     if post is None or post.account_id != ctx.actor.id or post.local:
         return

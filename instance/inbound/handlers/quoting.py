@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from instance.content import quotes
-
-if TYPE_CHECKING:
-    from instance.inbound.worker import Inbound
+from instance.inbound.context import Inbound
 
 
 def answers_quote_request(ctx: Inbound) -> bool:
@@ -16,12 +12,12 @@ def answers_quote_request(ctx: Inbound) -> bool:
 
 
 async def on_quote_request(ctx: Inbound) -> None:
-    await quotes.answer_quote_request(ctx.session, ctx.rt.urls, ctx.raw, ctx.actor)
+    await quotes.answer_quote_request(ctx.session, ctx.rt, ctx.raw, ctx.actor)
 
 
 async def on_accept(ctx: Inbound) -> None:
-    await quotes.on_accept(ctx.session, ctx.rt.urls, ctx.raw, ctx.actor)
+    await quotes.on_accept(ctx.session, ctx.rt, ctx.raw, ctx.actor)
 
 
 async def on_reject(ctx: Inbound) -> None:
-    await quotes.on_reject(ctx.session, ctx.rt.urls, ctx.raw, ctx.actor)
+    await quotes.on_reject(ctx.session, ctx.rt, ctx.raw, ctx.actor)

@@ -1,0 +1,87 @@
+"""`dreamloom bench inbox|fanout|timeline`: the benchmarks of instance/bench/, printed as a
+line a person reads or as JSON (`--json`) for BENCHMARKS.md. (`bench generate` is
+generate.py's.)"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from instance.bench import fanout, inbox, timeline
+from instance.cli.common import JsonOption, bench_app, fail
+from instance.errors import UserError
+
+
+def _emit(result: dict[str, Any], as_json: bool, text: str) -> None:
+    sys.stdout.write(json.dumps(result, default=str) + "\n" if as_json else text)
+
+
+@bench_app.command("inbox")
+def bench_inbox(
+    n: Annotated[int, typer.Option("-n", help="Signed POSTs to send.")] = 1000,
+    concurrency: Annotated[int, typer.Option("-c", help="Concurrent connections.")] = 16,
+    generator: Annotated[
+        str, typer.Option(help="raw: light pre-serialised requests; httpx: the generator "
+                          "of shared/bench/inbox_load.py (costs more CPU than the server).")
+    ] = "raw",
+    as_json: JsonOption = False,
+) -> None:
+    """Signed Create{Note} POSTs/s the inbox verifies and persists (SQLite, loopback)."""
+    if generator not in inbox.GENERATORS:
+        raise typer.BadParameter(f"--generator must be one of {', '.join(inbox.GENERATORS)}")
+    r = inbox.bench(n, concurrency, generator)
+    _emit(r, as_json,
+        f"inbox: {r['accepted_per_s']}/s accepted ({r['codes']}), "
+        f"p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms; "
+        f"n={n} c={concurrency} ({generator}), {r['stored_rows']} rows stored, "
+        f"{r['lost']} lost, {r['key_fetches']} key fetch(es); CPU per request: "
+        f"server {r['server_cpu_ms_per_request']} ms, "
+        f"load generator {r['client_cpu_ms_per_request']} ms\n",
+    )  # fmt: skip
+
+
+@bench_app.command("fanout")
+def bench_fanout(
+    followers: Annotated[int, typer.Option(help="Remote followers.")] = 10_000,
+    inboxes: Annotated[int, typer.Option(help="Remote servers (one shared inbox each).")] = 1000,
+    bad: Annotated[float, typer.Option(help="Share of servers slow or failing.")] = 0.1,
+    concurrency: Annotated[
+        int | None, typer.Option(help="delivery_concurrency (default: the setting's).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Time until one post reaches every healthy inbox (loopback, SQLite)."""
+    r = fanout.bench(followers, inboxes, bad, concurrency)
+    _emit(r, as_json,
+        f"fan-out: {r['followers']} followers on {r['inboxes']} inboxes "
+        f"({dict(r['bad_inboxes'])} bad), concurrency {r['concurrency']}, "
+        f"per host {r['per_host']}\n"
+        f"  enqueue {r['enqueue_s']} s; every healthy inbox reached after "
+        f"{r['healthy_delivered_s']} s; worker idle (every due row tried) after "
+        f"{r['idle_s']} s\n"
+        f"  {r['posts_sent']} POSTs, rows {r['rows']}, "
+        f"{r['cpu_ms_per_post']} ms CPU per POST in the sender\n",
+    )  # fmt: skip
+
+
+@bench_app.command("timeline")
+def bench_timeline(
+    posts: Annotated[int, typer.Option(help="Posts to store.")] = 1_000_000,
+    accounts: Annotated[int, typer.Option(help="Accounts, local and remote.")] = 5000,
+    reads: Annotated[int, typer.Option(help="Timed reads per timeline and page.")] = 200,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="An EMPTY database to use; its tables are dropped afterwards."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """p50/p95/p99 of timeline reads (home/local/federated/account) with N posts stored."""
+    try:
+        r = timeline.bench(posts, accounts, reads, database_url)
+    except UserError as exc:
+        fail(str(exc))
+        return
+    _emit(r, as_json, timeline.table(r))

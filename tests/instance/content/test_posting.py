@@ -1,0 +1,195 @@
+"""Image posts as Notes: INTEROP F 33-38 item by item, edits (31), deletes (32), addressing (30)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from instance.content.posting import Draft, delete, edit, publish
+from instance.errors import PostingError
+from instance.storage.models import Account, Delivery, Follow, MediaAttachment, OutboundActivity
+from tests.instance_fixtures import AP_ACCEPT
+
+AS_PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+
+
+async def remote_follower(session, bot, n: int, host: str = "remote.example", shared=True):
+    acct = Account(
+        username=f"f{n}", username_key=f"f{n}", domain=host, local=False,
+        uri=f"https://{host}/users/f{n}", inbox_uri=f"https://{host}/users/f{n}/inbox",
+        shared_inbox_uri=f"https://{host}/inbox" if shared else None,
+    )  # fmt: skip
+    session.add(acct)
+    await session.flush()
+    session.add(Follow(follower_id=acct.id, followee_id=bot.id, uri=f"{acct.uri}#f", accepted=True))
+    return acct
+
+
+@pytest.fixture
+async def image_post(runtime, new_account):
+    bot = await new_account("painter", ai=True)
+    async with runtime.session() as s:
+        bot = await s.get(Account, bot.id)
+        for n in range(3):
+            await remote_follower(s, bot, n)
+        media = MediaAttachment(
+            account_id=bot.id, file_name="0" * 26 + ".png", media_type="image/png",
+            width=512, height=512, blurhash="LEHV6nWB2yk8pyo0adR*.7kCMdnj",
+            description="Foggy harbour at dawn",
+        )  # fmt: skip
+        s.add(media)
+        await s.flush()
+        post = await publish(
+            s, runtime, bot,
+            Draft(text="Foggy harbour at dawn #aiart", media=[media],
+                  recipe={"prompt": "Foggy harbour at dawn", "seed": 7, "steps": 1}),
+        )  # fmt: skip
+    return bot, post
+
+
+async def note_of(client, post):
+    r = await client.get(post.uri, headers=AP_ACCEPT)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/activity+json"
+    return r.json()
+
+
+async def test_note_is_a_note_with_image_attachment(client, image_post) -> None:
+    _, post = image_post
+    note = await note_of(client, post)
+    assert note["type"] == "Note"  # INTEROP 33: never a top-level Image
+    assert isinstance(note["attachment"], list)  # INTEROP 36: an array
+    (att,) = note["attachment"]
+    assert att["type"] == "Image"
+    assert att["mediaType"] == "image/png"  # INTEROP 36: PNG or JPEG, with mediaType
+    assert att["url"].endswith(".png") and att["url"].startswith("http://127.0.0.1")
+
+
+async def test_alt_text_in_name_and_summary(client, image_post) -> None:
+    _, post = image_post
+    (att,) = (await note_of(client, post))["attachment"]
+    assert att["name"] == att["summary"] == "Foggy harbour at dawn"  # INTEROP 35
+
+
+async def test_media_extensions(client, image_post) -> None:
+    _, post = image_post
+    (att,) = (await note_of(client, post))["attachment"]
+    assert att["blurhash"] == "LEHV6nWB2yk8pyo0adR*.7kCMdnj"  # INTEROP 37
+    assert att["focalPoint"] == [0.0, 0.0]
+    assert (att["width"], att["height"]) == (512, 512)
+
+
+async def test_public_addressing_and_context(client, image_post) -> None:
+    bot, post = image_post
+    note = await note_of(client, post)
+    assert note["@context"][0] == "https://www.w3.org/ns/activitystreams"  # INTEROP 8
+    assert note["to"] == [AS_PUBLIC]  # INTEROP 30: the full IRI
+    assert note["cc"] == [bot.followers_uri]
+    assert note["attributedTo"] == bot.uri
+    assert note["id"].startswith(bot.uri + "/posts/")  # ten failures #1: same host as actor
+    assert note["url"].startswith("http://127.0.0.1")
+
+
+async def test_hashtag_has_tag_entry(client, image_post) -> None:
+    _, post = image_post
+    note = await note_of(client, post)
+    assert {
+        "type": "Hashtag",
+        "name": "#aiart",
+        "href": f"{str(client.base_url).rstrip('/')}/tags/aiart",
+    } in note["tag"]
+    assert 'class="mention hashtag" rel="tag"' in note["content"]  # INTEROP 38
+
+
+async def test_quote_policy_and_recipe(client, image_post) -> None:
+    _, post = image_post
+    note = await note_of(client, post)
+    assert note["interactionPolicy"]["canQuote"]["automaticApproval"] == [AS_PUBLIC]  # INTEROP 47
+    assert note["recipe"]["seed"] == 7  # our namespace, re-runnable by other Dreamlooms
+    ctx = note["@context"][1]
+    assert (
+        ctx["dreamloom"] == "https://dreamloom.dev/ns#"
+        and ctx["recipe"]["@id"] == "dreamloom:recipe"
+    )
+    assert "quote" not in note  # INTEROP 44: never a stampless quote
+
+
+async def test_create_delivered_once_per_shared_inbox(runtime, image_post) -> None:
+    _, post = image_post
+    async with runtime.session() as s:
+        act = await s.scalar(
+            select(OutboundActivity).where(OutboundActivity.object_uri == post.uri)
+        )
+        inboxes = list(
+            await s.scalars(select(Delivery.inbox_uri).where(Delivery.activity_id == act.id))
+        )
+    assert inboxes == ["https://remote.example/inbox"]  # INTEROP 27
+    body = json.loads(act.body)
+    assert body["type"] == "Create"
+    assert body["to"] == body["object"]["to"] and body["cc"] == body["object"]["cc"]  # INTEROP 30
+
+
+async def test_html_permalink_shows_recipe(client, image_post) -> None:
+    _, post = image_post
+    r = await client.get(post.url, headers={"Accept": "text/html"})
+    assert r.status_code == 200
+    assert f'href="{post.uri}"' in r.text  # INTEROP 7
+    assert "Recipe" in r.text and "Foggy harbour at dawn" in r.text
+
+
+async def test_edit_sends_update_with_updated(runtime, client, image_post) -> None:
+    bot, post = image_post
+    async with runtime.session() as s:
+        bot, post = await s.get(Account, bot.id), await s.get(type(post), post.id)
+        await edit(s, runtime, bot, post, text="Foggy harbour, edited")
+    note = await note_of(client, post)
+    assert "edited" in note["content"]
+    assert note["updated"] and note["published"]  # INTEROP 31
+    async with runtime.session() as s:
+        update = await s.scalar(select(OutboundActivity).where(OutboundActivity.kind == "Update"))
+    assert json.loads(update.body)["object"]["updated"] == note["updated"]
+
+
+async def test_delete_sends_tombstone_and_410(runtime, client, image_post) -> None:
+    bot, post = image_post
+    async with runtime.session() as s:
+        bot, post = await s.get(Account, bot.id), await s.get(type(post), post.id)
+        await delete(s, runtime, bot, post)
+    r = await client.get(post.uri, headers=AP_ACCEPT)
+    assert r.status_code == 410  # INTEROP 32
+    async with runtime.session() as s:
+        act = await s.scalar(select(OutboundActivity).where(OutboundActivity.kind == "Delete"))
+    body = json.loads(act.body)
+    assert body["object"] == {"id": post.uri, "type": "Tombstone"}
+
+
+@pytest.mark.parametrize(
+    ("visibility", "to_public", "cc_public"),
+    [("public", True, False), ("unlisted", False, True), ("followers", False, False)],
+)
+async def test_visibility_addressing(runtime, new_account, visibility, to_public, cc_public):
+    bot = await new_account("v" + visibility[:5], ai=True)
+    async with runtime.session() as s:
+        bot = await s.get(Account, bot.id)
+        post = await publish(s, runtime, bot, Draft(text="hi", visibility=visibility))
+    assert (AS_PUBLIC in post.to) is to_public
+    assert (AS_PUBLIC in post.cc) is cc_public
+    assert bot.followers_uri in post.to + post.cc
+
+
+async def test_followers_only_post_not_served(runtime, client, new_account) -> None:
+    bot = await new_account("private", ai=True)
+    async with runtime.session() as s:
+        bot = await s.get(Account, bot.id)
+        post = await publish(s, runtime, bot, Draft(text="shh", visibility="followers"))
+    assert (await client.get(post.uri, headers=AP_ACCEPT)).status_code == 404
+
+
+async def test_bad_visibility_is_an_error(runtime, new_account) -> None:
+    bot = await new_account("badvis", ai=True)
+    async with runtime.session() as s:
+        bot = await s.get(Account, bot.id)
+        with pytest.raises(PostingError, match="unknown visibility 'secret'"):
+            await publish(s, runtime, bot, Draft(text="x", visibility="secret"))

@@ -1,0 +1,180 @@
+"""Remixes on one instance: the three kinds, the local quote stamp, lineage, the Note shape
+(INTEROP H 43-47 item by item), and remixes of remote posts waiting for approval."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from instance.content import quotes
+from instance.content.lineage import lineage_of
+from instance.errors import RemixError
+from instance.generation.remix import remix
+from instance.generation.requests import enqueue
+from instance.storage.models import Account, GenerationJob, OutboundActivity, Post
+from tests.instance.generation_fixtures import gen_settings, run_generation, tiny_cache  # noqa: F401
+from tests.instance_fixtures import AP_ACCEPT
+
+AS_PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+
+
+@pytest.fixture
+def settings(gen_settings):  # noqa: F811
+    return gen_settings()
+
+
+def remote_account() -> Account:
+    return Account(
+        username="mo", username_key="mo", domain="m.example", local=False,
+        uri="https://m.example/users/mo", inbox_uri="https://m.example/users/mo/inbox",
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def parent(runtime, new_account):
+    painter = await new_account("painter", ai=True)
+    async with runtime.session() as s:
+        painter = await s.get(Account, painter.id)
+        job = await enqueue(s, runtime, painter, "a lighthouse", seed=11, size=(32, 32),
+                            then={"post": {}})  # fmt: skip
+    await run_generation(runtime)
+    async with runtime.sessions() as s:
+        job = await s.get(GenerationJob, job.id)
+        assert job.status == "done", job.last_error
+        return await s.get(Post, job.post_id)
+
+
+async def do_remix(runtime, who, parent, **kw) -> Post:
+    async with runtime.session() as s:
+        me = await s.get(Account, who.id)
+        job = await remix(s, runtime, me, await s.get(Post, parent.id), **kw)
+    await run_generation(runtime)
+    async with runtime.sessions() as s:
+        job = await s.get(GenerationJob, job.id)
+        assert job.status == "done", job.last_error
+        return await s.get(Post, job.post_id)
+
+
+async def test_three_kinds_of_remix(runtime, new_account, parent) -> None:
+    bob = await new_account("bob")
+    same = await do_remix(runtime, bob, parent, seed=99)
+    assert same.recipe["prompt"] == parent.recipe["prompt"]
+    assert same.recipe["seed"] == 99 and parent.recipe["seed"] == 11
+    edited = await do_remix(runtime, bob, parent, prompt="a lighthouse in snow")
+    assert edited.recipe["prompt"] == "a lighthouse in snow"
+    img = await do_remix(runtime, bob, parent, from_image=True)
+    assert img.recipe["parent"].endswith(".png") and img.recipe["strength"] == 0.6
+    for p in (same, edited, img):
+        assert p.quote_id == parent.id and p.quote_state == "accepted"
+
+
+async def test_remix_note_matches_interop_h(runtime, client, new_account, parent) -> None:
+    bob = await new_account("bob")
+    child = await do_remix(runtime, bob, parent)
+    note = (await client.get(child.uri, headers=AP_ACCEPT)).json()
+    # INTEROP 45: every reader's quote field, all = the parent's id
+    for field in ("quote", "_misskey_quote", "quoteUrl", "quoteUri"):
+        assert note[field] == parent.uri
+    # INTEROP 44/46.4: a stamp on the parent author's (our) host, served
+    stamp = note["quoteAuthorization"]
+    assert stamp.startswith(f"{runtime.urls.base}/users/painter/quote_authorizations/")
+    doc = (await client.get(stamp, headers=AP_ACCEPT)).json()
+    assert doc["interactingObject"] == child.uri and doc["interactionTarget"] == parent.uri
+    # INTEROP 45: the FEP-e232 Link tag
+    assert {
+        "type": "Link",
+        "mediaType": 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"',
+        "rel": "https://misskey-hub.net/ns#_misskey_quote",
+        "href": parent.uri,
+    } in note["tag"]
+    # INTEROP 45: a Mention of the parent's author, in cc
+    painter_uri = runtime.urls.actor("painter")
+    assert any(t["type"] == "Mention" and t["href"] == painter_uri for t in note["tag"])
+    assert painter_uri in note["cc"]
+    # INTEROP 45: the visible fallback
+    assert "🎨 Remix of" in note["content"] and 'class="quote-inline"' in note["content"]
+    # our namespace: the parent and the recipe, for other Dreamlooms
+    assert note["remixOf"] == parent.uri and note["recipe"]["prompt"]
+    ctx = note["@context"][1]
+    assert ctx["quote"] == {"@id": "https://w3id.org/fep/044f#quote", "@type": "@id"}
+    assert ctx["_misskey_quote"] == "https://misskey-hub.net/ns#_misskey_quote"
+    assert ctx["quoteUri"] == "http://fedibird.com/ns#quoteUri"
+    assert ctx["quoteUrl"] == "as:quoteUrl"
+
+
+async def test_lineage_both_ways(runtime, client, new_account, parent) -> None:
+    bob = await new_account("bob")
+    child = await do_remix(runtime, bob, parent)
+    grandchild = await do_remix(runtime, bob, child, prompt="again")
+    async with runtime.sessions() as s:
+        up = await lineage_of(s, await s.get(Post, grandchild.id), runtime.urls)
+        down = await lineage_of(s, await s.get(Post, parent.id), runtime.urls)
+    assert [p["uri"] for p in up["parents"]] == [child.uri, parent.uri]
+    assert [r["uri"] for r in down["remixes"]] == [child.uri]
+    page = await client.get(grandchild.url, headers={"Accept": "text/html"})
+    assert "Remixed from" in page.text and parent.url in page.text
+    api = (await client.get(f"{parent.uri}/lineage")).json()  # the same, as JSON
+    assert [r["uri"] for r in api["remixes"]] == [child.uri] and api["parents"] == []
+
+
+async def test_remix_of_remote_post_waits_for_approval(runtime, new_account) -> None:
+    bob = await new_account("bob")
+    async with runtime.session() as s:
+        remote = remote_account()
+        s.add(remote)
+        await s.flush()
+        rpost = Post(uri="https://m.example/notes/1", url="https://m.example/@mo/1",
+                     account_id=remote.id, content="<p>a red fox</p>", visibility="public",
+                     to=[AS_PUBLIC])  # fmt: skip
+        s.add(rpost)
+    child = await do_remix(runtime, bob, rpost, prompt="a red fox, linocut")
+    assert child.quote_state == "pending"
+    async with runtime.sessions() as s:
+        kinds = [r.kind for r in await s.scalars(select(OutboundActivity))]
+        (request,) = [json.loads(r.body) for r in await s.scalars(
+            select(OutboundActivity).where(OutboundActivity.kind == "QuoteRequest"))]  # fmt: skip
+    assert "Create" not in kinds  # INTEROP 46.2: no Create before the answer
+    assert request["object"] == rpost.uri and request["instrument"]["id"] == child.uri
+    accept = {"type": "Accept", "actor": remote.uri, "object": request["id"],
+              "result": "https://m.example/users/mo/stamps/1"}  # fmt: skip
+    async with runtime.session() as s:
+        assert await quotes.on_accept(s, runtime, accept, await s.get(Account, remote.id))
+    async with runtime.sessions() as s:
+        create = await s.scalar(select(OutboundActivity).where(OutboundActivity.kind == "Create",
+                                OutboundActivity.object_uri == child.uri))  # fmt: skip
+    note = json.loads(create.body)["object"]
+    assert note["quote"] == rpost.uri
+    assert note["quoteAuthorization"] == "https://m.example/users/mo/stamps/1"
+
+
+async def test_stamp_from_another_host_is_refused(runtime, new_account) -> None:
+    """INTEROP 44: a stamp must be on the same host as the Accept actor."""
+    bob = await new_account("bob")
+    async with runtime.session() as s:
+        remote = remote_account()
+        s.add(remote)
+        await s.flush()
+        rpost = Post(uri="https://m.example/notes/2", account_id=remote.id,
+                     content="<p>owl</p>", visibility="public")  # fmt: skip
+        s.add(rpost)
+    child = await do_remix(runtime, bob, rpost, prompt="an owl")
+    accept = {"type": "Accept", "actor": remote.uri, "object": f"{child.uri}/quote_request",
+              "result": "https://evil.example/stamps/1"}  # fmt: skip
+    async with runtime.session() as s:
+        assert not await quotes.on_accept(s, runtime, accept, await s.get(Account, remote.id))
+
+
+async def test_remix_needs_a_starting_point(runtime, new_account) -> None:
+    bob = await new_account("bob")
+    async with runtime.session() as s:
+        me = await s.get(Account, bob.id)
+        empty = Post(uri="urn:x", account_id=me.id, content="", visibility="public")
+        s.add(empty)
+        await s.flush()
+        with pytest.raises(RemixError, match="give a prompt"):
+            await remix(s, runtime, me, empty)
+        empty.visibility = "followers"
+        with pytest.raises(RemixError, match="only public"):
+            await remix(s, runtime, me, empty, prompt="x")
