@@ -1,11 +1,11 @@
 """Audiences (to/cc) and inbox selection.
 
 - `public` / `unlisted` / `followers_only` / `direct` build the to/cc of what we send
-  (INTEROP 30: the full Public IRI; mentioned actors addressed too, INTEROP 38).
+  (the full Public IRI, since not every server understands `as:Public`; mentioned actors are
+  addressed too, or they get no notification).
 - `is_public`, `visibility_of` read received audiences, accepting `as:Public` and `Public`.
 - `delivery_inboxes` turns recipients into the inbox URLs to POST to: followers via their
-  shared inbox, de-duplicated, and mentioned/replied actors via their personal inbox
-  (INTEROP 27).
+  shared inbox, de-duplicated, and mentioned/replied actors via their personal inbox.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def delivery_inboxes(
     *,
     exclude: Iterable[str] = (),
 ) -> list[str]:
-    """Inbox URLs to POST one activity to, each once (INTEROP 27).
+    """Inbox URLs to POST one activity to, each once.
 
     `followers` are reached through their shared inbox when they have one; `personal`
     recipients (mentioned, replied-to, the object of a Follow/Like) through their own inbox,

@@ -1,7 +1,7 @@
 """POST one activity to one inbox, classify the outcome, and the one retry policy.
 
-`deliver` signs with draft-cavage (INTEROP 14); on a 401 it knocks once more with RFC 9421
-(INTEROP 19), then classifies the answer (INTEROP 27, SECURITY 25):
+`deliver` signs with draft-cavage, which all the major servers accept; on a 401 it knocks once
+more with RFC 9421, then classifies the answer:
 
     2xx                                   delivered
     410                                   gone       (drop that follower / inbox)

@@ -2,15 +2,16 @@
 
 On top of the SSRF-guarded client (`netguard.make_client`) it enforces, per fetch:
 
-- never our own hosts (SECURITY 13), at every hop;
-- at most 3 redirects, each hop checked again; the result belongs to the final URL
-  (SECURITY 11);
+- never our own hosts, at every hop (what we own comes from our database, not the network);
+- at most 3 redirects, as Mastodon, each hop checked again; the result belongs to the final
+  URL, so a redirect cannot pass one host's document off as another's;
 - a size cap read against Content-Length before any body byte, and while streaming and
-  decompressing (gzip bombs stop at the cap with bounded memory) (SECURITY 19);
-- one overall deadline on top of the per-phase timeouts (SECURITY 19);
-- for JSON: an ActivityStreams Content-Type (SECURITY 10); `id` equal to the final URL, or
-  one re-fetch by the document's own same-origin `id` that must then match (SECURITY 9);
-  `actor`/`attributedTo` on the object's origin (SECURITY 12).
+  decompressing (gzip bombs stop at the cap with bounded memory);
+- one overall deadline on top of the per-phase timeouts, so a trickling body cannot hold us;
+- for JSON: an ActivityStreams Content-Type (plain JSON, e.g. an uploaded file, is not an
+  actor); `id` equal to the final URL, or one re-fetch by the document's own same-origin `id`
+  that must then match; `actor`/`attributedTo` on the object's origin, so no server can
+  speak for another's users.
 
 Signed GETs (authorized-fetch servers) take `signer=(key_id, private_pem)`.
 """
@@ -301,7 +302,7 @@ def parse_json_object(body: bytes, url: str) -> dict[str, Any]:
 
 
 def _check_attribution(document: dict[str, Any], final_url: str) -> None:
-    """SECURITY 12: `actor`/`attributedTo` must be on the origin of the object's id."""
+    """`actor`/`attributedTo` must be on the origin of the object's id (no third-party authors)."""
     object_id = document.get("id")
     origin_url = object_id if isinstance(object_id, str) else final_url
     for field in _ATTRIBUTION_FIELDS:

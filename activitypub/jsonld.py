@@ -1,4 +1,4 @@
-"""JSON-LD without the network (SECURITY 21).
+"""JSON-LD without the network: a remote `@context` is never fetched.
 
 The ActivityStreams and W3ID security v1 contexts are bundled in `activitypub/contexts/`
 (the published documents, as served at their IRIs). `offline_document_loader` serves only

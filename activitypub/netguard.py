@@ -1,4 +1,4 @@
-"""The SSRF guard, built into the connection layer (SECURITY 17, 18).
+"""The SSRF guard, built into the connection layer, so no remote URL reaches private hosts.
 
 Every outgoing connection, for fetches and deliveries alike, goes through
 `GuardedNetworkBackend.connect_tcp`, which

@@ -3,8 +3,10 @@
 Views (`APObject`, `Activity`, `Actor`, `Collection`) wrap a received dict without copying or
 validating all of ActivityStreams: every accessor tolerates the string-or-object-or-list
 forms real servers send (`id_of`, `ids_of`, `as_list`). Builders are pure functions over plain
-strings and dicts (no ORM objects) that produce the documents Mastodon and friends expect
-(INTEROP 8-10, 12, 28, 30, 31, 39, 40).
+strings and dicts (no ORM objects) that produce the documents Mastodon and friends expect:
+actors with the contexts and fields Mastodon requires, activities each with their own id,
+public audiences mirrored on activity and object, edits that carry `updated`, and Accepts,
+Likes and Undos shaped so the other side can match them to the original.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
 SECURITY_CONTEXT = "https://w3id.org/security/v1"
 AS_PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 
-# INTEROP 8: Mastodon's extension map (with its documented, wrong schema.org IRI).
+# Mastodon's extension map, with the wrong schema.org IRI it documents and expects.
 ACTOR_EXTENSIONS: dict[str, Any] = {
     "toot": "http://joinmastodon.org/ns#",
     "schema": "http://schema.org#",
@@ -104,7 +106,7 @@ class Attachment(NamedTuple):
 
     @property
     def alt_text(self) -> str | None:
-        """INTEROP 35: Mastodon reads `summary` first, then `name`."""
+        """The image description: Mastodon reads `summary` first, then `name`, and so do we."""
         return self.summary or self.name
 
     @classmethod
@@ -318,7 +320,7 @@ class Actor(APObject):
         return keys
 
     def public_key(self, key_id: str) -> PublicKeyInfo | None:
-        """The key with this id, only if it is owned by this actor (SECURITY 7)."""
+        """The key with this id, only if this actor is its `owner` (listing is not owning)."""
         for key in self.public_keys:
             if key.key_id == key_id and key.owner == self.id:
                 return key
@@ -362,7 +364,7 @@ def _without_context(document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def media_object(url: str, media_type: str, *, type: str = "Image") -> dict[str, Any]:
-    """An `icon`/`image` value: `{type, mediaType, url}` (INTEROP 10)."""
+    """An `icon`/`image` value: `{type, mediaType, url}`, the shape Mastodon reads."""
     return {"type": type, "mediaType": media_type, "url": url}
 
 
@@ -397,7 +399,7 @@ def build_actor(
     attachment: Iterable[Mapping[str, Any]] = (),
     also_known_as: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """An actor document Mastodon accepts (INTEROP 8-10, 12; FEP-2c59 `webfinger`)."""
+    """An actor document Mastodon accepts (its contexts, required fields; FEP-2c59 `webfinger`)."""
     if actor_type not in ACTOR_TYPES:
         raise ValueError(f"not an actor type: {actor_type}")
     document: dict[str, Any] = {
@@ -450,12 +452,15 @@ def _audience(to: Iterable[str], cc: Iterable[str]) -> dict[str, list[str]]:
 
 
 def build_follow(*, activity_id: str, actor: str, object_id: str) -> dict[str, Any]:
-    """`Follow{actor, object}`; store `activity_id` to match the Accept (INTEROP 40)."""
+    """`Follow{actor, object}`; store `activity_id` to match the Accept when it comes."""
     return _activity("Follow", activity_id, actor, object_id, to=[object_id])
 
 
 def build_accept(*, activity_id: str, actor: str, follow: Mapping[str, Any]) -> dict[str, Any]:
-    """`Accept{object: {id, type: Follow, actor, object}}` (INTEROP 39), sent by the followee."""
+    """`Accept{object: {id, type: Follow, actor, object}}`, sent by the followee.
+
+    Mastodon matches the Follow by its id or the embedded actor; otherwise it stays pending.
+    """
     return _activity("Accept", activity_id, actor, _embedded_follow(follow),
                      to=ids_of(follow.get("actor")))  # fmt: skip
 
@@ -478,7 +483,7 @@ def _embedded_follow(follow: Mapping[str, Any]) -> dict[str, Any]:
 def build_undo(
     *, activity_id: str, actor: str, activity: Mapping[str, Any], to: Iterable[str] = ()
 ) -> dict[str, Any]:
-    """`Undo` embedding the original activity (INTEROP 24, 40)."""
+    """`Undo` embedding the original activity, so the receiver can match it by id."""
     if id_of(activity.get("actor")) != actor:
         raise ValueError("only the original actor can undo an activity")
     original = _without_context(activity)
@@ -490,7 +495,7 @@ def build_undo(
 def build_delete(
     *, activity_id: str, actor: str, object_id: str, to: Iterable[str], cc: Iterable[str] = ()
 ) -> dict[str, Any]:
-    """`Delete{object: {id, type: Tombstone}}` (INTEROP 32)."""
+    """`Delete{object: {id, type: Tombstone}}`, for everyone who received the post."""
     return _activity("Delete", activity_id, actor, {"id": object_id, "type": "Tombstone"},
                      **_audience(to, cc))  # fmt: skip
 
@@ -498,7 +503,7 @@ def build_delete(
 def build_like(
     *, activity_id: str, actor: str, object_id: str, object_author: str | None = None
 ) -> dict[str, Any]:
-    """`Like{actor, object}`, addressed to the post's author (INTEROP 40)."""
+    """`Like{actor, object}` to the post's author: Mastodon takes Likes of its own posts only."""
     return _activity("Like", activity_id, actor, object_id,
                      to=[object_author] if object_author else None)  # fmt: skip
 
@@ -518,7 +523,7 @@ def build_announce(
 
 
 def build_create(*, activity_id: str, actor: str, obj: Mapping[str, Any]) -> dict[str, Any]:
-    """`Create{obj}`, mirroring the object's to/cc/published on the activity (INTEROP 30)."""
+    """`Create{obj}`, mirroring the object's to/cc/published on the activity."""
     if id_of(obj.get("attributedTo")) != actor:
         raise ValueError("the object must be attributed to the creating actor")
     context = obj.get("@context", AS_CONTEXT)
@@ -533,7 +538,7 @@ def build_update(
     *, activity_id: str, actor: str, obj: Mapping[str, Any], to: Iterable[str] = (),
     cc: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """`Update{obj}`; a Note must carry `updated` or Mastodon drops the edit (INTEROP 31)."""
+    """`Update{obj}`; a Note must carry `updated` or Mastodon drops the edit."""
     view = APObject(obj)
     if not view.is_type(*ACTOR_TYPES) and not view.updated:
         raise ValueError("an updated object must carry `updated`")

@@ -3,7 +3,7 @@
 This module is the public API; the schemes live in `activitypub.httpsig`
 (`common`, `cavage`, `rfc9421`) and every public name is re-exported here.
 
-Signing (INTEROP 14, 15, 19):
+Signing, in the byte-exact form Mastodon verifies:
 
 - `sign_request_headers(...)` returns the headers to add to one request, cavage by default
   (`(request-target) host date digest content-type` for POST, `(request-target) host date`
@@ -11,12 +11,14 @@ Signing (INTEROP 14, 15, 19):
   `rsa-v1_5-sha256`, with an RFC 9530 `Content-Digest`).
 - `SignatureAuth` is the same as an `httpx.Auth`, for a shared client.
 
-Verifying (INTEROP 16, 18; SECURITY 1-4, 7): `await verify_request(...)` rebuilds the signed
-message from the raw request, enforces Mastodon's rules, recomputes the body digest, fetches
-the key through an injected resolver (once more with `refresh=True` when verification
-fails, for rotated keys), checks that key and owner share an origin, and returns a
-`VerifiedSignature` — or raises `SignatureError` whose `reason` says exactly what was wrong.
-Mapping that to a 401 is the caller's policy.
+Verifying: `await verify_request(...)` rebuilds the signed message from the raw request,
+enforces Mastodon's rules, recomputes the body digest, fetches the key through an injected
+resolver (once more with `refresh=True` when verification fails, for rotated keys), checks
+that key and owner share an origin, and returns a `VerifiedSignature` — or raises
+`SignatureError` whose `reason` says exactly what was wrong. So a malformed signature, a
+swapped body, a request replayed to another target, a stale or future date and a key that
+its claimed owner does not vouch for are all refused. Mapping that to a 401 is the caller's
+policy.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Host and origin normalisation for remote URLs (SECURITY 14, CVE-2023-42451 class).
+"""Host and origin normalisation for remote URLs (against CVE-2023-42451-class spoofing).
 
 Two spellings of one host must compare equal, and two hosts must never compare equal by
 accident. So every comparison in this package goes through `normalize_host`:

@@ -1,4 +1,7 @@
-"""Bounded walks over remote structures: collections and reply chains (SECURITY 20).
+"""Bounded walks over remote structures: collections and reply chains.
+
+A hostile server can serve an endless reply chain or a collection whose pages loop, so every
+walk is capped.
 
 Both take the fetch function as an argument (usually `SafeFetcher.fetch_json`, or the
 application's cached lookup), remember every URL they have seen so self-references and

@@ -6,7 +6,8 @@ Modules (torch and diffusers are imported lazily, inside functions of ``devices`
 - ``recipe``      Recipe (the federated recipe), GenerationResult, Timings — no torch
 - ``errors``      the exception tree
 - ``loading``     load_pipeline(): everything up to a ready Pipeline
-- ``locating``    where ``[generator] model`` is (builtin:tiny, a directory, a hub id); weights hash
+- ``locating``    where ``[generator] model`` is (builtin:tiny, a directory, a hub id), what it
+                  is made for (architecture, native size, steps), without loading it; weights hash
 - ``devices``     device and dtype choice; recognising out-of-memory errors
 - ``fastpath``    the CUDA fast path: TF32, fused QKV, channels_last, torch.compile, inductor cache
 - ``safety``      the safety-checker protocol and the adapter for shipped checkers

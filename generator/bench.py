@@ -16,7 +16,7 @@ runs first (Dreamloom's), seconds from process start to its first image. Each ba
 once untimed before ``iterations`` timed runs.
 
 Model ``"auto"`` is ``builtin:sd-turbo-random`` on CUDA (SD-Turbo's architecture with random
-weights, built from configs, no hub: 512², 1 step, no CFG as in GENERATION.md) and
+weights, built from configs, no hub: 512², 1 step, no CFG, as SD-Turbo is meant to run) and
 ``builtin:tiny`` elsewhere. ``prompt_embeds=True`` precomputes the text-encoder outputs for
 both paths, so only denoising and decoding are timed.
 

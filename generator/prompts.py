@@ -2,7 +2,7 @@
 
 CLIP text encoders take 77 tokens; a longer prompt would be cut silently by diffusers. The
 worker checks again with the loaded pipeline (`Pipeline.check_prompt`); this lets a request be
-refused at once, before it is queued (SECURITY 32). The tokenizer is read from the model's
+refused at once, before it is queued, instead of cut. The tokenizer is read from the model's
 directory on disk (no hub access) and kept per directory.
 """
 

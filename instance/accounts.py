@@ -34,7 +34,7 @@ RESERVED = frozenset(
         "dreamloom",
     }
 )
-MAX_PASSWORD_BYTES = 1024  # SECURITY 28: argon2 on a megabyte is a denial of service
+MAX_PASSWORD_BYTES = 1024  # argon2 over a megabyte of password is a denial of service
 _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile defaults
 
 
@@ -127,7 +127,8 @@ async def create_account(session: AsyncSession, urls: LocalUrls, new: NewAccount
 
 
 async def ensure_instance_actor(session: AsyncSession, urls: LocalUrls, name: str) -> Account:
-    """The Application actor that signs our GETs (INTEROP 12); created once, never changed."""
+    """The Application actor that signs our GETs (servers in authorized-fetch mode refuse
+    unsigned ones); created once, never changed."""
     existing = await find_local(session, INSTANCE_ACTOR_USERNAME)
     if existing is not None:
         return existing

@@ -40,7 +40,7 @@ def mastodon_curve(attempts: int, retry_after: float | None) -> timedelta | None
 
 def doubling(base: timedelta, ceiling: timedelta) -> Backoff:
     def delay(attempts: int, retry_after: float | None) -> timedelta | None:
-        return min(base * 2 ** max(0, attempts - 1), ceiling)
+        return min(base * (1 << max(0, attempts - 1)), ceiling)
 
     return delay
 

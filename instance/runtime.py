@@ -74,10 +74,10 @@ class Runtime:
 
     def service(self, kind: type[S]) -> S:
         """This runtime's one `kind(self)`, made on first use."""
-        found = self._services.get(kind)
+        found: S | None = self._services.get(kind)
         if found is None:
             found = self._services[kind] = kind(self)  # type: ignore[call-arg]
-        return found  # type: ignore[no-any-return]
+        return found
 
     def forget_service(self, kind: type) -> None:
         """Drop the state `service(kind)` holds (a restart, as far as that state knows)."""
@@ -108,7 +108,8 @@ class Runtime:
 
 
 def make_http_client(settings: Settings) -> httpx.AsyncClient:
-    """The one SSRF-guarded client, shared by every fetch and delivery (DESIGN style 4)."""
+    """The one SSRF-guarded client, shared by every fetch and delivery: one connection pool
+    per process, never a client per request."""
     fed = settings.federation
     return make_client(
         fed.allow_private_addresses,

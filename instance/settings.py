@@ -252,15 +252,15 @@ def settings_from_dict(
         if not name.startswith(ENV_PREFIX) or name == "DREAMLOOM_CONFIG":
             continue
         rest = name[len(ENV_PREFIX) :].lower()
-        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
-        if section is None:
+        env_section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if env_section is None:
             continue  # other DREAMLOOM_* variables (e.g. test switches) are not settings
-        key = rest[len(section) + 1 :]
-        target = getattr(settings, section)
+        key = rest[len(env_section) + 1 :]
+        target = getattr(settings, env_section)
         hints = _field_types(type(target))
         if key not in hints:
             raise ConfigError(
-                f"unknown setting {name} in the environment ([{section}] has no {key})"
+                f"unknown setting {name} in the environment ([{env_section}] has no {key})"
             )
         setattr(target, key, _coerce(raw, hints[key], name, " (environment variable)", True))
     _validate(settings, path)

@@ -1,4 +1,8 @@
-"""Resolve `user@host` to an actor URL with WebFinger (and host-meta as a fallback)."""
+"""Resolve `user@host` to an actor URL with WebFinger at the handle's host.
+
+There is no host-meta fallback: a server whose WebFinger lives on another domain than its
+handles is not found this way (Mastodon would follow host-meta's template there).
+"""
 
 from __future__ import annotations
 

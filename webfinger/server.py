@@ -1,4 +1,4 @@
-"""Build WebFinger (JRD) and host-meta (XRD) documents. INTEROP A 1-4."""
+"""Build WebFinger (JRD) and host-meta (XRD) documents, in the forms Mastodon and Akkoma use."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ async def jrd_for(resource: str, lookup: Lookup, *, host: str, base_url: str) ->
 
 
 def host_meta_xrd(base_url: str) -> str:
-    """host-meta with the lrdd template Mastodon and Akkoma fall back to (INTEROP 3)."""
+    """host-meta with the lrdd template Mastodon and Akkoma fall back to."""
     template = quoteattr(f"{base_url}/.well-known/webfinger?resource={{uri}}")
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'

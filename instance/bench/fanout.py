@@ -214,7 +214,7 @@ async def run_bench(
                     await session.execute(
                         select(Delivery.status, func.count()).group_by(Delivery.status)
                     )
-                ).all()  # type: ignore[arg-type]
+                ).tuples().all()
             )
         cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (
             cpu_before.ru_utime + cpu_before.ru_stime

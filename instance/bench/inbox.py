@@ -3,7 +3,7 @@
 A real instance (`dreamloom serve --no-workers`, SQLite, in a temporary directory) runs in a
 child process on 127.0.0.1. This process serves one fake remote actor on another loopback
 port, pre-signs N `Create{Note}` activities from it the way Mastodon signs (draft-cavage,
-rsa-sha256, Digest; the approach of shared/bench/inbox_load.py), sends one warm-up request
+rsa-sha256, Digest), sends one warm-up request
 (the instance fetches and caches the key), then fires the N requests over C connections and
 reports accepted/s and latency percentiles. Afterwards it counts the stored inbox rows: an
 accepted request whose row is missing would be a lost activity.
@@ -145,7 +145,7 @@ class Tally:
 
 
 async def fire_httpx(inbox: str, requests: list[Signed], concurrency: int, tally: Tally) -> None:
-    """shared/bench/inbox_load.py's generator: one httpx client, C connections."""
+    """One httpx client over C connections, the way most load generators send."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
 

@@ -126,7 +126,7 @@ async def measure(
     async with rt.session() as session:
         viewer = await session.get(Account, viewer_id)
         author = await session.get(Account, author_id)
-    cases = {
+    cases: dict[str, tuple[str, dict[str, Any]]] = {
         "home": ("home", {"viewer": viewer}),
         "local": ("local", {}),
         "federated": ("federated", {}),

@@ -24,8 +24,8 @@ def bench_inbox(
     n: Annotated[int, typer.Option("-n", help="Signed POSTs to send.")] = 1000,
     concurrency: Annotated[int, typer.Option("-c", help="Concurrent connections.")] = 16,
     generator: Annotated[
-        str, typer.Option(help="raw: light pre-serialised requests; httpx: the generator "
-                          "of shared/bench/inbox_load.py (costs more CPU than the server).")
+        str, typer.Option(help="raw: light pre-serialised requests; httpx: one httpx client "
+                          "(what most load generators do; costs more CPU than the server).")
     ] = "raw",
     as_json: JsonOption = False,
 ) -> None:

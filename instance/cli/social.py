@@ -29,6 +29,7 @@ from instance.cli.common import (
 )
 from instance.cli.generate import await_job, report
 from instance.content import actions, notifications, posting, timelines
+from instance.content.visibility import visibility_option
 from instance.errors import NotFound
 from instance.generation.remix import remix
 from instance.inbound import resolve
@@ -181,7 +182,7 @@ def remix_command(
             me = await get_local(s, name)
             job = await remix(s, rt, me, await s.get_one(Post, parent.id), prompt=prompt,
                               seed=seed, from_image=from_image, strength=strength,
-                              visibility=visibility)  # fmt: skip
+                              visibility=visibility_option(visibility))  # fmt: skip
         return await await_job(rt, job.id, job.public_id, show_progress=not as_json)
 
     report(run(with_runtime(settings, go)), settings, as_json)
@@ -265,10 +266,10 @@ def notifications_command(
     out.print(table)
 
 
-for _verb, (_fn, _doc) in ACCOUNT_COMMANDS.items():
-    app.command(_verb)(_account_command(_verb, _fn, _doc))
-for _verb, (_fn, _doc) in POST_COMMANDS.items():
-    app.command(_verb)(_post_command(_verb, _fn, _doc))
+for _verb, (_on_account, _doc) in ACCOUNT_COMMANDS.items():
+    app.command(_verb)(_account_command(_verb, _on_account, _doc))
+for _verb, (_on_post, _doc) in POST_COMMANDS.items():
+    app.command(_verb)(_post_command(_verb, _on_post, _doc))
 app.command("remix")(remix_command)
 app.command("delete")(delete_command)
 app.command("requests")(requests_command)

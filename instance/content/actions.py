@@ -7,7 +7,7 @@ workers. Targets on this instance are handled locally without any HTTP.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +29,8 @@ from instance.outbound.fanout import enqueue
 from instance.runtime import Runtime
 from instance.storage.ids import new_public_id
 from instance.storage.models import Account, Boost, Follow, Like, Post
+
+Row = TypeVar("Row", Like, Boost)
 
 
 async def follow(session: AsyncSession, rt: Runtime, me: Account, target: Account) -> Follow:
@@ -129,12 +131,11 @@ async def _author(session: AsyncSession, post: Post) -> Account:
     return await session.get_one(Account, post.account_id)
 
 
-async def _mine(
-    session: AsyncSession, model: type[Like] | type[Boost], me: Account, post: Post
-) -> Any:
-    return await session.scalar(
+async def _mine(session: AsyncSession, model: type[Row], me: Account, post: Post) -> Row | None:
+    found: Row | None = await session.scalar(
         select(model).where(model.account_id == me.id, model.post_id == post.id)
     )
+    return found
 
 
 async def like(session: AsyncSession, rt: Runtime, me: Account, post: Post) -> Like:

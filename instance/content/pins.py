@@ -1,4 +1,4 @@
-"""Pinned posts: an account's showcase, served as its `featured` collection (INTEROP 11).
+"""Pinned posts: an account's showcase, served as its `featured` collection.
 
 Mastodon never backfills a remote outbox but does sync `featured`, so pinned images are what
 new visitors see first. Only an account's own public or unlisted posts can be pinned, at most

@@ -18,7 +18,8 @@ PAGE_SIZE = 20
 def actor_document(
     account: Account, urls: LocalUrls, host: str, model: str | None
 ) -> dict[str, Any]:
-    """The actor JSON of a local account. INTEROP 8-12."""
+    """The actor JSON of a local account (the shape: activitypub.objects.build_actor). AI
+    accounts say so in a profile field, and name the model."""
     fields = []
     if account.kind == "Service":
         fields.append(property_value("Made by", "AI image generation on this instance's GPU"))

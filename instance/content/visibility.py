@@ -17,12 +17,13 @@ audience and never served publicly. Rules over many rows are SQL expressions ove
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import and_, exists, or_
 from sqlalchemy.sql.elements import ColumnElement
 
 from activitypub.addressing import Visibility
+from instance.errors import PostingError
 from instance.storage.models import Account, Follow, Mention, Post
 
 VISIBILITIES: tuple[Visibility, ...] = ("public", "unlisted", "followers", "direct")
@@ -74,5 +75,12 @@ def can_pin(post: Post) -> bool:
     return post.visibility in SHAREABLE
 
 
-def is_visibility(value: Any) -> bool:
+def is_visibility(value: Any) -> TypeGuard[Visibility]:
     return value in VISIBILITIES
+
+
+def visibility_option(value: str) -> Visibility:
+    """A visibility a person typed; PostingError naming the choices when it is none."""
+    if not is_visibility(value):
+        raise PostingError(f"unknown visibility {value!r} (use one of {', '.join(VISIBILITIES)})")
+    return value

@@ -52,7 +52,8 @@ def build_recipe(
     """The recipe for `prompt` by `account` (precedence in the module docstring)."""
     persona = account.persona or {}
     style = str(persona.get("style") or "").strip()
-    own = persona.get("recipe") if isinstance(persona.get("recipe"), dict) else {}
+    found = persona.get("recipe")
+    own: dict[str, Any] = found if isinstance(found, dict) else {}
     gen = settings.generator
     defaults = model_defaults(gen.model, settings.cache_path)
 

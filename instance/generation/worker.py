@@ -63,7 +63,7 @@ def quiet_hub_progress() -> None:
     import transformers.utils.logging as tlog
 
     dlog.disable_progress_bar()
-    tlog.disable_progress_bar()
+    tlog.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def provenance_signer(settings: Settings) -> Signer:
@@ -170,7 +170,7 @@ def staged_factory(
 ) -> Callable[[], ImagePipeline]:
     def load() -> ImagePipeline:
         on_stage("loading model")
-        return _StagedPipeline(factory(), on_stage)  # type: ignore[return-value]
+        return _StagedPipeline(factory(), on_stage)
 
     return load
 

@@ -61,7 +61,7 @@ def origin(url: str) -> Origin | None:
         return None
 
 
-def admit(document: Any, signer: str, urls: LocalUrls) -> dict[str, Any] | None:
+def admit(document: dict[str, Any], signer: str, urls: LocalUrls) -> dict[str, Any] | None:
     """The document to store for a verified request from `signer` (an actor URI)."""
     activity = Activity(document) if isinstance(document, dict) else None
     if activity is None or activity.id is None or origin(activity.id) is None:

@@ -88,7 +88,7 @@ class InFlight:
 
     A POST holds one of the `concurrency` slots from its start until its outcome is committed
     (or until it is parked), so the rows sent but not yet recorded are never more than the
-    slots plus the parked POSTs: that is all a crash can make us send twice (SECURITY goal 4).
+    slots plus the parked POSTs: that is all a crash can make us send twice.
     Claimed rows that were never started are simply taken again after their lease.
     """
 
@@ -345,7 +345,7 @@ class DeliveryWorker:
 async def forget_gone_inbox(
     session: AsyncSession, row: Delivery, signed: Signed | None, now: datetime
 ) -> None:
-    """A 410 from an inbox (INTEROP 27).
+    """A 410 Gone from an inbox.
 
     A personal inbox that is gone means its account is gone: its follows of our accounts are
     removed. A shared inbox that is gone says nothing about each account behind it, so those

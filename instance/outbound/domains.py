@@ -1,7 +1,7 @@
 """Per-domain delivery health: a domain that keeps failing is paused, never dropped.
 
-The policy (SECURITY 25 and goal 6, after Mastodon's DeliveryFailureTracker and Akkoma's
-7-day reachability window), in one place:
+The policy, after Mastodon's DeliveryFailureTracker and Akkoma's 7-day reachability window,
+in one place:
 
 - a delivery that got no HTTP answer, or a 5xx, is a *failure*; the day (UTC, from the
   runtime clock) is added to the domain's `failure_days` once, however many failures that day;
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from instance.storage.models import DomainHealth
@@ -33,7 +33,7 @@ def is_domain_failure(status: int | None) -> bool:
     return status is None or status >= 500
 
 
-def unavailable_hosts() -> object:
+def unavailable_hosts() -> Select[str]:
     """A subquery of hosts whose deliveries must wait: paused (or blocked by an admin)."""
     return select(DomainHealth.host).where(
         or_(DomainHealth.paused.is_(True), DomainHealth.blocked.is_(True))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -52,6 +54,7 @@ async def collection(request: Request) -> Response:
         return found
     rt = runtime(request)
     page = page_number(request)
+    items: list[str] | list[dict[str, Any]]
     async with rt.sessions() as session:
         if name == "followers":
             total, items = await collections.followers(session, found, page)

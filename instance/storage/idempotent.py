@@ -1,6 +1,6 @@
 """`INSERT .. ON CONFLICT DO NOTHING` for SQLite and PostgreSQL alike.
 
-Redelivered activities (SECURITY 5) must make one row however many copies race: the database's
+A redelivered activity must make one row however many copies race: the database's
 unique constraints decide, and the losers are silently skipped instead of raising.
 """
 
@@ -35,4 +35,5 @@ async def insert_rows(
 async def insert_one(session: AsyncSession, model: type[Any], **values: Any) -> int | None:
     """Insert one row; its primary key, or None when an equal row already existed."""
     stmt = insert_ignore(_dialect(session), model).values(**values).returning(model.id)
-    return await session.scalar(stmt)
+    new_id: int | None = await session.scalar(stmt)
+    return new_id

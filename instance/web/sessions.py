@@ -183,7 +183,7 @@ async def current_account(request: Request, session: Any) -> Account | None:
     s = session_of(request)
     if s is None or s.account_id is None:
         return None
-    account = await session.get(Account, s.account_id)
+    account: Account | None = await session.get(Account, s.account_id)
     rt: Runtime = request.app.state.runtime
     if (
         account is None

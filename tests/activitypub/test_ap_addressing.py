@@ -1,4 +1,4 @@
-"""Audiences and inbox selection (INTEROP 27, 30)."""
+"""Audiences (to/cc) of what we send, and the inboxes we deliver it to."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ ALICE = "https://m.example/users/alice"
 
 
 def test_audiences() -> None:
-    """INTEROP 30: public = to Public, cc followers; unlisted = Public in cc."""
+    """Public = to Public, cc followers; unlisted = Public in cc."""
     assert addressing.public(F, [ALICE]).as_dict() == {"to": [AS_PUBLIC], "cc": [F, ALICE]}
     assert addressing.unlisted(F).as_dict() == {"to": [F], "cc": [AS_PUBLIC]}
     assert addressing.followers_only(F, [ALICE, ALICE]).as_dict() == {"to": [F], "cc": [ALICE]}
@@ -30,7 +30,7 @@ def test_public_spellings_and_visibility() -> None:
 
 
 def test_shared_inbox_deduplication() -> None:
-    """INTEROP 27: followers via their shared inbox, once per server; mentions personally."""
+    """Followers via their shared inbox, once per server; mentions personally."""
     followers = [
         Recipient(
             f"https://m.example/users/u{i}",

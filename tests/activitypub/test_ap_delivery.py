@@ -1,4 +1,5 @@
-"""Delivery and the one retry policy, with a fake clock and a faked network edge (SECURITY 25)."""
+"""Delivery and the one retry policy (Mastodon's schedule), with a fake clock and a faked
+network edge."""
 
 from __future__ import annotations
 
@@ -69,8 +70,8 @@ async def run(inbox: Inbox, key: KeyPair, *, now: datetime = T0):
         return await deliver(client, INBOX, BODY, KEY_ID, key.private_pem, now=now)
 
 
-async def test_security_25_retries_until_delivered(alice_key, key_store) -> None:
-    """SECURITY 25: 500,500,500,202 -> delivered on try 4, with growing gaps (fake clock)."""
+async def test_5xx_is_retried_with_growing_gaps_until_delivered(alice_key, key_store) -> None:
+    """500,500,500,202 -> delivered on try 4, with growing gaps (fake clock)."""
     inbox = Inbox(key_store, [500, 500, 500, 202])
     clock, attempt, gaps = T0, 0, []
     while True:
@@ -87,16 +88,16 @@ async def test_security_25_retries_until_delivered(alice_key, key_store) -> None
     assert [r.headers["date"] for r in inbox.requests][-1] == format_http_date(clock)
 
 
-async def test_security_25_gone(alice_key, key_store) -> None:
-    """SECURITY 25: 410 -> gone, no retry."""
+async def test_410_is_gone_and_not_retried(alice_key, key_store) -> None:
+    """410 -> gone, no retry."""
     inbox = Inbox(key_store, [410])
     outcome = await run(inbox, alice_key)
     assert (outcome.kind, outcome.should_retry) == ("gone", False)
     assert len(inbox.requests) == 1
 
 
-async def test_security_25_retry_after_seconds(alice_key, key_store) -> None:
-    """SECURITY 25: 429 Retry-After: 120 -> next attempt >= 120 s."""
+async def test_retry_after_seconds_delays_the_next_attempt(alice_key, key_store) -> None:
+    """429 Retry-After: 120 -> next attempt >= 120 s."""
     inbox = Inbox(key_store, [(429, {"Retry-After": "120"})])
     outcome = await run(inbox, alice_key)
     assert (outcome.kind, outcome.retry_after) == ("retry", 120.0)
@@ -112,7 +113,7 @@ async def test_retry_after_http_date(alice_key, key_store) -> None:
 
 
 async def test_401_knocks_again_with_rfc9421(alice_key, key_store) -> None:
-    """INTEROP 19: a 401 on cavage -> one retry signed with RFC 9421."""
+    """A 401 on cavage -> one retry signed with RFC 9421 (double knock)."""
     inbox = Inbox(key_store, [401, 202])
     outcome = await run(inbox, alice_key)
     assert (outcome.kind, outcome.scheme) == ("delivered", "rfc9421")
@@ -121,7 +122,7 @@ async def test_401_knocks_again_with_rfc9421(alice_key, key_store) -> None:
 
 
 async def test_401_twice_is_retry(alice_key, key_store) -> None:
-    """INTEROP 27: 401 is not permanent."""
+    """401 is not permanent: the receiver may only fail to verify for now."""
     inbox = Inbox(key_store, [401, 401])
     assert (await run(inbox, alice_key)).kind == "retry"
 
@@ -145,7 +146,7 @@ async def test_401_twice_is_retry(alice_key, key_store) -> None:
     ],
 )
 def test_classification(status: int, kind: str) -> None:
-    """INTEROP 27 / SECURITY 25: 4xx other than 401/408/429 are permanent."""
+    """4xx other than 401/408/429 are permanent; 410 means gone."""
     assert classify(status).kind == kind
 
 
@@ -175,7 +176,7 @@ async def test_our_own_mistakes_raise(alice_key) -> None:
 
 
 def test_schedule_shape() -> None:
-    """SECURITY 25: 16 retries, attempt**4 + 15 s + jitter, about 2-3 days in total."""
+    """Like Mastodon: 16 retries, attempt**4 + 15 s + jitter, about 2-3 days in total."""
     delays = [next_attempt_delay(n, jitter=lambda n: 0.0) for n in range(1, MAX_RETRIES + 2)]
     assert delays[-1] is None
     gaps = [d for d in delays if d is not None]

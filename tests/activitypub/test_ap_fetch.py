@@ -1,4 +1,5 @@
-"""SafeFetcher against real HTTP servers on 127.0.0.1: SECURITY rows 9-13, 19."""
+"""SafeFetcher against real HTTP servers on 127.0.0.1: ids, content types, redirects,
+attribution, our own hosts, size and time limits."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ async def test_fetch_json_happy_path(server, fetcher: SafeFetcher) -> None:
     assert "application/activity+json" in accept and "application/ld+json" in accept
 
 
-# ----------------------------------------------------------------- SECURITY 10: content type
+# ----------------------------------------------------------------- content type
 
 
 @pytest.mark.parametrize(
@@ -55,8 +56,8 @@ async def test_fetch_json_happy_path(server, fetcher: SafeFetcher) -> None:
         'application/ld+json; profile="https://example.org/other"',
     ],
 )
-async def test_security_10_wrong_content_type(server, fetcher, content_type) -> None:
-    """SECURITY 10: application/json, text/html, none, ld+json without profile -> reject."""
+async def test_non_activitystreams_content_type_is_rejected(server, fetcher, content_type) -> None:
+    """application/json, text/html, none, ld+json without profile -> reject."""
     reply = Reply.json(note(server, "/n"))
     reply.headers = [("Content-Type", content_type)] if content_type else []
     server.routes["/n"] = reply
@@ -74,8 +75,8 @@ async def test_security_10_wrong_content_type(server, fetcher, content_type) -> 
         'Application/LD+JSON;profile="https://x.example/p https://www.w3.org/ns/activitystreams"',
     ],
 )
-async def test_security_10_accepted_content_types(server, fetcher, content_type) -> None:
-    """SECURITY 10: multi-profile ld+json that includes the AS IRI -> accept."""
+async def test_activitystreams_content_types_are_accepted(server, fetcher, content_type) -> None:
+    """Multi-profile ld+json that includes the AS IRI -> accept."""
     server.routes["/n"] = Reply.json(note(server, "/n"), content_type=content_type)
     assert (await fetcher.fetch_json(server.url("/n")))["type"] == "Note"
 
@@ -88,19 +89,19 @@ def test_content_type_predicate_edges() -> None:
     )
 
 
-# ----------------------------------------------------------------- SECURITY 9: id != URL
+# ----------------------------------------------------------------- id != URL
 
 
-async def test_security_9_other_host_id_rejected_without_refetch(server, server_b, fetcher):
-    """SECURITY 9 (Akkoma fixture): an id on another host -> reject, no fetch from that host."""
+async def test_id_on_another_host_is_rejected_without_refetch(server, server_b, fetcher):
+    """(Akkoma fixture) an id on another host -> reject, no fetch from that host."""
     server.routes["/n"] = Reply.json(note(server_b, "/n", attributedTo=server_b.url("/u")))
     with pytest.raises(IdMismatchError):
         await fetcher.fetch_json(server.url("/n"))
     assert server_b.requests == []
 
 
-async def test_security_9_same_host_other_path_one_refetch(server, fetcher) -> None:
-    """SECURITY 9: same-host other path -> exactly one re-fetch by id, which must match."""
+async def test_id_on_same_host_other_path_is_refetched_once(server, fetcher) -> None:
+    """Same-host other path -> exactly one re-fetch by id, which must match."""
     server.routes["/n"] = Reply.json(note(server, "/elsewhere"))
     server.routes["/elsewhere"] = Reply.json(note(server, "/elsewhere-again"))
     with pytest.raises(IdMismatchError):
@@ -108,23 +109,23 @@ async def test_security_9_same_host_other_path_one_refetch(server, fetcher) -> N
     assert [r.target for r in server.requests] == ["/n", "/elsewhere"]
 
 
-async def test_security_9_same_host_refetch_missing(server, fetcher) -> None:
+async def test_refetch_by_same_host_id_that_is_missing_fails(server, fetcher) -> None:
     server.routes["/n"] = Reply.json(note(server, "/gone"))
     with pytest.raises(RemoteHTTPError) as info:
         await fetcher.fetch_json(server.url("/n"))
     assert info.value.status == 404 and server.hits("/gone") == 1
 
 
-async def test_security_9_refetch_by_canonical_id_is_accepted(server, fetcher) -> None:
-    """SECURITY 9 control: /n claims /notes/1 on the same origin, which serves itself."""
+async def test_refetch_by_canonical_id_is_accepted(server, fetcher) -> None:
+    """Control: /n claims /notes/1 on the same origin, which serves itself."""
     server.routes["/n"] = Reply.json(note(server, "/notes/1"))
     server.routes["/notes/1"] = Reply.json(note(server, "/notes/1", content="canonical"))
     doc = await fetcher.fetch_json(server.url("/n"))
     assert doc["content"] == "canonical"
 
 
-async def test_security_9_no_id_rejected(server, fetcher) -> None:
-    """SECURITY 9: a document without id -> reject."""
+async def test_document_without_id_is_rejected(server, fetcher) -> None:
+    """A document without id -> reject."""
     server.routes["/n"] = Reply.json({"type": "Note"})
     with pytest.raises(IdMismatchError, match="document has no id"):
         await fetcher.fetch_json(server.url("/n"))
@@ -136,33 +137,33 @@ async def test_expect_id_match_false(server, fetcher) -> None:
     assert (await fetcher.fetch_json(server.url("/n"), expect_id_match=False))["type"]
 
 
-# ----------------------------------------------------------------- SECURITY 11: redirects
+# ----------------------------------------------------------------- redirects
 
 
-async def test_security_11_cross_origin_redirect_keeps_old_id(server, server_b, fetcher):
-    """SECURITY 11: a/obj 302-> b/obj whose id claims a/obj -> reject."""
+async def test_cross_origin_redirect_claiming_the_old_id_is_rejected(server, server_b, fetcher):
+    """a/obj 302-> b/obj whose id claims a/obj -> reject."""
     server.routes["/obj"] = Reply.redirect(server_b.url("/obj"))
     server_b.routes["/obj"] = Reply.json(note(server, "/obj"))
     with pytest.raises(IdMismatchError):
         await fetcher.fetch_json(server.url("/obj"))
 
 
-async def test_security_11_cross_origin_redirect_result_belongs_to_final(server, server_b, fetcher):
-    """SECURITY 11: after a cross-origin redirect, the document is b's (its id is b's URL)."""
+async def test_cross_origin_redirect_result_belongs_to_the_final_url(server, server_b, fetcher):
+    """After a cross-origin redirect, the document is b's (its id is b's URL)."""
     server.routes["/obj"] = Reply.redirect(server_b.url("/obj"))
     server_b.routes["/obj"] = Reply.json(note(server_b, "/obj", attributedTo=server_b.url("/u")))
     assert (await fetcher.fetch_json(server.url("/obj")))["id"] == server_b.url("/obj")
 
 
-async def test_security_11_same_host_redirect_ok(server, fetcher) -> None:
-    """SECURITY 11 (Akkoma's allowed redirect): same-host redirect -> OK."""
+async def test_same_host_redirect_is_followed(server, fetcher) -> None:
+    """(Akkoma's allowed redirect) same-host redirect -> OK."""
     server.routes["/obj"] = Reply.redirect("/objects/1", status=301)
     server.routes["/objects/1"] = Reply.json(note(server, "/objects/1"))
     assert (await fetcher.fetch_json(server.url("/obj")))["id"] == server.url("/objects/1")
 
 
-async def test_security_11_three_hops_ok_four_hops_error(server, fetcher) -> None:
-    """SECURITY 11: at most 3 hops (Mastodon); the 4th is an error."""
+async def test_three_redirect_hops_are_followed_a_fourth_is_an_error(server, fetcher) -> None:
+    """At most 3 hops (as Mastodon); the 4th is an error."""
     for i in range(4):
         server.routes[f"/r{i}"] = Reply.redirect(f"/r{i + 1}")
     server.routes["/r4"] = Reply.json(note(server, "/r4"))
@@ -181,18 +182,18 @@ async def test_redirect_without_location_and_to_other_scheme(server, fetcher) ->
         await fetcher.fetch_json(server.url("/b"))
 
 
-# ----------------------------------------------------------------- SECURITY 12/13
+# ----------------------------------------------------------------- attribution, our own hosts
 
 
-async def test_security_12_third_party_attribution(server, server_b, fetcher) -> None:
-    """SECURITY 12: id on a, attributedTo on b -> reject."""
+async def test_attributed_to_on_another_origin_is_rejected(server, server_b, fetcher) -> None:
+    """id on a, attributedTo on b -> reject."""
     server.routes["/n"] = Reply.json(note(server, "/n", attributedTo=server_b.url("/users/b")))
     with pytest.raises(InvalidDocumentError, match="attributedTo"):
         await fetcher.fetch_json(server.url("/n"))
 
 
-async def test_security_12_third_party_actor(server, server_b, fetcher) -> None:
-    """SECURITY 12: an activity on a whose actor is on b -> reject (list forms too)."""
+async def test_actor_on_another_origin_is_rejected(server, server_b, fetcher) -> None:
+    """An activity on a whose actor is on b -> reject (list forms too)."""
     doc = {
         "id": server.url("/act"),
         "type": "Create",
@@ -203,8 +204,8 @@ async def test_security_12_third_party_actor(server, server_b, fetcher) -> None:
         await fetcher.fetch_json(server.url("/act"))
 
 
-async def test_security_13_local_urls_never_fetched(server, fetcher) -> None:
-    """SECURITY 13: our own host (any case/trailing dot/port) -> reject with no HTTP."""
+async def test_our_own_urls_are_never_fetched(server, fetcher) -> None:
+    """Our own host (any case/trailing dot/port) -> reject with no HTTP."""
     for url in (
         "https://us.example/media/x.json",
         "https://US.EXAMPLE./users/a",
@@ -217,18 +218,18 @@ async def test_security_13_local_urls_never_fetched(server, fetcher) -> None:
         await fetcher.fetch_json(server.url("/n"))
 
 
-async def test_security_13_remote_note_attributed_to_local_user(server, fetcher) -> None:
-    """SECURITY 13: a remote Note claiming one of our users as author -> reject."""
+async def test_remote_note_attributed_to_a_local_user_is_rejected(server, fetcher) -> None:
+    """A remote Note claiming one of our users as author -> reject."""
     server.routes["/n"] = Reply.json(note(server, "/n", attributedTo="https://us.example/users/a"))
     with pytest.raises(InvalidDocumentError):
         await fetcher.fetch_json(server.url("/n"))
 
 
-# ----------------------------------------------------------------- SECURITY 19: size and time
+# ----------------------------------------------------------------- size and time
 
 
-async def test_security_19_chunked_2mb_json(server, fetcher) -> None:
-    """SECURITY 19: 2 MB chunked JSON -> size error."""
+async def test_chunked_2mb_json_is_a_size_error(server, fetcher) -> None:
+    """2 MB chunked JSON -> size error."""
     body = json.dumps(note(server, "/big", content="x" * 2_000_000)).encode()
     server.routes["/big"] = Reply(
         headers=[("Content-Type", "application/activity+json")], body=body, chunked=True
@@ -237,8 +238,8 @@ async def test_security_19_chunked_2mb_json(server, fetcher) -> None:
         await fetcher.fetch_json(server.url("/big"))
 
 
-async def test_security_19_content_length_refused_before_reading(server) -> None:
-    """SECURITY 19: Content-Length 2 MB -> refused before reading (the body never comes)."""
+async def test_oversized_content_length_is_refused_before_reading(server) -> None:
+    """Content-Length 2 MB -> refused before reading (the body never comes)."""
     server.routes["/big"] = Reply(
         headers=[("Content-Type", "application/activity+json"), ("Content-Length", "2000000")],
         trickle=0.05,
@@ -251,8 +252,8 @@ async def test_security_19_content_length_refused_before_reading(server) -> None
     await fetcher.aclose()
 
 
-async def test_security_19_slow_body_hits_deadline(server) -> None:
-    """SECURITY 19: a body trickling 1 byte at a time -> aborted at the overall deadline."""
+async def test_slow_body_hits_the_overall_deadline(server) -> None:
+    """A body trickling 1 byte at a time -> aborted at the overall deadline."""
     server.routes["/slow"] = Reply(
         headers=[("Content-Type", "application/activity+json"), ("Content-Length", "1000")],
         trickle=0.01,
@@ -273,8 +274,8 @@ def gzip_bomb() -> bytes:
     return b"".join(compressor.compress(block) for _ in range(256)) + compressor.flush()
 
 
-async def test_security_19_gzip_bomb_stops_at_cap(server, fetcher, gzip_bomb) -> None:
-    """SECURITY 19: gzip bomb -> aborted at the cap (we inflate with a bounded output size)."""
+async def test_gzip_bomb_stops_at_the_size_cap(server, fetcher, gzip_bomb) -> None:
+    """Gzip bomb -> aborted at the cap (we inflate with a bounded output size)."""
     server.routes["/bomb"] = Reply(
         headers=[("Content-Type", "application/activity+json"), ("Content-Encoding", "gzip")],
         body=gzip_bomb,
@@ -321,7 +322,7 @@ async def test_fetch_media_with_cap(server, fetcher) -> None:
 
 
 async def test_signed_get_verifies(server, fetcher, alice_key: KeyPair, key_store) -> None:
-    """INTEROP 41/15: signed GETs carry a cavage signature the server can verify."""
+    """Signed GETs (for authorized-fetch servers) carry a cavage signature the server can verify."""
     server.routes["/n"] = Reply.json(note(server, "/n"))
     key_id = "https://a.example/users/alice#main-key"
     await fetcher.fetch_json(server.url("/n"), signer=(key_id, alice_key.private_pem))

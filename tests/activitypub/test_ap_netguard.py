@@ -1,4 +1,4 @@
-"""The SSRF guard in the connection layer: SECURITY rows 17 and 18.
+"""The SSRF guard in the connection layer: non-public addresses and DNS rebinding.
 
 No packet leaves this machine: the event loop's resolver is replaced by a table, and
 `socket.socket.connect` by a trap that records the address and refuses (or, for one fake
@@ -80,8 +80,8 @@ async def guarded() -> SafeFetcher:
 
 
 @pytest.mark.parametrize("address", HOSTILE)
-async def test_security_17_hostile_dns_answers_blocked(trap, guarded, address) -> None:
-    """SECURITY 17: a name resolving to a non-public address -> blocked, no connect, no retry."""
+async def test_hostile_dns_answers_are_blocked(trap, guarded, address) -> None:
+    """A name resolving to a non-public address -> blocked, no connect, no retry."""
     trap.dns["evil.example"] = [[address]]
     with pytest.raises(BlockedAddressError, match="not public"):
         await guarded.fetch_json("https://evil.example/users/x")
@@ -103,23 +103,23 @@ async def test_security_17_hostile_dns_answers_blocked(trap, guarded, address) -
         "http://10.1.2.3/",
     ],
 )
-async def test_security_17_ip_literals_blocked(trap, guarded, url) -> None:
-    """SECURITY 17: IP-literal URLs are checked without any resolution and never dialed."""
+async def test_non_public_ip_literals_are_blocked(trap, guarded, url) -> None:
+    """IP-literal URLs are checked without any resolution and never dialed."""
     with pytest.raises(BlockedAddressError):
         await guarded.fetch_json(url)
     assert trap.connects == [] and trap.lookups == []
 
 
-async def test_security_17_public_and_private_mix_rejected(trap, guarded) -> None:
-    """SECURITY 17: host -> [public, private] -> rejected outright (no connect to either)."""
+async def test_public_and_private_mix_is_rejected(trap, guarded) -> None:
+    """host -> [public, private] -> rejected outright (no connect to either)."""
     trap.dns["mixed.example"] = [[PUBLIC, "10.0.0.7"]]
     with pytest.raises(BlockedAddressError, match=r"10\.0\.0\.7"):
         await guarded.fetch_json("https://mixed.example/")
     assert trap.connects == []
 
 
-async def test_security_18_dns_rebinding(trap, guarded) -> None:
-    """SECURITY 18: resolver says public, then 127.0.0.1 -> the public IP literal is dialed
+async def test_dns_rebinding_dials_the_validated_address(trap, guarded) -> None:
+    """Resolver says public, then 127.0.0.1 -> the public IP literal is dialed
     (never re-resolved), and the second lookup is blocked: 0 loopback sockets."""
     trap.dns["rebind.example"] = [[PUBLIC], ["127.0.0.1"]]
     with pytest.raises(FetchError):
@@ -130,8 +130,8 @@ async def test_security_18_dns_rebinding(trap, guarded) -> None:
     assert trap.lookups == ["rebind.example", "rebind.example"]
 
 
-async def test_security_18_redirect_to_loopback_blocked(trap, guarded, server) -> None:
-    """SECURITY 18: a public server redirecting to http://127.0.0.1 -> blocked before connect."""
+async def test_redirect_to_loopback_is_blocked(trap, guarded, server) -> None:
+    """A public server redirecting to http://127.0.0.1 -> blocked before connect."""
     trap.dns["public.example"] = [[PUBLIC]]
     trap.splice_port = server.port
     server.routes["/start"] = Reply.redirect(f"http://127.0.0.1:{server.port}/secret")
@@ -142,8 +142,8 @@ async def test_security_18_redirect_to_loopback_blocked(trap, guarded, server) -
     assert trap.connects == [(PUBLIC, 80)]
 
 
-async def test_security_17_deliveries_share_the_guard(trap) -> None:
-    """SECURITY 17: the client from make_client (used for deliveries too) is guarded."""
+async def test_deliveries_share_the_guard(trap) -> None:
+    """The client from make_client (used for deliveries too) is guarded."""
     async with make_client(False) as client:
         with pytest.raises(BlockedAddressError):
             await client.post("http://169.254.169.254/inbox", content=b"{}")
@@ -169,7 +169,7 @@ async def test_unresolvable_host_is_a_fetch_error(trap, guarded) -> None:
 
 @pytest.mark.parametrize("address", HOSTILE)
 def test_address_table_hostile(address) -> None:
-    """SECURITY 17: every special-purpose range, mapped forms and 100.64/10 are non-public."""
+    """Every special-purpose range, mapped forms and 100.64/10 are non-public."""
     assert not address_is_public(ipaddress.ip_address(address))
 
 
@@ -188,8 +188,8 @@ def test_address_table_public(address) -> None:
     assert address_is_public(ipaddress.ip_address(address))
 
 
-async def test_security_17_delivery_to_blocked_address_is_permanent(trap, alice_key) -> None:
-    """SECURITY 17: a blocked inbox is not retried (permanent) and never dialed."""
+async def test_delivery_to_blocked_address_is_permanent(trap, alice_key) -> None:
+    """A blocked inbox is not retried (permanent) and never dialed."""
     from activitypub.delivery import deliver
 
     async with make_client(False) as client:

@@ -1,4 +1,4 @@
-"""Views over received dicts and builders for what we send (INTEROP 8-10, 30-32, 39, 40)."""
+"""Views over received dicts and builders for what we send, in the shapes Mastodon expects."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def test_activity_and_actor_views(alice_key: KeyPair) -> None:
     foreign = dict(
         doc, publicKey={"id": BOT + "#main-key", "owner": "https://evil/x", "publicKeyPem": "P"}
     )
-    assert Actor(foreign).public_key(BOT + "#main-key") is None  # SECURITY 7: not owned
+    assert Actor(foreign).public_key(BOT + "#main-key") is None  # owned by someone else
 
 
 def test_collection_view() -> None:
@@ -123,7 +123,7 @@ def test_collection_view() -> None:
 
 
 def test_build_actor_matches_mastodon_expectations(alice_key: KeyPair) -> None:
-    """INTEROP 8-10, 12: contexts, Service type, endpoints, publicKey with real newlines."""
+    """Contexts, Service type, endpoints, publicKey with real newlines."""
     doc = build_actor(
         actor_id=BOT,
         username="bot",
@@ -192,7 +192,7 @@ def test_build_actor_matches_mastodon_expectations(alice_key: KeyPair) -> None:
 
 
 def test_accept_embeds_the_follow() -> None:
-    """INTEROP 39: Accept{object: {id, type: Follow, actor, object}} from the followee."""
+    """Accept{object: {id, type: Follow, actor, object}} from the followee."""
     accept = build_accept(activity_id=BOT + "#accepts/1", actor=BOT, follow=FOLLOW)
     assert accept["type"] == "Accept" and accept["actor"] == BOT
     assert accept["object"] == {
@@ -207,7 +207,7 @@ def test_accept_embeds_the_follow() -> None:
 
 
 def test_follow_like_undo() -> None:
-    """INTEROP 40: Like to the author; Undo embeds the original (without its @context)."""
+    """Like to the author; Undo embeds the original (without its @context)."""
     follow = build_follow(activity_id=BOT + "#follows/1", actor=BOT, object_id=FOLLOW["actor"])
     assert follow["object"] == FOLLOW["actor"] and follow["to"] == [FOLLOW["actor"]]
     like = build_like(
@@ -224,7 +224,7 @@ def test_follow_like_undo() -> None:
 
 
 def test_create_mirrors_audience_and_delete_uses_tombstone() -> None:
-    """INTEROP 30, 32: to/cc mirrored on the Create; Delete carries a Tombstone."""
+    """to/cc mirrored on the Create; Delete carries a Tombstone."""
     audience = addressing.public(BOT + "/followers")
     note = {
         "@context": ["https://www.w3.org/ns/activitystreams", {"sensitive": "as:sensitive"}],
@@ -251,7 +251,7 @@ def test_create_mirrors_audience_and_delete_uses_tombstone() -> None:
 
 
 def test_update_requires_updated_for_notes() -> None:
-    """INTEROP 31: an Update{Note} without `updated` is refused."""
+    """An Update{Note} without `updated` is refused (Mastodon would drop the edit)."""
     note = {"id": BOT + "/posts/1", "type": "Note", "attributedTo": BOT, "to": [AS_PUBLIC]}
     with pytest.raises(ValueError):
         build_update(activity_id="x", actor=BOT, obj=note)

@@ -1,4 +1,4 @@
-"""Seeded fuzzing of the header parsers: garbage in, only typed errors out (SECURITY goal 11).
+"""Seeded fuzzing of the header parsers: garbage in, only typed errors out, never a crash.
 
 A deterministic mutation fuzzer (no extra dependency): it mutates valid headers and random
 printable strings and asserts that the parsers raise nothing but their documented error.

@@ -1,4 +1,5 @@
-"""HTTP signatures: byte-exact signing, Mastodon's verification rules, SECURITY rows 1-4 and 7."""
+"""HTTP signatures: byte-exact signing, Mastodon's verification rules, forged and tampered
+requests (malformed, body swap, replay elsewhere, stale date, key not bound to its owner)."""
 
 from __future__ import annotations
 
@@ -59,11 +60,11 @@ async def reason_of(headers, store, **kw) -> str:
     return info.value.reason
 
 
-# ----------------------------------------------------------------- INTEROP 14/15: signing
+# ----------------------------------------------------------------- signing
 
 
 def test_post_signing_string_is_byte_exact(fixed_key: KeyPair) -> None:
-    """INTEROP 14: lowercased names, Mastodon's header order, no trailing newline."""
+    """Lowercased names, Mastodon's header order, no trailing newline."""
     headers = sign_request_headers(
         "POST",
         "https://mastodon.example/users/alice/inbox",
@@ -97,7 +98,7 @@ def test_post_signing_string_is_byte_exact(fixed_key: KeyPair) -> None:
 
 
 def test_get_signing_string_includes_query(fixed_key: KeyPair) -> None:
-    """INTEROP 15: GET signs (request-target) host date, with the query string."""
+    """GET signs (request-target) host date, with the query string."""
     headers = sign_request_headers(
         "GET",
         "https://a.example/users/x/outbox?page=2",
@@ -195,7 +196,7 @@ async def test_round_trip_rfc9421(alice_key: KeyPair, key_store) -> None:
 
 
 async def test_missing_algorithm_means_hs2019(alice_key: KeyPair, key_store) -> None:
-    """INTEROP 16: a missing algorithm is hs2019, which is accepted with an RSA key."""
+    """As Mastodon: a missing algorithm is hs2019, which is accepted with an RSA key."""
     headers = signed_post(alice_key)
     headers["Signature"] = headers["Signature"].replace('algorithm="rsa-sha256",', "")
     result = await verify(headers, store=key_store)
@@ -203,7 +204,7 @@ async def test_missing_algorithm_means_hs2019(alice_key: KeyPair, key_store) -> 
 
 
 async def test_hs2019_with_created(alice_key: KeyPair, key_store) -> None:
-    """INTEROP 16: (created)/(expires) are allowed with hs2019."""
+    """(created)/(expires) are allowed with hs2019."""
     created = int(NOW.timestamp()) - 10
     digest = "SHA-256=" + base64.b64encode(hashlib.sha256(BODY).digest()).decode()
     text = (
@@ -224,7 +225,7 @@ async def test_hs2019_with_created(alice_key: KeyPair, key_store) -> None:
 
 
 async def test_lowercase_digest_name_and_extra_algorithms(alice_key: KeyPair, key_store) -> None:
-    """INTEROP 16: `sha-256=` and `SHA-256=` both accepted; other digests alongside ignored."""
+    """`sha-256=` and `SHA-256=` both accepted; other digests alongside ignored."""
     b64 = base64.b64encode(hashlib.sha256(BODY).digest()).decode()
     for digest in (f"sha-256={b64}", f"SHA-512=AAAA,SHA-256={b64}"):
         date = "Tue, 07 Jul 2026 10:00:00 GMT"
@@ -245,7 +246,7 @@ async def test_lowercase_digest_name_and_extra_algorithms(alice_key: KeyPair, ke
 
 
 async def test_repeated_header_values_are_joined(alice_key: KeyPair, key_store) -> None:
-    """INTEROP 18: rebuild from the raw request; repeated fields join with ', '."""
+    """Rebuild from the raw request; repeated fields join with ', '."""
     date = "Tue, 07 Jul 2026 10:00:00 GMT"
     text = f"(request-target): get /users/bob\nhost: b.example\ndate: {date}\nx-thing: one, two"
     params = f'keyId="{KEY_ID}",headers="(request-target) host date x-thing"'
@@ -261,7 +262,7 @@ async def test_repeated_header_values_are_joined(alice_key: KeyPair, key_store) 
 
 
 async def test_content_type_is_not_normalised(alice_key: KeyPair, key_store) -> None:
-    """INTEROP 18: Mastodon signs content-type; the raw value is what must verify."""
+    """Mastodon signs content-type; the raw value is what must verify."""
     raw_ct = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
     headers = signed_post(alice_key)
     headers = sign_request_headers(
@@ -278,7 +279,7 @@ async def test_content_type_is_not_normalised(alice_key: KeyPair, key_store) -> 
     assert await reason_of(headers, key_store) == "signature does not verify with the signer's key"
 
 
-# ----------------------------------------------------------------- SECURITY 1: malformed
+# ----------------------------------------------------------------- malformed signatures
 
 
 @pytest.mark.parametrize(
@@ -301,8 +302,8 @@ async def test_content_type_is_not_normalised(alice_key: KeyPair, key_store) -> 
         ),
     ],
 )
-async def test_security_1_malformed_signatures(alice_key, key_store, signature, reason) -> None:
-    """SECURITY 1: no/garbage Signature, unsupported algorithm -> 401 with a specific reason."""
+async def test_malformed_signatures_are_refused(alice_key, key_store, signature, reason) -> None:
+    """No/garbage Signature, unsupported algorithm -> 401 with a specific reason."""
     headers = signed_post(alice_key)
     del headers["Signature"]
     if signature is not None:
@@ -311,19 +312,19 @@ async def test_security_1_malformed_signatures(alice_key, key_store, signature, 
     assert key_store.calls == []
 
 
-# ----------------------------------------------------------------- SECURITY 2: body swap
+# ----------------------------------------------------------------- body swap
 
 
-async def test_security_2_body_swap(alice_key, key_store) -> None:
-    """SECURITY 2: sign body A, send body B -> digest mismatch (before any key fetch)."""
+async def test_swapped_body_is_a_digest_mismatch(alice_key, key_store) -> None:
+    """Sign body A, send body B -> digest mismatch (before any key fetch)."""
     headers = signed_post(alice_key)
     reason = await reason_of(headers, key_store, body=b'{"type":"Delete"}')
     assert reason == "digest mismatch: the body does not match its signed digest"
     assert key_store.calls == []
 
 
-async def test_security_2_body_swap_with_new_digest(alice_key, key_store) -> None:
-    """SECURITY 2: attacker also rewrites Digest -> the signature no longer verifies."""
+async def test_swapped_body_with_rewritten_digest_does_not_verify(alice_key, key_store) -> None:
+    """The attacker also rewrites Digest -> the signature no longer verifies."""
     swapped = b'{"type":"Delete"}'
     headers = signed_post(alice_key)
     headers["Digest"] = "SHA-256=" + base64.b64encode(hashlib.sha256(swapped).digest()).decode()
@@ -331,8 +332,8 @@ async def test_security_2_body_swap_with_new_digest(alice_key, key_store) -> Non
     assert reason == "signature does not verify with the signer's key"
 
 
-async def test_security_2_unsigned_digest(alice_key, key_store) -> None:
-    """SECURITY 2: a Digest header that is present but not signed -> 401."""
+async def test_unsigned_digest_is_refused(alice_key, key_store) -> None:
+    """A Digest header that is present but not signed -> 401."""
     date = "Tue, 07 Jul 2026 10:00:00 GMT"
     text = f"(request-target): post /users/bob/inbox\nhost: b.example\ndate: {date}"
     params = f'keyId="{KEY_ID}",algorithm="rsa-sha256",headers="(request-target) host date"'
@@ -347,8 +348,8 @@ async def test_security_2_unsigned_digest(alice_key, key_store) -> None:
     )
 
 
-async def test_security_2_sha512_only_digest(alice_key, key_store) -> None:
-    """SECURITY 2 / INTEROP 16: only SHA-256 digests are accepted."""
+async def test_sha512_only_digest_is_refused(alice_key, key_store) -> None:
+    """Only SHA-256 digests are accepted, as by Mastodon."""
     digest = "SHA-512=" + base64.b64encode(hashlib.sha512(BODY).digest()).decode()
     date = "Tue, 07 Jul 2026 10:00:00 GMT"
     text = (
@@ -364,15 +365,15 @@ async def test_security_2_sha512_only_digest(alice_key, key_store) -> None:
     assert await reason_of(headers, key_store) == "only SHA-256 digests are supported"
 
 
-async def test_security_2_rfc9421_body_swap(alice_key, key_store) -> None:
-    """SECURITY 2: RFC 9421 Content-Digest is recomputed too."""
+async def test_rfc9421_swapped_body_is_a_digest_mismatch(alice_key, key_store) -> None:
+    """RFC 9421 Content-Digest is recomputed too."""
     headers = signed_post(alice_key, scheme="rfc9421")
     reason = await reason_of(headers, key_store, body=b"{}")
     assert reason == "digest mismatch: the body does not match its signed digest"
 
 
-async def test_security_2_rfc9421_post_without_content_digest(alice_key, key_store) -> None:
-    """SECURITY 2: an RFC 9421 POST must cover content-digest."""
+async def test_rfc9421_post_without_content_digest_is_refused(alice_key, key_store) -> None:
+    """An RFC 9421 POST must cover content-digest."""
     headers = sign_request_headers(
         "GET", INBOX, key_id=KEY_ID, private_pem=alice_key.private_pem, scheme="rfc9421", now=NOW
     )
@@ -380,7 +381,7 @@ async def test_security_2_rfc9421_post_without_content_digest(alice_key, key_sto
     assert reason == "the Content-Digest header must be signed on a POST request"
 
 
-# ----------------------------------------------------------------- SECURITY 3: tamper
+# ----------------------------------------------------------------- replay to another target
 
 
 def signed_get(
@@ -392,7 +393,7 @@ def signed_get(
 
 
 @pytest.mark.parametrize("scheme", ["cavage", "rfc9421"])
-async def test_security_3_get_verifies(alice_key, key_store, scheme) -> None:
+async def test_signed_get_verifies_at_its_own_target(alice_key, key_store, scheme) -> None:
     result = await verify(
         signed_get(alice_key, scheme=scheme),
         method="GET",
@@ -414,8 +415,10 @@ async def test_security_3_get_verifies(alice_key, key_store, scheme) -> None:
         ("DELETE", "/users/bob/outbox?page=1", "b.example"),  # other method
     ],
 )
-async def test_security_3_replay_elsewhere(alice_key, key_store, scheme, method, target, host):
-    """SECURITY 3: a signed GET replayed to another path/query/Host/method -> 401."""
+async def test_signed_get_replayed_elsewhere_is_refused(
+    alice_key, key_store, scheme, method, target, host
+):
+    """A signed GET replayed to another path/query/Host/method -> 401."""
     headers = signed_get(alice_key, scheme=scheme)
     headers["Host"] = host
     reason = await reason_of(headers, key_store, method=method, target=target, body=b"")
@@ -424,8 +427,8 @@ async def test_security_3_replay_elsewhere(alice_key, key_store, scheme, method,
 
 
 @pytest.mark.parametrize("scheme", ["cavage", "rfc9421"])
-async def test_security_3_get_replayed_as_post(alice_key, key_store, scheme) -> None:
-    """SECURITY 3: a signed GET replayed as a POST is refused (no signed digest)."""
+async def test_signed_get_replayed_as_post_is_refused(alice_key, key_store, scheme) -> None:
+    """A signed GET replayed as a POST is refused (no signed digest)."""
     headers = signed_get(alice_key, scheme=scheme)
     reason = await reason_of(headers, key_store, target="/users/bob/outbox?page=1")
     assert reason in (
@@ -434,8 +437,8 @@ async def test_security_3_get_replayed_as_post(alice_key, key_store, scheme) -> 
     )
 
 
-async def test_security_3_get_must_sign_host(alice_key, key_store) -> None:
-    """SECURITY 3 / INTEROP 16: a GET must sign Host."""
+async def test_get_must_sign_host(alice_key, key_store) -> None:
+    """A GET must sign Host, or it could be replayed to another server."""
     date = "Tue, 07 Jul 2026 10:00:00 GMT"
     text = f"(request-target): get /users/bob\ndate: {date}"
     params = f'keyId="{KEY_ID}",algorithm="rsa-sha256",headers="(request-target) date"'
@@ -459,8 +462,8 @@ async def test_security_3_get_must_sign_host(alice_key, key_store) -> None:
         ),
     ],
 )
-async def test_interop_16_coverage_rules(alice_key, key_store, signed, reason) -> None:
-    """INTEROP 16: Mastodon's coverage rules, each with its own reason."""
+async def test_mastodon_signed_header_coverage_rules(alice_key, key_store, signed, reason) -> None:
+    """Mastodon's rules on which headers must be signed, each with its own reason."""
     headers = signed_post(alice_key)
     params = headers["Signature"].split(",headers=")[0]
     headers["Signature"] = f'{params},headers="{signed}",signature="AAAA"'
@@ -468,7 +471,7 @@ async def test_interop_16_coverage_rules(alice_key, key_store, signed, reason) -
 
 
 async def test_rfc9421_requires_method_and_target(alice_key, key_store) -> None:
-    """INTEROP 19: @method and @target-uri required; created required; one algorithm."""
+    """Mastodon's RFC 9421 profile: @method, @target-uri and created required; one algorithm."""
     headers = signed_post(alice_key, scheme="rfc9421")
     good_input = headers["Signature-Input"]
     headers["Signature-Input"] = good_input.replace('"@method" ', "")
@@ -484,7 +487,7 @@ async def test_rfc9421_requires_method_and_target(alice_key, key_store) -> None:
     assert (await reason_of(headers, key_store)).startswith("malformed RFC 9421 signature headers")
 
 
-# ----------------------------------------------------------------- SECURITY 4: time window
+# ----------------------------------------------------------------- time window
 
 
 @pytest.mark.parametrize(
@@ -497,8 +500,10 @@ async def test_rfc9421_requires_method_and_target(alice_key, key_store) -> None:
     ],
 )
 @pytest.mark.parametrize("scheme", ["cavage", "rfc9421"])
-async def test_security_4_stale_or_future(alice_key, key_store, offset, reason, scheme) -> None:
-    """SECURITY 4: Date now-2h / now+2h -> 401 (fake clock; 1 h future, 65 min past)."""
+async def test_stale_or_future_date_is_refused(
+    alice_key, key_store, offset, reason, scheme
+) -> None:
+    """Date now-2h / now+2h -> 401 (fake clock; 1 h future, 65 min past)."""
     headers = signed_post(alice_key, now=NOW + offset, scheme=scheme)
     assert await reason_of(headers, key_store) == reason
     assert key_store.calls == []
@@ -507,23 +512,23 @@ async def test_security_4_stale_or_future(alice_key, key_store, offset, reason, 
 @pytest.mark.parametrize(
     "offset", [timedelta(seconds=-30), timedelta(minutes=-64), timedelta(minutes=59)]
 )
-async def test_security_4_inside_window(alice_key, key_store, offset) -> None:
-    """SECURITY 4: now-30 s (and the window's edges) -> OK."""
+async def test_date_inside_the_window_is_accepted(alice_key, key_store, offset) -> None:
+    """now-30 s (and the window's edges) -> OK."""
     assert (await verify(signed_post(alice_key, now=NOW + offset), store=key_store)).owner == ALICE
 
 
-async def test_security_4_unparsable_date(alice_key, key_store) -> None:
-    """SECURITY 4: an unparsable Date -> 401."""
+async def test_unparsable_date_is_refused(alice_key, key_store) -> None:
+    """An unparsable Date -> 401."""
     headers = signed_post(alice_key)
     headers["Date"] = "yesterday-ish"
     assert await reason_of(headers, key_store) == "Date header is not a valid HTTP date"
 
 
-# ----------------------------------------------------------------- SECURITY 7 and key refresh
+# ----------------------------------------------------------------- key binding and key refresh
 
 
-async def test_security_7_key_owner_on_other_origin(alice_key, key_store) -> None:
-    """SECURITY 7: keyId https://evil/k with owner https://victim/bob -> 401."""
+async def test_key_with_owner_on_another_origin_is_refused(alice_key, key_store) -> None:
+    """keyId https://evil/k with owner https://victim/bob -> 401 (key and owner share an origin)."""
     key_store.keys.clear()
     evil = "https://evil.example/k"
     key_store.add(evil, "https://victim.example/users/bob", alice_key.public_pem)
@@ -543,8 +548,8 @@ async def test_security_7_key_owner_on_other_origin(alice_key, key_store) -> Non
     )
 
 
-async def test_security_7_resolver_returning_another_key_id(alice_key, key_store) -> None:
-    """SECURITY 7: the resolved key must be the one named by keyId."""
+async def test_resolved_key_must_match_the_key_id(alice_key, key_store) -> None:
+    """The resolved key must be the one named by keyId."""
     key_store.keys[KEY_ID] = key_store.keys[KEY_ID].__class__(
         ALICE + "#other-key", ALICE, alice_key.public_pem
     )
@@ -564,7 +569,7 @@ async def test_unknown_key_and_fetch_failure(alice_key, key_store) -> None:
 
 
 async def test_rotated_key_is_refetched_once(alice_key, other_key, key_store) -> None:
-    """INTEROP 13: verification fails with the cached key -> one refresh, then OK."""
+    """Verification fails with the cached key (a rotated key) -> one refresh, then OK."""
     key_store.keys.clear()
     key_store.add(KEY_ID, ALICE, alice_key.public_pem)
     key_store.fresh[KEY_ID] = key_store.keys[KEY_ID].__class__(KEY_ID, ALICE, other_key.public_pem)

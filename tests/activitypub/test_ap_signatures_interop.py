@@ -26,7 +26,7 @@ CT = "application/activity+json"
 
 
 async def test_apsig_verifies_our_cavage_post(alice_key: KeyPair) -> None:
-    """INTEROP 14: an independent verifier accepts our POST signature."""
+    """An independent verifier accepts our cavage POST signature."""
     headers = sign_request_headers(
         "POST", INBOX, key_id=KEY_ID, private_pem=alice_key.private_pem, body=BODY, content_type=CT
     )
@@ -35,7 +35,7 @@ async def test_apsig_verifies_our_cavage_post(alice_key: KeyPair) -> None:
 
 
 async def test_apsig_verifies_our_cavage_get(alice_key: KeyPair) -> None:
-    """INTEROP 15: signed GET (apsig signs the path only, so no query here)."""
+    """Our signed GET verifies (apsig signs the path only, so no query here)."""
     url = "https://b.example/users/bob"
     headers = sign_request_headers("GET", url, key_id=KEY_ID, private_pem=alice_key.private_pem)
     assert ApsigVerifier(alice_key.public_pem, "GET", url, headers).verify(True) == KEY_ID
@@ -83,7 +83,7 @@ class _Keys(HTTPSignatureKeyResolver):
 
 
 async def test_http_message_signatures_verifies_our_rfc9421(alice_key: KeyPair) -> None:
-    """INTEROP 19: our RFC 9421 POST (with RFC 9530 Content-Digest) verifies independently."""
+    """Our RFC 9421 POST (with RFC 9530 Content-Digest) verifies independently."""
     headers = sign_request_headers(
         "POST",
         INBOX,
@@ -104,7 +104,7 @@ async def test_http_message_signatures_verifies_our_rfc9421(alice_key: KeyPair) 
 
 
 async def test_we_verify_http_message_signatures(alice_key: KeyPair, key_store) -> None:
-    """INTEROP 18/19: a Mastodon-profile RFC 9421 signature made by another library."""
+    """We accept a Mastodon-profile RFC 9421 signature made by another library."""
     url = "https://b.example/users/bob/inbox?via=shared"
     request = httpx.Request("POST", url, headers={"Content-Type": CT}, content=BODY)
     signer = HTTPMessageSigner(

@@ -1,4 +1,4 @@
-"""Host normalisation (SECURITY 14) and key handling."""
+"""Host normalisation (two spellings of one host are one origin) and key handling."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from activitypub.urls import authority_of, host_of, normalize_host, origin_of, s
         ("https://[::FFFF:1.2.3.4]/", "https://[::ffff:102:304]/"),
     ],
 )
-def test_security_14_same_origin_spellings(a: str, b: str) -> None:
-    """SECURITY 14: `A.EXAMPLE.`, IDN vs `xn--`, default ports -> the same origin."""
+def test_spellings_of_one_origin_are_the_same_origin(a: str, b: str) -> None:
+    """`A.EXAMPLE.`, IDN vs `xn--`, default ports -> the same origin."""
     assert same_origin(a, b)
 
 
@@ -35,7 +35,7 @@ def test_security_14_same_origin_spellings(a: str, b: str) -> None:
         ("https://evil.example@a.example/", "https://a.example/"),  # userinfo: never equal
     ],
 )
-def test_security_14_different_origins(a: str, b: str) -> None:
+def test_different_origins_never_compare_equal(a: str, b: str) -> None:
     assert not same_origin(a, b)
 
 
@@ -44,8 +44,8 @@ def test_security_14_different_origins(a: str, b: str) -> None:
     ["https://a@b.example/", "https://user:pw@b.example/", "ftp://a.example/", "javascript:x",
      "https:///path", "https://a..b/", "https://a b/", "https://a.example:99999/", "", "//a/"],
 )
-def test_security_14_refused_urls(url: str) -> None:
-    """SECURITY 14: userinfo (`https://a@b/`), bad schemes, hosts and ports are refused."""
+def test_userinfo_and_malformed_urls_are_refused(url: str) -> None:
+    """Userinfo (`https://a@b/`), bad schemes, hosts and ports are refused."""
     with pytest.raises(InvalidURLError):
         origin_of(url)
 

@@ -54,7 +54,7 @@ def test_federation_end_to_end(pair: tuple[Dreamloom, Dreamloom]) -> None:
     a, b = pair
     why = explain(a, b)
 
-    # lookup + follow -> Accept (INTEROP 39)
+    # lookup + follow -> an Accept that references the Follow
     b.cli_ok("follow", "bob", f"@{a.handle('painter')}")
     eventually(
         lambda: a.get_json(a.actor("painter") + "/followers")["totalItems"] == 1,

@@ -22,7 +22,7 @@ def test_counts_agree_with_the_loaded_pipeline(model_dir: Path, tiny) -> None:
 
 
 def test_too_long_is_an_error_never_a_truncation(model_dir: Path) -> None:
-    """SECURITY 32: 10k characters -> 'prompt too long (N tokens, max 77)'."""
+    """10k characters -> 'prompt too long (N tokens, max 77)', never a silent cut."""
     with pytest.raises(PromptTooLongError, match=r"prompt too long: \d+ tokens, max 77"):
         check_prompt_length(model_dir, "a" * 10_000)
     with pytest.raises(PromptTooLongError, match="negative prompt too long"):

@@ -1,5 +1,5 @@
 """Helpers for the delivery tests: a fake clock, remote inboxes faked at the httpx transport
-(DESIGN style 10), remote followers seeded straight into the database, and a post to send."""
+, remote followers seeded straight into the database, and a post to send."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A fake fediverse at the httpx transport (DESIGN style 10).
+"""A fake fediverse at the httpx transport: remote servers that cannot run here.
 
 `FakeFediverse` is a callable for `httpx.MockTransport`: it serves the actor, key, object and
 WebFinger documents a test registers, answers POSTs with 202, and records every request.

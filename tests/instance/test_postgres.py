@@ -79,7 +79,8 @@ async def test_discovery_on_postgres(client, runtime, new_account) -> None:
 
 
 async def test_inbox_concurrent_duplicates_make_one_row(client, runtime, fedi, new_account) -> None:
-    """SECURITY 5 on PostgreSQL: 50 concurrent copies -> one row, one notification."""
+    """A redelivered activity on PostgreSQL: 50 concurrent copies -> one row, one
+    notification."""
     bob = await new_account("bob")
     alice = fedi.actor("alice")
     activity = alice.create(alice.note(tag=[{"type": "Mention", "href": bob.uri}]))

@@ -4,7 +4,8 @@ What lives where:
 
 - `.interop-cache/` (repo root, git-ignored): one virtual environment per peer, keyed by the
   hash of its fully pinned requirements file (`tests/interop/requirements/*.txt`), and the npm
-  packages whose JSON-LD contexts seed bovine's context cache (PEERS.md "Offline trap").
+  packages whose JSON-LD contexts seed bovine's context cache (offline, bovine would cache an
+  empty context and then fail every signature check).
   Built once, reused while the pins are unchanged; a half-built one is never reused.
 - `../shared/peers/` (beside the clone, as in CI): the bovine-herd app module, the herd client
   and the JSON-LD cache seeder, used in place, never copied.
@@ -43,7 +44,7 @@ SHARED_PEERS = (REPO / ".." / "shared" / "peers").resolve()
 PEER_SCRIPTS = HERE / "peer_scripts"
 REQUIREMENTS = HERE / "requirements"
 
-# npm packages holding the JSON-LD contexts bovine needs (PEERS.md), pinned.
+# npm packages holding the JSON-LD contexts bovine needs, pinned.
 NPM_CONTEXT_PACKAGES = (
     "security-context@4.0.0",
     "did-context@3.1.1",
@@ -199,7 +200,7 @@ def ensure_venv(name: str) -> PeerVenv:
 
 
 def ensure_npm_contexts() -> Path:
-    """node_modules holding the JSON-LD contexts (PEERS.md), installed once from npm."""
+    """node_modules holding the JSON-LD contexts bovine needs, installed once from npm."""
     key = hashlib.sha256(" ".join(NPM_CONTEXT_PACKAGES).encode()).hexdigest()[:16]
     folder = CACHE / f"npm-jsonld-{key}"
     marker = folder / ".dreamloom-complete"
@@ -226,7 +227,8 @@ def shared_script(name: str) -> Path:
 
 
 def seed_jsonld_cache(venv: PeerVenv, node_modules: Path, workdir: Path) -> None:
-    """PEERS.md's offline fix, in the directory the bovine process will run in."""
+    """Seed bovine's JSON-LD cache in the directory its process will run in (left unseeded and
+    offline, bovine caches an empty context and drops `publicKey`)."""
     workdir.mkdir(parents=True, exist_ok=True)
     run(
         [venv.python, str(shared_script("seed_jsonld_cache.py")), str(node_modules), str(workdir)],

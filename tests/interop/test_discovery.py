@@ -93,7 +93,7 @@ def test_unsigned_post_rejected(verify_actor: Pasture, dreamloom: Dreamloom, kin
         if m
     ]
     assert statuses == [401, 401], (
-        f"unsigned POSTs should get 401 (INTEROP 18), got {statuses}\n{explain(v)}"
+        f"unsigned POSTs should get 401 (so senders retry signed), got {statuses}\n{explain(v)}"
     )
 
 

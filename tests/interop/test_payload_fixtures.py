@@ -2,13 +2,13 @@
 
 Each `fixtures/*.json` holds one sender's actor document (and GoToSocial's `…/main-key` stub),
 the activities it POSTs, how it signs them (algorithm, Digest spelling, signed headers, key id
-form) and the outcome Dreamloom must reach. Shapes follow shared/INTEROP.md and the servers'
+form) and the outcome Dreamloom must reach. Shapes follow the servers' source code and
 documentation; `source` in each file says where from. Placeholders: `{target_actor}`,
 `{target_post}`, `{target_url}`, `{local_host}`, `{public_key_pem}`.
 
 The requests are signed here, by a small independent draft-cavage signer (not Dreamloom's),
 and POSTed to an in-process Dreamloom (tests/instance_fixtures.py `runtime`/`client`). The
-sender's server is a fake at the httpx transport (DESIGN style 10): it serves the actor, key
+sender's server is a fake at the httpx transport (`httpx.MockTransport`): it serves the actor, key
 and WebFinger documents (401 to unsigned GETs where the real server refuses them, 410 for a
 deleted actor) and records what Dreamloom POSTs back. Background work is then advanced step
 by step, without sleeping.

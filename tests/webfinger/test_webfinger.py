@@ -1,4 +1,5 @@
-"""WebFinger documents and handle parsing (INTEROP A 1-4), without a server."""
+"""WebFinger documents and handle parsing, as Mastodon and Akkoma query them, without a
+server."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ HOST, BASE = "img.example", "https://img.example"
     ("resource", "key"),
     [
         ("acct:Bot@img.example", "bot"),
-        ("acct%3Abot%40img.example", "bot"),  # INTEROP 1: percent-encoded
+        ("acct%3Abot%40img.example", "bot"),  # percent-encoded, as some servers send it
         ("bot@IMG.example.", "bot"),
         ("@bot@img.example", "bot"),
-        ("https://img.example/users/bot", "https://img.example/users/bot"),  # INTEROP 3
+        ("https://img.example/users/bot", "https://img.example/users/bot"),  # Akkoma asks by URL
     ],
 )
 def test_parse_resource(resource: str, key: str) -> None:

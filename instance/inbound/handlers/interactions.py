@@ -5,6 +5,8 @@ Counters are recounted from the rows after every change (instance/content/counte
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from sqlalchemy import delete, select
 
 from activitypub.objects import Activity
@@ -17,6 +19,8 @@ from instance.inbound.handlers.follows import undo_follow
 from instance.inbound.handlers.notes import store_note
 from instance.storage.idempotent import insert_one
 from instance.storage.models import Account, Boost, Follow, Like, NotificationKind, Post
+
+Row = TypeVar("Row", Like, Boost)
 
 
 async def _notify_author(ctx: Inbound, post: Post, kind: NotificationKind) -> None:
@@ -51,11 +55,11 @@ async def on_announce(ctx: Inbound) -> None:
         await _notify_author(ctx, post, "boost")
 
 
-async def _undo_row(ctx: Inbound, model: type[Like] | type[Boost]) -> None:
+async def _undo_row(ctx: Inbound, model: type[Row]) -> None:
     """The embedded activity by id, else the actor's row for its object; only the original
     actor may undo it."""
     undone = ctx.activity.object_activity or Activity({})
-    row = await ctx.session.scalar(select(model).where(model.uri == undone.id))
+    row: Row | None = await ctx.session.scalar(select(model).where(model.uri == undone.id))
     if row is None:
         post = await lookup.post(ctx.session, undone.object_id)
         if post is not None:
@@ -84,7 +88,7 @@ async def on_undo_reference(ctx: Inbound) -> None:
     """Undo naming its activity only by id: whichever of ours has that id."""
     uri = ctx.object_id
     for model in (Like, Boost):
-        row = await ctx.session.scalar(select(model).where(model.uri == uri))
+        row: Like | Boost | None = await ctx.session.scalar(select(model).where(model.uri == uri))
         if row is not None:
             await _delete_row(ctx, row)
             return

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import nh3
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 from activitypub.addressing import visibility_of
 from activitypub.notes import QUOTE_FIELDS
@@ -112,7 +112,7 @@ async def _store_media(ctx: Inbound, post: Post, note: APObject) -> None:
             "description": item.alt_text, "focal_x": _float(fx), "focal_y": _float(fy),
         })  # fmt: skip
     if rows:
-        await ctx.session.execute(MediaAttachment.__table__.insert(), rows)
+        await ctx.session.execute(insert(MediaAttachment), rows)
 
 
 def _float(value: Any) -> float:
@@ -144,8 +144,8 @@ async def _link_thread(ctx: Inbound, post: Post) -> None:
 async def _surface(ctx: Inbound, post: Post, note: APObject, author: Account) -> None:
     """Mentions of our accounts, replies to and remixes of our posts -> one notification each
     (a remix that also mentions the author is a remix); a plain mention of an AI account asks
-    it for a picture (instance/asks.py)."""
-    mentioned = []
+    it for a picture (instance/generation/asks.py)."""
+    mentioned: list[Account] = []
     for tag in note.tags:
         if tag.type == "Mention":
             account = await lookup.local_account(ctx.session, tag.href)

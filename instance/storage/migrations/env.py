@@ -1,5 +1,7 @@
 """Alembic environment: runs on the connection handed over by instance.storage.migrate."""
 
+from typing import Any, Literal
+
 from alembic import context
 
 from instance.storage.models import Base
@@ -8,7 +10,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def render_item(kind: str, obj: object, autogen_context: object) -> str | bool:
+def render_item(kind: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     """Render our column types as plain SQLAlchemy ones so migrations never import models."""
     if kind == "type" and type(obj).__name__ == "TZDateTime":
         return "sa.DateTime(timezone=True)"

@@ -122,7 +122,7 @@ def test_too_long_prompt_is_refused_not_truncated(inst: Path) -> None:
     dl(inst, "account", "create", "plain")
     r = dl(inst, "generate", "plain", "a" * 76, "--size", "32x32")
     assert "prompt too long: 78 tokens, max 77" in one_line_error(r)
-    # SECURITY 32: refused by the model's tokenizer before it is queued, never truncated
+    # refused by the model's tokenizer before it is queued, never silently truncated
     assert json.loads(dl(inst, "queue", "--json", "--all").stdout) == []
 
 

@@ -66,7 +66,8 @@ async def test_remote_follow_sends_follow_and_waits(runtime, world) -> None:
     row = await run(runtime, actions.follow, me, remote)
     assert row.accepted is False
     ((follow, inboxes),) = await outbound(runtime, "Follow")
-    assert follow["object"] == remote.uri and follow["id"] == row.uri  # INTEROP 40
+    # the stored id answers the Accept
+    assert follow["object"] == remote.uri and follow["id"] == row.uri
     assert inboxes == [remote.inbox_uri]
     assert await run(runtime, actions.unfollow, me, remote)
     ((undo, _),) = await outbound(runtime, "Undo")
@@ -85,7 +86,8 @@ async def test_like_counts_once_and_undo(runtime, world) -> None:
         assert (await s.get(Post, post.id)).likes_count == 0
     await run(runtime, actions.like, me, rpost)
     ((like, inboxes),) = await outbound(runtime, "Like")
-    assert like["object"] == rpost.uri and inboxes == [remote.inbox_uri]  # INTEROP 40
+    # to the post author's inbox
+    assert like["object"] == rpost.uri and inboxes == [remote.inbox_uri]
 
 
 async def test_boost_goes_to_followers_and_author(runtime, world) -> None:
@@ -112,7 +114,7 @@ async def test_cannot_follow_self(runtime, world) -> None:
 
 
 async def test_locked_account_approves_or_rejects_requests(runtime, world) -> None:
-    """A locked account's requests wait; approve sends Accept (INTEROP 39), reject sends Reject."""
+    """A locked account's requests wait; approve sends Accept, reject sends Reject."""
     _, _, locked, _, remote, _ = world
     other = Account(username="o", username_key="o", domain="other.example", local=False,
                     uri="https://other.example/users/o",

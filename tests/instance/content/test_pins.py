@@ -1,4 +1,5 @@
-"""Pinned posts: `dreamloom pin` / `unpin`, the featured collection (INTEROP 11), Add/Remove."""
+"""Pinned posts: `dreamloom pin` / `unpin`, the featured collection (which Mastodon syncs,
+though it never reads outboxes), Add/Remove."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""FEP-044f: answering QuoteRequests for our posts, stamps, revocation (INTEROP 44-47)."""
+"""FEP-044f: answering QuoteRequests for our posts, stamps, revocation."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ async def test_public_post_quote_is_accepted_with_a_stamp(runtime, client, setup
     assert accept["actor"] == bot.uri
     assert accept["object"]["id"] == "https://remote.example/qr/1"
     stamp_url = accept["result"]
-    assert stamp_url.startswith(bot.uri + "/quote_authorizations/")  # INTEROP 44: our host
+    assert stamp_url.startswith(bot.uri + "/quote_authorizations/")  # on our host
     stamp = (await client.get(stamp_url, headers=AP_ACCEPT)).json()
     assert stamp["type"] == "QuoteAuthorization"
     assert stamp["attributedTo"] == bot.uri

@@ -67,7 +67,7 @@ async def test_mention_with_prompt_gets_an_image_reply(runtime, mention, alice, 
     assert image["mediaType"] == "image/png"
     assert image["name"] == "a red fox in the snow, linocut"  # the persona's style
     assert {"type": "Mention", "href": alice.uri, "name": "@alice@remote.example"} in reply["tag"]
-    assert alice.uri in reply["to"] + reply["cc"]  # INTEROP 38: mentioned and addressed
+    assert alice.uri in reply["to"] + reply["cc"]  # mentioned and addressed: notified
     assert reply["recipe"]["prompt"] == "a red fox in the snow, linocut"
     async with runtime.sessions() as s:
         job = await s.scalar(select(GenerationJob))
@@ -107,7 +107,7 @@ async def test_quota_per_asker(runtime, mention) -> None:
 
 
 async def test_failed_generation_says_why(runtime, mention) -> None:
-    # 100 words: fine for the character limit, too many tokens for CLIP (SECURITY 32)
+    # 100 words: fine for the character limit, too many tokens for CLIP, which would truncate
     note = await mention(" ".join(["lighthouse"] * 100))
     await run_generation(runtime)
     (reply,) = await replies_to(runtime, note["id"])

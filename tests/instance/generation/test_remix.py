@@ -1,5 +1,5 @@
 """Remixes on one instance: the three kinds, the local quote stamp, lineage, the Note shape
-(INTEROP H 43-47 item by item), and remixes of remote posts waiting for approval."""
+(what each reader of quotes needs), and remixes of remote posts waiting for approval."""
 
 from __future__ import annotations
 
@@ -70,30 +70,32 @@ async def test_three_kinds_of_remix(runtime, new_account, parent) -> None:
         assert p.quote_id == parent.id and p.quote_state == "accepted"
 
 
-async def test_remix_note_matches_interop_h(runtime, client, new_account, parent) -> None:
+async def test_remix_note_carries_every_quote_field_readers_use(
+    runtime, client, new_account, parent
+) -> None:
     bob = await new_account("bob")
     child = await do_remix(runtime, bob, parent)
     note = (await client.get(child.uri, headers=AP_ACCEPT)).json()
-    # INTEROP 45: every reader's quote field, all = the parent's id
+    # every field a reader looks for the quoted post in, all = the parent's id
     for field in ("quote", "_misskey_quote", "quoteUrl", "quoteUri"):
         assert note[field] == parent.uri
-    # INTEROP 44/46.4: a stamp on the parent author's (our) host, served
+    # a stamp on the parent author's (our) host, served
     stamp = note["quoteAuthorization"]
     assert stamp.startswith(f"{runtime.urls.base}/users/painter/quote_authorizations/")
     doc = (await client.get(stamp, headers=AP_ACCEPT)).json()
     assert doc["interactingObject"] == child.uri and doc["interactionTarget"] == parent.uri
-    # INTEROP 45: the FEP-e232 Link tag
+    # the FEP-e232 Link tag (Misskey's quote marker)
     assert {
         "type": "Link",
         "mediaType": 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"',
         "rel": "https://misskey-hub.net/ns#_misskey_quote",
         "href": parent.uri,
     } in note["tag"]
-    # INTEROP 45: a Mention of the parent's author, in cc
+    # a Mention of the parent's author, in cc (how the author is notified)
     painter_uri = runtime.urls.actor("painter")
     assert any(t["type"] == "Mention" and t["href"] == painter_uri for t in note["tag"])
     assert painter_uri in note["cc"]
-    # INTEROP 45: the visible fallback
+    # the visible fallback, for readers that show no quotes
     assert "🎨 Remix of" in note["content"] and 'class="quote-inline"' in note["content"]
     # our namespace: the parent and the recipe, for other Dreamlooms
     assert note["remixOf"] == parent.uri and note["recipe"]["prompt"]
@@ -135,7 +137,7 @@ async def test_remix_of_remote_post_waits_for_approval(runtime, new_account) -> 
         kinds = [r.kind for r in await s.scalars(select(OutboundActivity))]
         (request,) = [json.loads(r.body) for r in await s.scalars(
             select(OutboundActivity).where(OutboundActivity.kind == "QuoteRequest"))]  # fmt: skip
-    assert "Create" not in kinds  # INTEROP 46.2: no Create before the answer
+    assert "Create" not in kinds  # no Create before the answer: no "pending" placeholder
     assert request["object"] == rpost.uri and request["instrument"]["id"] == child.uri
     accept = {"type": "Accept", "actor": remote.uri, "object": request["id"],
               "result": "https://m.example/users/mo/stamps/1"}  # fmt: skip
@@ -150,7 +152,8 @@ async def test_remix_of_remote_post_waits_for_approval(runtime, new_account) -> 
 
 
 async def test_stamp_from_another_host_is_refused(runtime, new_account) -> None:
-    """INTEROP 44: a stamp must be on the same host as the Accept actor."""
+    """A stamp must be on the same host as the actor of the Accept: a stamp elsewhere proves
+    nothing about the approver."""
     bob = await new_account("bob")
     async with runtime.session() as s:
         remote = remote_account()

@@ -174,7 +174,7 @@ async def test_scheduled_image_is_published_publicly(runtime, clock, new_account
     assert post.source == "a heron" and post.recipe["prompt"] == "a heron, ink wash"
 
 
-# -- quote approval timeouts (INTEROP 46.3) ------------------------------------------------
+# -- quote approval timeouts: no answer, published as a link -------------------------------
 async def test_pending_remix_is_published_as_a_link_after_the_timeout(
     runtime, clock, new_account
 ) -> None:

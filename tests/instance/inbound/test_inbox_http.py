@@ -1,5 +1,5 @@
 """The inbox over HTTP: size, content type, signatures, keys, origin policy, idempotency,
-overload. Each SECURITY row is driven end to end through POST /inbox with its status and DB
+overload. Each threat is driven end to end through POST /inbox with its status and DB
 effect (no row for anything refused)."""
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ async def test_signed_create_is_stored_and_answered_202(client, runtime, fedi, a
         activity["id"], alice.uri, alice.key_id, "queued",
     )
     assert json.loads(row.body) == activity
-    # the key was fetched once, signed by our instance actor (INTEROP 12, 52), and stored
+    # the key was fetched once, signed by our instance actor (authorized-fetch servers
+    # refuse unsigned GETs), and stored
     [get] = [r for r in fedi.requests if r.method == "GET"]
     assert str(get.url) == alice.uri
     assert 'keyId="' + runtime.urls.key_id("instance_actor") in get.headers["signature"]
@@ -62,14 +63,14 @@ async def test_known_key_is_not_fetched_again(client, runtime, fedi, alice):
 
 
 async def test_gotosocial_key_stub_form(client, runtime, fedi):
-    """INTEROP 18: keyId `<actor>/main-key` names a key document whose owner lists it."""
+    """GoToSocial's keyId `<actor>/main-key` names a key document whose owner lists it."""
     gts = fedi.actor("carol", "gts.example", key=1, key_style="stub")
     assert (await post(client, runtime, gts, gts.create())).status_code == 202
     assert fedi.gets() == [gts.key_id, gts.uri]
 
 
 async def test_rotated_key_is_refetched_once(client, runtime, fedi, alice):
-    """INTEROP 13: a blind key rotation; verification fails, the key is re-fetched."""
+    """A blind key rotation; verification fails, the key is re-fetched."""
     assert (await post(client, runtime, alice, alice.create())).status_code == 202
     rotated = fedi.actor("alice", key=2)
     assert (await post(client, runtime, rotated, rotated.create())).status_code == 202
@@ -78,7 +79,7 @@ async def test_rotated_key_is_refetched_once(client, runtime, fedi, alice):
         assert (await s.get(RemoteKey, alice.key_id)).public_key_pem == rotated.public_pem
 
 
-# -- SECURITY 1-4: signatures ------------------------------------------------------------------
+# -- signatures --------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("signature", "reason"),
     [
@@ -89,7 +90,7 @@ async def test_rotated_key_is_refetched_once(client, runtime, fedi, alice):
     ],
 )
 async def test_unsigned_or_malformed_signature_401(client, runtime, alice, signature, reason):
-    """SECURITY 1: no/garbage Signature or rsa-sha1 -> 401 with the reason, no row."""
+    """No or garbage Signature, or rsa-sha1 -> 401 with the reason, no row."""
     body = json.dumps(alice.create()).encode()
     headers = alice.signed_headers(runtime.settings.base_url + "/inbox", body, now=runtime.now())
     del headers["Signature"]
@@ -102,7 +103,7 @@ async def test_unsigned_or_malformed_signature_401(client, runtime, alice, signa
 
 
 async def test_body_swap_401(client, runtime, alice):
-    """SECURITY 2: sign body A, send body B -> 401 digest mismatch; unsigned digest -> 401."""
+    """Sign body A, send body B -> 401 digest mismatch; an unsigned digest -> 401."""
     a, b = json.dumps(alice.create()).encode(), json.dumps(alice.create()).encode()
     headers = alice.signed_headers(runtime.settings.base_url + "/inbox", a, now=runtime.now())
     r = await client.post("/inbox", content=b, headers=headers)
@@ -124,7 +125,7 @@ async def test_body_swap_401(client, runtime, alice):
     ],
 )
 async def test_request_target_or_host_tamper_401(client, runtime, alice, bob, path, extra):
-    """SECURITY 3: path, query and Host are part of what was signed."""
+    """Path, query and Host are part of what was signed."""
     body = json.dumps(alice.create()).encode()
     headers = alice.signed_headers(runtime.settings.base_url + "/inbox", body, now=runtime.now())
     r = await client.post(path, content=body, headers=headers | extra)
@@ -133,7 +134,7 @@ async def test_request_target_or_host_tamper_401(client, runtime, alice, bob, pa
 
 
 async def test_replay_signed_for_another_host_401(client, runtime, alice):
-    """SECURITY 3: a request signed for another server (Host signed) is not ours."""
+    """A request signed for another server (Host signed) is not ours."""
     body = json.dumps(alice.create()).encode()
     headers = alice.signed_headers("https://other.example/inbox", body, now=runtime.now())
     r = await client.post("/inbox", content=body, headers=headers)
@@ -146,14 +147,14 @@ async def test_replay_signed_for_another_host_401(client, runtime, alice):
     [(timedelta(hours=-2), 401), (timedelta(hours=2), 401), (timedelta(seconds=-30), 202)],
 )
 async def test_date_window(client, runtime, alice, shift, status):
-    """SECURITY 4: Date 2 h old or 2 h ahead -> 401; 30 s old -> accepted."""
+    """A Date 2 h old or 2 h ahead -> 401 (no replay of old requests); 30 s old -> accepted."""
     r = await post(client, runtime, alice, alice.create(), now=runtime.now() + shift)
     assert r.status_code == status
     assert len(await inbox_rows(runtime)) == (status == 202)
 
 
 async def test_unparsable_date_401(client, runtime, alice):
-    """SECURITY 4: a Date that is not an HTTP date -> 401."""
+    """A Date that is not an HTTP date -> 401."""
     body = json.dumps(alice.create()).encode()
     headers = alice.signed_headers(runtime.settings.base_url + "/inbox", body, now=runtime.now())
     r = await client.post("/inbox", content=body, headers=headers | {"Date": "yesterday"})
@@ -161,10 +162,10 @@ async def test_unparsable_date_401(client, runtime, alice):
     assert await inbox_rows(runtime) == []
 
 
-# -- SECURITY 5: idempotency -------------------------------------------------------------------
+# -- idempotency -------------------------------------------------------------------------------
 @pytest.mark.parametrize("copies", [1, 2, 50])
 async def test_same_activity_concurrently_makes_one_row(client, runtime, alice, copies):
-    """SECURITY 5: the same signed request 1x, 2x, 50x at once -> one row, all 202."""
+    """The same signed request 1x, 2x, 50x at once -> one row, all 202."""
     activity = alice.create()
     body = json.dumps(activity).encode()
     headers = alice.signed_headers(runtime.settings.base_url + "/inbox", body, now=runtime.now())
@@ -175,9 +176,9 @@ async def test_same_activity_concurrently_makes_one_row(client, runtime, alice, 
     assert [row.activity_uri for row in await inbox_rows(runtime)] == [activity["id"]]
 
 
-# -- SECURITY 6, 7, 12, 13: who may say what ----------------------------------------------------
+# -- who may say what --------------------------------------------------------------------------
 async def test_signer_is_not_the_actor_403(client, runtime, fedi, alice):
-    """SECURITY 6: Alice signs a Like claiming to be Mallory's -> 403, nothing stored."""
+    """Alice signs a Like claiming to be Mallory's -> 403, nothing stored."""
     mallory = fedi.actor("mallory", "other.example", key=1)
     forged = mallory.activity("Like", "https://other.example/users/mallory/statuses/1")
     r = await post(client, runtime, alice, forged)
@@ -187,7 +188,7 @@ async def test_signer_is_not_the_actor_403(client, runtime, fedi, alice):
 
 
 async def test_forwarded_create_keeps_only_the_object_id(client, runtime, fedi, alice):
-    """SECURITY 6: a Create signed by someone else is stored as a reference to the object,
+    """A Create signed by someone else is stored as a reference to the object,
     which the worker fetches from its origin (see test_inbox_worker)."""
     mallory = fedi.actor("mallory", "other.example", key=1)
     forged = mallory.create(mallory.note("<p>words mallory never wrote</p>"))
@@ -210,7 +211,7 @@ async def test_forwarded_create_keeps_only_the_object_id(client, runtime, fedi, 
     ],
 )
 async def test_key_not_bound_to_actor_401(client, runtime, fedi, alice, key_doc):
-    """SECURITY 7: keyId and owner must share an origin, and the owner must list the key."""
+    """keyId and owner must share an origin, and the owner must list the key."""
     fedi.serve(key_doc["id"], {"@context": AS, **key_doc, "publicKeyPem": alice.public_pem})
     r = await post(client, runtime, alice, alice.create(), key_id=key_doc["id"])
     assert r.status_code == 401
@@ -218,7 +219,7 @@ async def test_key_not_bound_to_actor_401(client, runtime, fedi, alice, key_doc)
 
 
 async def test_actor_listing_a_foreign_key_401(client, runtime, fedi):
-    """SECURITY 7: an actor document listing a key on another origin does not bind it."""
+    """An actor document listing a key on another origin does not bind it."""
     victim = fedi.actor("victim", "victim.example", key=1)
     doc = victim.document()
     doc["publicKey"] = {"id": "https://evil.example/users/e#main-key", "owner": victim.uri,
@@ -238,21 +239,21 @@ async def test_actor_listing_a_foreign_key_401(client, runtime, fedi):
     ],
 )
 async def test_third_party_attribution_403(client, runtime, alice, change):
-    """SECURITY 12: Create whose object or author is not on the actor's origin -> 403."""
+    """A Create whose object or author is not on the actor's origin -> 403."""
     r = await post(client, runtime, alice, alice.create(alice.note(**change)))
     assert r.status_code == 403
     assert await inbox_rows(runtime) == []
 
 
 async def test_remote_object_claiming_local_author_403(client, runtime, alice, bob):
-    """SECURITY 13: a remote Note attributed to our user, or with our id, is refused."""
+    """A remote Note attributed to our user, or with our id, is refused."""
     for change in ({"attributedTo": bob.uri}, {"id": f"{bob.uri}/posts/forged"}):
         r = await post(client, runtime, alice, alice.create(alice.note(**change)))
         assert r.status_code == 403
     assert await inbox_rows(runtime) == []
 
 
-# -- INTEROP 21, 25: types -----------------------------------------------------------------------
+# -- types -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("content_type", "status"),
     [
@@ -282,7 +283,7 @@ async def test_malformed_json_400(client, runtime, alice):
 
 
 async def test_delete_from_unknown_actor_202_without_fetch(client, runtime, fedi):
-    """INTEROP 25: a gone account's Delete; its key is not fetched (it would be a 410)."""
+    """A gone account's Delete; its key is not fetched (it would be a 410)."""
     gone = fedi.actor("gone", "gone.example", key=1)
     fedi.serve(gone.uri, {"error": "gone"}, status=410)
     r = await post(client, runtime, gone, gone.activity("Delete", gone.uri))
@@ -291,9 +292,9 @@ async def test_delete_from_unknown_actor_202_without_fetch(client, runtime, fedi
     assert await inbox_rows(runtime) == []
 
 
-# -- SECURITY 26, 27: limits ---------------------------------------------------------------------
+# -- limits ------------------------------------------------------------------------------------
 async def test_oversized_body_413_before_key_fetch(client, runtime, fedi, alice):
-    """SECURITY 27: 1.5 MB -> 413 before any key fetch or JSON parse, declared or streamed."""
+    """1.5 MB -> 413 before any key fetch or JSON parse, declared or streamed."""
     note = alice.note("<p>" + "x" * 1_500_000 + "</p>")
     r = await post(client, runtime, alice, alice.create(note))
     assert r.status_code == 413
@@ -311,7 +312,7 @@ async def test_oversized_body_413_before_key_fetch(client, runtime, fedi, alice)
 
 
 async def test_overload_answers_503_with_retry_after(client, runtime, alice, monkeypatch):
-    """SECURITY 26: past the in-flight bound -> 503 + Retry-After, never 500; every 202 kept."""
+    """Past the in-flight bound -> 503 + Retry-After, never 500; every 202 kept."""
     assert (await post(client, runtime, alice, alice.create())).status_code == 202  # warm key
     intake = runtime.service(Intake)
     intake.max_pending = 3
@@ -340,7 +341,7 @@ async def test_overload_answers_503_with_retry_after(client, runtime, alice, mon
 
 
 async def test_database_failure_is_503_not_500(client, runtime, alice, monkeypatch):
-    """SECURITY 26: a locked or failing database -> 503 + Retry-After."""
+    """A locked or failing database -> 503 + Retry-After."""
 
     async def broken(rows):
         raise OperationalError("INSERT", {}, Exception("database is locked"))

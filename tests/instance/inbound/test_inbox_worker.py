@@ -9,6 +9,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -85,7 +86,7 @@ async def notifications(runtime, kind=None):
 
 # -- Follow ------------------------------------------------------------------------------------
 async def test_follow_is_accepted_with_an_accept_delivery(runtime, deliver, alice, bob):
-    """INTEROP 39: Accept{object: the Follow embedded} to the follower's inbox, by the followee."""
+    """Accept{object: the Follow embedded} to the follower's inbox, by the followee."""
     follow = await deliver(alice, alice.activity("Follow", bob.uri))
     row = await one(runtime, Follow)
     assert (row.uri, row.accepted) == (follow["id"], True)
@@ -113,7 +114,7 @@ async def test_follow_of_a_locked_account_stays_pending(runtime, deliver, alice,
 
 
 async def test_repeated_follows_are_idempotent(runtime, deliver, alice, bob):
-    """INTEROP 13: a re-sent Follow (new id) makes no new row or notification, and is
+    """A re-sent Follow (new id) makes no new row or notification, and is
     Accepted again under its new id; the very same Follow twice is one inbox row."""
     first = alice.activity("Follow", bob.uri)
     await deliver(alice, first)
@@ -134,7 +135,7 @@ async def test_follow_of_unknown_account_is_ignored(runtime, deliver, alice):
 
 @pytest.mark.parametrize("embedded_id", [True, False])
 async def test_undo_follow(runtime, deliver, alice, bob, embedded_id):
-    """INTEROP 24: the embedded Follow matched by id, else by actor + object."""
+    """The embedded Follow matched by id, else by actor + object."""
     follow = await deliver(alice, alice.activity("Follow", bob.uri))
     undone = dict(follow) if embedded_id else {**follow, "id": alice.new_id()}
     await deliver(alice, alice.activity("Undo", undone))
@@ -142,7 +143,7 @@ async def test_undo_follow(runtime, deliver, alice, bob, embedded_id):
 
 
 async def test_only_the_follower_can_undo_a_follow(runtime, deliver, alice, mallory, bob):
-    """SECURITY 15: Mallory's Undo of Alice's Follow changes nothing (202)."""
+    """Mallory's Undo of Alice's Follow changes nothing (202)."""
     follow = await deliver(alice, alice.activity("Follow", bob.uri))
     await deliver(mallory, mallory.activity("Undo", {**follow}))
     await deliver(mallory, mallory.activity("Undo", follow["id"]))
@@ -171,7 +172,7 @@ async def test_accept_of_our_follow(runtime, deliver, alice, bob, our_follow, by
 
 
 async def test_accept_from_a_third_party_is_ignored(runtime, deliver, mallory, our_follow):
-    """SECURITY 16: only the followee can accept; Mallory's Accept leaves it pending."""
+    """Only the followee can accept; Mallory's Accept leaves it pending."""
     await deliver(mallory, mallory.activity("Accept", our_follow.uri))
     await deliver(mallory, mallory.activity("Reject", our_follow.uri))
     row = await one(runtime, Follow)
@@ -186,7 +187,7 @@ async def test_reject_of_our_follow(runtime, deliver, alice, our_follow):
 # -- Like / Announce ---------------------------------------------------------------------------
 async def test_likes_count_once_and_undo(runtime, deliver, alice, mallory, bob):
     """Like, a second Like (new id), a Misskey reaction and an EmojiReact by the same actor
-    count once; Mallory cannot undo Alice's like (SECURITY 15); Alice can."""
+    count once; Mallory cannot undo Alice's like; Alice can."""
     p = await local_post(runtime, bob)
     like = await deliver(alice, alice.activity("Like", p.uri))
     await deliver(alice, alice.activity("Like", p.uri, content="👍", _misskey_reaction="👍"))
@@ -225,7 +226,7 @@ async def test_announce_of_a_remote_post_fetches_it_from_origin(runtime, deliver
 
 
 async def test_announce_of_a_local_url_fetches_nothing(runtime, deliver, fedi, alice):
-    """SECURITY 13: an Announce of one of our URLs that is not a post: no HTTP, nothing."""
+    """An Announce of one of our URLs that is not a post: no HTTP, nothing."""
     await deliver(alice, alice.activity("Announce", runtime.urls.media("x.json")))
     assert fedi.gets() == [alice.uri]  # the signer's key, nothing else
     assert await count(runtime, Boost) == 0
@@ -281,7 +282,7 @@ async def test_reply_arriving_before_its_parent_is_linked_later(runtime, deliver
 async def test_same_create_many_times_one_post_one_notification(
     client, runtime, alice, bob, copies
 ):
-    """SECURITY 5: 1x, 2x, 50x concurrently -> one inbox row, one post, one notification."""
+    """1x, 2x, 50x concurrently -> one inbox row, one post, one notification."""
     activity = alice.create(alice.note(tag=[{"type": "Mention", "href": bob.uri}]))
     answers = await asyncio.gather(
         *(post(client, runtime, alice, activity) for _ in range(copies))
@@ -297,7 +298,7 @@ async def test_same_create_many_times_one_post_one_notification(
 
 
 async def test_forwarded_create_is_refetched_from_origin(runtime, deliver, fedi, alice):
-    """SECURITY 6: Alice forwards a Create claiming to be Carol's; only Carol's own copy
+    """Alice forwards a Create claiming to be Carol's; only Carol's own copy
     (fetched from her server) is stored."""
     carol = fedi.actor("carol", "c.example", key=1)
     real = carol.note("<p>what carol wrote</p>")
@@ -310,7 +311,7 @@ async def test_forwarded_create_is_refetched_from_origin(runtime, deliver, fedi,
 
 
 async def test_update_note_by_author_only(runtime, deliver, alice, mallory):
-    """SECURITY 15: Mallory (same server) cannot edit Alice's post; Alice can (with `updated`)."""
+    """Mallory (same server) cannot edit Alice's post; Alice can (with `updated`)."""
     note = alice.note("<p>v1</p>")
     await deliver(alice, alice.create(note))
     forged = {**note, "content": "<p>forged</p>", "updated": "2026-07-07T11:00:00Z"}
@@ -324,7 +325,7 @@ async def test_update_note_by_author_only(runtime, deliver, alice, mallory):
 
 
 async def test_delete_note_by_owner_only(runtime, deliver, alice, mallory, bob):
-    """SECURITY 15: a Delete by a non-owner is a no-op (202); the owner's makes a tombstone."""
+    """A Delete by a non-owner is a no-op (202); the owner's makes a tombstone."""
     parent = await local_post(runtime, bob)
     note = alice.note(inReplyTo=parent.uri)
     await deliver(alice, alice.create(note))
@@ -337,7 +338,7 @@ async def test_delete_note_by_owner_only(runtime, deliver, alice, mallory, bob):
 
 # -- actors ----------------------------------------------------------------------------------
 async def test_update_person_keeps_the_stored_key(runtime, deliver, fedi, alice):
-    """SECURITY 8: an Update(Person) with a new publicKey changes the profile, not the key."""
+    """An Update(Person) with a new publicKey changes the profile, not the key."""
     await deliver(alice, alice.create())
     evil = fedi.actor("eve", "e.example", key=2)
     doc = alice.document(name="Alice Renamed")
@@ -352,7 +353,7 @@ async def test_update_person_keeps_the_stored_key(runtime, deliver, fedi, alice)
 
 
 async def test_key_rotation_by_signed_update_confirmed_at_origin(runtime, deliver, fedi, alice):
-    """INTEROP 13: Update{actor} signed with the old key announces a new key; it is taken from
+    """Update{actor} signed with the old key announces a new key; it is taken from
     the actor's origin (re-fetched), and then verifies the actor's requests."""
     from tests.instance.fediverse import keypair
 
@@ -370,7 +371,7 @@ async def test_key_rotation_by_signed_update_confirmed_at_origin(runtime, delive
 
 
 async def test_update_of_another_actor_is_ignored(runtime, deliver, alice, mallory):
-    """SECURITY 15: Mallory cannot rewrite Alice's profile."""
+    """Mallory cannot rewrite Alice's profile."""
     await deliver(alice, alice.create())
     await deliver(mallory, mallory.activity("Update", alice.document(name="Pwned")))
     assert (await one(runtime, Account, Account.uri == alice.uri)).display_name == "Alice"
@@ -411,3 +412,51 @@ async def test_origin_down_is_retried_then_handled(client, runtime, fedi, alice)
     assert await InboxWorker(runtime).run_once() == 1
     assert (await one(runtime, InboxItem)).status == "done"
     assert (await one(runtime, Post)).content == "<p>eventually</p>"
+
+
+# -- concurrency: one lane per sending actor ---------------------------------------------------
+async def test_a_slow_object_fetch_does_not_hold_up_another_actors_like(
+    runtime, client, fedi, alice, bob
+):
+    """Items are handled one lane per sending actor: while Carol's Announce waits for a remote
+    object that is slow to fetch, Alice's Like (sent after it) is counted."""
+    carol = fedi.actor("carol", "slow.example", key=1)
+    slow_note = carol.note("<p>slow</p>")
+    fedi.serve(slow_note["id"], slow_note)
+    released = asyncio.Event()
+
+    async def transport(request):
+        if str(request.url) == slow_note["id"]:
+            await released.wait()
+        return fedi(request)
+
+    runtime.use_http(httpx.AsyncClient(transport=httpx.MockTransport(transport)))
+    p = await local_post(runtime, bob)
+    for actor, activity in ((carol, carol.activity("Announce", slow_note["id"])),
+                            (alice, alice.activity("Like", p.uri))):  # fmt: skip
+        assert (await post(client, runtime, actor, activity)).status_code == 202
+    step = asyncio.create_task(InboxWorker(runtime).run_once())
+    for _ in range(500):
+        if (await one(runtime, Post, Post.id == p.id)).likes_count == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert (await one(runtime, Post, Post.id == p.id)).likes_count == 1
+    assert not step.done()  # Carol's item still waits for its object
+    released.set()
+    assert await step == 2
+    assert (await one(runtime, Post, Post.uri == slow_note["id"])).boosts_count == 1
+
+
+async def test_one_actors_activities_are_handled_in_the_order_they_arrived(
+    runtime, client, alice
+):
+    """Within one actor's lane the order holds: a Create, its Update and its Delete, sent
+    together and handled in one step, leave the tombstone."""
+    note = alice.note("<p>first</p>")
+    edited = {**note, "content": "<p>second</p>", "updated": "2026-07-07T11:00:00Z"}
+    for activity in (alice.create(note), alice.activity("Update", edited),
+                     alice.activity("Delete", note["id"])):  # fmt: skip
+        assert (await post(client, runtime, alice, activity)).status_code == 202
+    assert await InboxWorker(runtime).run_once() == 3
+    stored = await one(runtime, Post, Post.uri == note["id"])
+    assert stored.deleted_at is not None and stored.content == ""

@@ -1,4 +1,4 @@
-"""Flag (INTEROP 24): reports from other servers about our accounts and posts, for the admin."""
+"""Flag: reports from other servers about our accounts and posts, for the admin."""
 
 from __future__ import annotations
 

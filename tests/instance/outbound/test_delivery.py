@@ -1,6 +1,6 @@
 """Outbound delivery (issue 3): the retry schedule, 410/4xx handling, domain health, fairness
 across hosts, shared-inbox de-duplication, leases. Remote inboxes are faked at the transport;
-time is a fake clock; every step is one `run_once()` (INTEROP E 27, SECURITY 24-25)."""
+time is a fake clock; every step is one `run_once()`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 import activitypub.delivery as ap_delivery
 from activitypub.delivery import next_attempt_delay
 from instance.app import worker_factories
+from instance.content.posting import Draft, publish
 from instance.outbound import delivery as delivery_mod
 from instance.outbound.delivery import DeliveryWorker
 from instance.outbound.domains import PAUSE_AFTER_DAYS, note_inbound
@@ -254,6 +255,32 @@ async def test_shared_inbox_deduplication(rt, bot) -> None:
     assert sorted(r.inbox_uri for r in await rows(rt)) == [
         "https://a.example/inbox",
         "https://b.example/users/b1/inbox",
+    ]
+
+
+async def test_a_mention_on_a_server_reached_through_its_shared_inbox_is_sent_once(
+    rt, bot
+) -> None:
+    """A shared inbox hands a post to every local account it addresses, so a server that
+    gets the post there (a follower lives on it) is not sent it again at the personal inbox
+    of a user the post mentions; a mentioned user on another server gets it in person."""
+    await add_follower(rt, bot, "a1", "a.example")
+
+    def remote(name: str, host: str) -> Account:
+        uri = f"https://{host}/users/{name}"
+        shared = f"https://{host}/inbox"
+        return Account(username=name, username_key=name, domain=host, local=False, uri=uri,
+                       inbox_uri=f"{uri}/inbox", shared_inbox_uri=shared)  # fmt: skip
+
+    on_a, on_c = remote("a2", "a.example"), remote("c1", "c.example")
+    async with rt.session() as s:
+        s.add_all([on_a, on_c])
+    async with rt.session() as s:
+        author = await s.get_one(Account, bot.id)
+        await publish(s, rt, author, Draft(text="hello", mentions=[on_a, on_c]))
+    assert sorted(r.inbox_uri for r in await rows(rt)) == [
+        "https://a.example/inbox",
+        "https://c.example/users/c1/inbox",
     ]
 
 

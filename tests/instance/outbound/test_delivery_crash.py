@@ -1,4 +1,4 @@
-"""Crash safety of fan-out (SECURITY 24, goal 4): `dreamloom serve` runs as a separate process,
+"""Crash safety of fan-out: `dreamloom serve` runs as a separate process,
 fans one post out to 500 followers on 50 servers, is SIGKILLed after ~200 POSTs, restarted,
 and every inbox still gets the activity, with duplicates no more than the concurrency."""
 

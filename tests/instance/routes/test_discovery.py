@@ -1,4 +1,4 @@
-"""Discovery and actor documents, per INTEROP A (1-7), B (8-12) and I (48-49)."""
+"""Discovery and actor documents: WebFinger, host-meta, content negotiation, actors, NodeInfo."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ async def bot(new_account):
 
 
 async def test_webfinger_resolves_acct_case_insensitively(client, bot, settings) -> None:
-    # INTEROP 1: raw and percent-encoded resources, any case, JRD content type
+    # raw and percent-encoded resources, any case, JRD content type
     for resource in (
         f"acct:loombot@{settings.host}",
         quote(f"acct:LoomBot@{settings.host}", safe=""),
@@ -42,7 +42,7 @@ async def test_webfinger_resolves_acct_case_insensitively(client, bot, settings)
 
 
 async def test_webfinger_by_actor_url_and_profile_url(client, bot) -> None:
-    # INTEROP 3: Akkoma asks with the actor URL
+    # Akkoma asks with the actor URL
     for resource in (bot.uri, bot.url):
         r = await client.get("/.well-known/webfinger", params={"resource": resource})
         assert r.status_code == 200
@@ -77,14 +77,14 @@ async def test_host_meta_points_at_webfinger(client, settings) -> None:
 async def test_actor_document_of_ai_account(client, bot, settings) -> None:
     r = await client.get(bot.uri, headers=AP_ACCEPT)
     assert r.status_code == 200
-    # INTEROP 5: the exact JSON type Mastodon requires, and Vary: Accept
+    # the exact JSON type Mastodon requires, and Vary: Accept
     assert r.headers["content-type"] == "application/activity+json"
     assert "Accept" in r.headers["vary"]
     actor = r.json()
-    # INTEROP 8: the AS context string, the security context
+    # the AS context string, the security context
     assert actor["@context"][0] == "https://www.w3.org/ns/activitystreams"
     assert "https://w3id.org/security/v1" in actor["@context"]
-    # INTEROP 9: AI accounts are Service (shown as bots)
+    # AI accounts are Service (shown as bots)
     assert actor["type"] == "Service"
     assert actor["id"] == bot.uri
     assert actor["preferredUsername"] == "loombot"
@@ -95,7 +95,7 @@ async def test_actor_document_of_ai_account(client, bot, settings) -> None:
     assert key["id"] == f"{bot.uri}#main-key"
     assert key["owner"] == bot.uri
     assert key["publicKeyPem"].startswith("-----BEGIN PUBLIC KEY-----\n")
-    # INTEROP 4: FEP-2c59
+    # FEP-2c59: the handle on the actor, which Mastodon prefers
     assert actor["webfinger"] == f"loombot@{settings.host}"
     assert actor["manuallyApprovesFollowers"] is False
 
@@ -112,7 +112,7 @@ async def test_rsa_key_is_2048_and_stored(client, bot) -> None:
 async def test_person_and_instance_actor_types(client, new_account, settings) -> None:
     person = await new_account("alice")
     assert (await client.get(person.uri, headers=AP_ACCEPT)).json()["type"] == "Person"
-    # INTEROP 12: the instance actor, fetchable without a signature
+    # the instance actor, fetchable without a signature
     r = await client.get("/actor", headers=AP_ACCEPT)
     assert r.status_code == 200
     app_actor = r.json()
@@ -128,7 +128,7 @@ async def test_person_and_instance_actor_types(client, new_account, settings) ->
 
 
 async def test_content_negotiation(client, bot) -> None:
-    # INTEROP 5: ld+json with the AS profile gets JSON too
+    # ld+json with the AS profile gets JSON too
     ld = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
     r = await client.get(bot.uri, headers={"Accept": ld})
     assert r.status_code == 200 and r.json()["id"] == bot.uri
@@ -137,7 +137,7 @@ async def test_content_negotiation(client, bot) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
     assert "Accept" in r.headers["vary"]
-    # INTEROP 7: the HTML permalink links to its ActivityPub twin
+    # the HTML permalink links to its ActivityPub twin
     assert f'<link rel="alternate" type="application/activity+json" href="{bot.uri}">' in r.text
     assert "Loom Bot" in r.text
     assert "application/activity+json" in r.headers["link"]
@@ -175,13 +175,14 @@ async def test_nodeinfo_discovery_and_schema(client, bot) -> None:
         assert r.headers["content-type"].startswith("application/json; profile=")
         doc = r.json()
         schema = json.loads((FIXTURES / f"nodeinfo-{version}.schema.json").read_text())
-        jsonschema.validate(doc, schema)  # INTEROP 49
+        jsonschema.validate(doc, schema)
         assert doc["software"]["name"] == "dreamloom"
         assert doc["usage"]["users"]["total"] == 1  # the bot; not the instance actor
 
 
 async def test_webfinger_round_trip_over_real_http(live, bot, runtime) -> None:
-    # INTEROP 2: handle -> WebFinger -> actor -> preferredUsername@host -> WebFinger -> same id
+    # Mastodon's round trip: handle -> WebFinger -> actor -> preferredUsername@host ->
+    # WebFinger -> the same id
     host = runtime.settings.host
     async with httpx.AsyncClient() as http:
         href, _ = await finger(http, f"loombot@{host}", scheme="http")

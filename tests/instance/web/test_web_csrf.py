@@ -1,4 +1,4 @@
-"""CSRF (SECURITY 30, goal 9): every state-changing route outside the ActivityPub inboxes
+"""CSRF: every state-changing route outside the ActivityPub inboxes
 checks the form's token and the Origin; refused requests change nothing; GET never mutates."""
 
 from __future__ import annotations

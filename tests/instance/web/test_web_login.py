@@ -1,4 +1,4 @@
-"""Web login (SECURITY 28): sessions, logout, the throttle, oversized passwords, rehash."""
+"""Web login: sessions, logout, the throttle, oversized passwords, rehash."""
 
 from __future__ import annotations
 
