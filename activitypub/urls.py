@@ -159,3 +159,18 @@ def is_http_url(value: object) -> bool:
     except InvalidURLError:
         return False
     return True
+
+
+def safe_link(value: object, fallback: str | None = None) -> str | None:
+    """`value` when it may be stored and shown as a link: an absolute http(s) URL with no
+    whitespace or control characters; else `fallback`.
+
+    The one rule for every link that comes from elsewhere (a remote actor's or post's `url`,
+    an attachment, a mention's target): `javascript:`, `data:`, relative and malformed values
+    never reach an `href` or `src`. Whitespace and control characters are refused because
+    browsers drop them before reading the scheme (`java\tscript:`)."""
+    if not isinstance(value, str) or not is_http_url(value):
+        return fallback
+    if any(c.isspace() or ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
+        return fallback
+    return value

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from activitypub.urls import safe_link
 from instance.storage.models import Account, Post
 from instance.urls import LocalUrls
 
@@ -20,7 +21,7 @@ MAX_DEPTH = 16
 def _entry(post: Post | None, author: Account | None, uri: str, urls: LocalUrls) -> dict[str, Any]:
     return {
         "uri": uri,
-        "url": (post.url or post.uri) if post else uri,
+        "url": safe_link(post.url, safe_link(post.uri)) if post else safe_link(uri),
         "author": urls.handle(author) if author else None,
         "prompt": (post.recipe or {}).get("prompt") if post else None,
         "deleted": bool(post and post.deleted_at),

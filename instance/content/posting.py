@@ -20,6 +20,7 @@ from activitypub import addressing as audience
 from activitypub.addressing import Visibility
 from activitypub.notes import NOTE_CONTEXT
 from activitypub.objects import build_delete, build_update
+from activitypub.urls import safe_link
 from instance.content.counters import recount
 from instance.content.notes import create_json, note_json
 from instance.content.notifications import notify
@@ -96,9 +97,10 @@ async def publish(
         if who is not None and who.id != author.id and who.id not in {m.id for m in mentions}:
             mentions.append(who)
     targets = {
-        urls.handle(a).lstrip("@"): MentionTarget(a.uri, a.url or a.uri, urls.handle(a))
+        urls.handle(a).lstrip("@"): MentionTarget(a.uri, safe_link(a.url, a.uri) or a.uri,
+                                                  urls.handle(a))
         for a in mentions
-    }
+    }  # fmt: skip
     text = draft.text
     for handle in targets:  # replies and remixes mention the author in the text, too
         if f"@{handle}".lower() not in text.lower():

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from activitypub.urls import safe_link
 from instance.urls import LocalUrls
 
 TOKEN = re.compile(
@@ -85,8 +86,9 @@ def render(
             out.mentioned.append(target.actor_uri)
             out.tags.append({"type": "Mention", "href": target.actor_uri, "name": target.handle})
         user = html.escape(target.handle.lstrip("@").split("@")[0])
+        href = safe_link(target.profile_url, safe_link(target.actor_uri)) or ""
         return (
-            f'<span class="h-card"><a href="{html.escape(target.profile_url)}" '
+            f'<span class="h-card"><a href="{html.escape(href)}" '
             f'class="u-url mention">@<span>{user}</span></a></span>'
         )
 

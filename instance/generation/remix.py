@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.addressing import Visibility
+from activitypub.urls import safe_link
 from generator.errors import RecipeError
 from generator.recipe import Recipe
 from instance.content import quotes
@@ -117,8 +118,8 @@ async def remix(
 
 def fallback_html(parent: Post, author_handle: str) -> tuple[str, str]:
     """The visible "Remix of" line, and the quote-inline "RE:" line."""
-    url = html.escape(parent.url or parent.uri)
-    uri = html.escape(parent.uri)
+    url = html.escape(safe_link(parent.url, parent.uri) or "")
+    uri = html.escape(safe_link(parent.uri) or "")
     prefix = f'<p>🎨 Remix of <a href="{url}">{html.escape(author_handle)}</a></p>'
     suffix = f'<p class="quote-inline"><br/>RE: <a href="{uri}">{url}</a></p>'
     return prefix, suffix

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.errors import FetchError
 from activitypub.objects import Actor
-from activitypub.urls import authority_of
+from activitypub.urls import authority_of, safe_link
 from instance.content.sanitize import clean_html
 from instance.errors import ActorUnavailable
 from instance.runtime import Runtime
@@ -89,7 +89,7 @@ def _fields(actor: Actor, domain: str, now: datetime) -> dict[str, Any]:
         "kind": actor.type or "Person",
         "display_name": (actor.name or "")[:255],
         "summary": clean_html(actor.summary),
-        "url": actor.url,
+        "url": safe_link(actor.url),
         "inbox_uri": actor.inbox,
         "shared_inbox_uri": actor.shared_inbox,
         "outbox_uri": actor.outbox,
@@ -99,7 +99,7 @@ def _fields(actor: Actor, domain: str, now: datetime) -> dict[str, Any]:
         "manually_approves_followers": actor.manually_approves_followers,
         "discoverable": actor.get("discoverable") is True,
         "bot": actor.is_type("Service", "Application"),
-        "avatar_url": actor.icon_url,
+        "avatar_url": safe_link(actor.icon_url),
         "raw": dict(actor.raw),
         "fetched_at": now,
     }

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from activitypub.urls import safe_link
 from instance.content.timelines import Entry
 from instance.content.visibility import can_boost
 from instance.runtime import Runtime
@@ -56,21 +57,21 @@ def card(
 ) -> dict[str, Any]:
     return {
         "public_id": post.public_id,
-        "url": post.url or post.uri,
+        "url": safe_link(post.url, safe_link(post.uri)),
         "content": post.content,
         "published": post.published,
         "likes_count": post.likes_count,
         "boosts_count": post.boosts_count,
         "author": rt.urls.handle(author),
         "author_name": author.display_name or author.username,
-        "author_url": author.url or author.uri,
+        "author_url": safe_link(author.url, safe_link(author.uri)),
         "boosted_by": rt.urls.handle(boosted_by) if boosted_by else None,
         "liked": liked,
         "boosted": boosted,
         "boostable": can_boost(post),
         "media": [
             {
-                "src": rt.urls.media(m.file_name) if m.file_name else m.remote_url,
+                "src": rt.urls.media(m.file_name) if m.file_name else safe_link(m.remote_url),
                 "description": m.description,
                 "width": m.width,
                 "height": m.height,

@@ -18,6 +18,7 @@ from sqlalchemy import delete, insert, select, update
 from activitypub.addressing import visibility_of
 from activitypub.notes import QUOTE_FIELDS
 from activitypub.objects import APObject, Attachment, as_list, id_of
+from activitypub.urls import safe_link
 from instance.content.counters import recount
 from instance.content.notifications import notify
 from instance.content.sanitize import clean_html
@@ -59,7 +60,7 @@ def _fields(note: APObject, author: Account) -> dict[str, Any]:
     language = next(iter(content_map), None) if isinstance(content_map, dict) else None
     quote = next((q for f in QUOTE_FIELDS if (q := id_of(note.get(f)))), None)
     return {
-        "url": note.url or note.id,
+        "url": safe_link(note.url, note.id),
         "content": clean_html(note.content),
         "summary": plain_summary(note.summary),
         "sensitive": note.sensitive,
@@ -101,13 +102,14 @@ async def _store_media(ctx: Inbound, post: Post, note: APObject) -> None:
     raw = [a for a in as_list(note.get("attachment")) if isinstance(a, dict)]
     for position, entry in enumerate(raw[:MAX_ATTACHMENTS]):
         item = Attachment.from_raw(entry)
-        if not item.url or not item.url.startswith(("https://", "http://")):
+        url = safe_link(item.url)
+        if url is None:
             continue
         focal = entry.get("focalPoint")
         fx, fy = focal if isinstance(focal, list) and len(focal) == 2 else (0.0, 0.0)
         rows.append({
             "post_id": post.id, "account_id": post.account_id, "position": position,
-            "remote_url": item.url, "media_type": (item.media_type or "image/png")[:64],
+            "remote_url": url, "media_type": (item.media_type or "image/png")[:64],
             "width": item.width, "height": item.height, "blurhash": item.blurhash,
             "description": item.alt_text, "focal_x": _float(fx), "focal_y": _float(fy),
         })  # fmt: skip
