@@ -1,7 +1,9 @@
 """Remix lineage: the chain of parents a post was remixed from, and the remixes of a post.
 
 Parents are followed through `quote_id` (known posts, local or remote) up to MAX_DEPTH; a
-parent known only by URI ends the chain with that URI.
+parent known only by URI ends the chain with that URI. Only what `viewer` may see is shown
+(instance/content/visibility.py): a remix the viewer may not see is not listed, and a
+parent the viewer may not see ends the chain as a bare URI, without its prompt or author.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.urls import safe_link
+from instance.content.visibility import can_see, visible_to
 from instance.storage.models import Account, Post
 from instance.urls import LocalUrls
 
@@ -28,14 +31,16 @@ def _entry(post: Post | None, author: Account | None, uri: str, urls: LocalUrls)
     }
 
 
-async def ancestors(session: AsyncSession, post: Post, urls: LocalUrls) -> list[dict[str, Any]]:
+async def ancestors(
+    session: AsyncSession, post: Post, urls: LocalUrls, viewer: Account | None
+) -> list[dict[str, Any]]:
     chain: list[dict[str, Any]] = []
     current, seen = post, {post.id}
     while current.quote_uri and len(chain) < MAX_DEPTH:
         parent = await session.get(Post, current.quote_id) if current.quote_id else None
         if parent is None:
             parent = await session.scalar(select(Post).where(Post.uri == current.quote_uri))
-        if parent is None or parent.id in seen:
+        if parent is None or parent.id in seen or not await can_see(session, viewer, parent):
             chain.append(_entry(None, None, current.quote_uri, urls))
             break
         seen.add(parent.id)
@@ -46,20 +51,27 @@ async def ancestors(session: AsyncSession, post: Post, urls: LocalUrls) -> list[
 
 
 async def remixes(
-    session: AsyncSession, post: Post, urls: LocalUrls, limit: int = 50
+    session: AsyncSession, post: Post, urls: LocalUrls, viewer: Account | None, limit: int = 50
 ) -> list[dict[str, Any]]:
     rows = await session.execute(
         select(Post, Account)
         .join(Account, Post.account_id == Account.id)
-        .where(or_(Post.quote_id == post.id, Post.quote_uri == post.uri), Post.deleted_at.is_(None))
+        .where(
+            or_(Post.quote_id == post.id, Post.quote_uri == post.uri),
+            Post.deleted_at.is_(None),
+            visible_to(viewer),
+        )
         .order_by(Post.published)
         .limit(limit)
     )
     return [_entry(p, a, p.uri, urls) for p, a in rows]
 
 
-async def lineage_of(session: AsyncSession, post: Post, urls: LocalUrls) -> dict[str, Any]:
+async def lineage_of(
+    session: AsyncSession, post: Post, urls: LocalUrls, viewer: Account | None
+) -> dict[str, Any]:
+    """The lineage of `post` as `viewer` may see it (None: an anonymous visitor)."""
     return {
-        "parents": await ancestors(session, post, urls),
-        "remixes": await remixes(session, post, urls),
+        "parents": await ancestors(session, post, urls, viewer),
+        "remixes": await remixes(session, post, urls, viewer),
     }

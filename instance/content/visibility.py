@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import Any, TypeGuard
 
-from sqlalchemy import and_, exists, or_
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from activitypub.addressing import Visibility
@@ -46,6 +47,12 @@ def visible_to(viewer: Account | None) -> ColumnElement[bool]:
         mentioned,
         Post.account_id == viewer.id,
     )
+
+
+async def can_see(session: AsyncSession, viewer: Account | None, post: Post) -> bool:
+    """Whether `viewer` may see this one post (the same rule as `visible_to`)."""
+    found = await session.scalar(select(Post.id).where(Post.id == post.id, visible_to(viewer)))
+    return found is not None
 
 
 def publicly_listed() -> ColumnElement[bool]:

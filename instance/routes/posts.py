@@ -87,14 +87,14 @@ async def counter(request: Request) -> Response:
 
 
 async def lineage(request: Request) -> Response:
-    """The remix lineage of a post as JSON: its parent chain and its remixes."""
+    """The remix lineage of a post as JSON, as an anonymous visitor may see it."""
     found = await find_post(request)
     if isinstance(found, Response):
         return found
     _, post = found
     rt = runtime(request)
     async with rt.sessions() as session:
-        doc = await lineage_of(session, post, rt.urls)
+        doc = await lineage_of(session, post, rt.urls, None)
     return JSONResponse({"id": post.uri, **doc}, headers={"Access-Control-Allow-Origin": "*"})
 
 

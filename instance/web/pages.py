@@ -80,8 +80,8 @@ async def permalink(request: Request) -> Response:
         return ActivityJSONResponse(note_of(request, account, post))
     rt = runtime(request)
     async with rt.sessions() as session:
-        lineage = await lineage_of(session, post, rt.urls)
         viewer = await current_account(request, session)
+        lineage = await lineage_of(session, post, rt.urls, viewer)
         (view,) = await cards(session, rt, [Entry(post.published, post, account, None)], viewer)
     response = page(request, "post.html", {"account": account, "p": view, "post": post,
                                            "recipe": post.recipe, "lineage": lineage})  # fmt: skip

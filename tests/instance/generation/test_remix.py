@@ -111,8 +111,8 @@ async def test_lineage_both_ways(runtime, client, new_account, parent) -> None:
     child = await do_remix(runtime, bob, parent)
     grandchild = await do_remix(runtime, bob, child, prompt="again")
     async with runtime.sessions() as s:
-        up = await lineage_of(s, await s.get(Post, grandchild.id), runtime.urls)
-        down = await lineage_of(s, await s.get(Post, parent.id), runtime.urls)
+        up = await lineage_of(s, await s.get(Post, grandchild.id), runtime.urls, None)
+        down = await lineage_of(s, await s.get(Post, parent.id), runtime.urls, None)
     assert [p["uri"] for p in up["parents"]] == [child.uri, parent.uri]
     assert [r["uri"] for r in down["remixes"]] == [child.uri]
     page = await client.get(grandchild.url, headers={"Accept": "text/html"})
