@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from activitypub.keys import PublicKeyInfo
+from activitypub.urls import same_origin
 
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
 SECURITY_CONTEXT = "https://w3id.org/security/v1"
@@ -319,12 +320,19 @@ class Actor(APObject):
                 keys.append(PublicKeyInfo(key_id, owner, pem))
         return keys
 
+    @property
+    def own_keys(self) -> list[PublicKeyInfo]:
+        """The keys this actor owns: it names itself as their `owner` (listing is not owning)
+        and their ids live on its own server (a document cannot claim another server's key
+        id, which would hijack that key for whoever trusts the listing)."""
+        if not self.id:
+            return []
+        me = self.id
+        return [k for k in self.public_keys if k.owner == me and same_origin(k.key_id, me)]
+
     def public_key(self, key_id: str) -> PublicKeyInfo | None:
-        """The key with this id, only if this actor is its `owner` (listing is not owning)."""
-        for key in self.public_keys:
-            if key.key_id == key_id and key.owner == self.id:
-                return key
-        return None
+        """The key with this id, if it is one of `own_keys`."""
+        return next((key for key in self.own_keys if key.key_id == key_id), None)
 
 
 class Collection(APObject):

@@ -87,14 +87,17 @@ class KeyRing:
         self._keys[key.key_id] = key
 
     async def _stored(self, key_id: str) -> PublicKeyInfo | None:
+        """A stored key counts only when its owner lives on the key's server; any other row
+        (written before that rule, or by a bug) is treated as absent, so the key is fetched
+        again from its own server."""
         async with self.rt.sessions() as session:
             row = await session.get(RemoteKey, key_id)
-            if row is not None:
+            if row is not None and same_origin(row.owner_uri, key_id):
                 return PublicKeyInfo(row.key_id, row.owner_uri, row.public_key_pem)
             account = await session.scalar(
                 select(Account).where(Account.key_id == key_id, Account.deleted_at.is_(None))
             )
-        if account is None or not account.public_key_pem:
+        if account is None or not account.public_key_pem or not same_origin(account.uri, key_id):
             return None
         return PublicKeyInfo(key_id, account.uri, account.public_key_pem)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.errors import FetchError
@@ -106,14 +106,21 @@ def _fields(actor: Actor, domain: str, now: datetime) -> dict[str, Any]:
 
 
 async def _store_key(session: AsyncSession, account: Account, actor: Actor, now: datetime) -> None:
-    """Every key the actor owns goes to `remote_keys`; the first also onto the account row."""
-    keys = [k for k in actor.public_keys if k.owner == actor.id]
+    """Every key the actor owns (`Actor.own_keys`: ids on its own server) goes to
+    `remote_keys`; the first also onto the account row. The document was fetched from the
+    actor's server, so it is the authority on its keys: a row that another actor had
+    claimed for one of them is taken back."""
+    keys = actor.own_keys
     for key in keys:
         row = await session.get(RemoteKey, key.key_id)
         if row is None:
             session.add(RemoteKey(key_id=key.key_id, owner_uri=key.owner,
                                   public_key_pem=key.public_pem, fetched_at=now))  # fmt: skip
-        elif row.owner_uri == key.owner:
-            row.public_key_pem, row.fetched_at = key.public_pem, now
+        else:
+            row.owner_uri, row.public_key_pem, row.fetched_at = key.owner, key.public_pem, now
     if keys:
+        await session.execute(
+            update(Account).where(Account.key_id == keys[0].key_id, Account.id != account.id)
+            .values(key_id=None)
+        )  # fmt: skip
         account.key_id, account.public_key_pem = keys[0].key_id, keys[0].public_pem

@@ -83,7 +83,7 @@ async def dereference(rt: Runtime, activity: Activity) -> tuple[Account, APObjec
 def _announces_new_key(actor: Account, embedded: APObject) -> bool:
     if embedded.id != actor.uri or not embedded.is_type(*ACTOR_TYPES):
         return False
-    keys = Actor(dict(embedded.raw)).public_keys
+    keys = Actor(dict(embedded.raw)).own_keys
     return any(k.owner == actor.uri and k.public_pem.strip() != (actor.public_key_pem or "").strip()
                for k in keys)  # fmt: skip
 
