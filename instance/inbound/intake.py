@@ -1,9 +1,14 @@
-"""Admitting a verified activity: origin policy, then one durable row, written in groups.
+"""Admitting a verified activity: origin policy, then one durable row (writer.py).
 
 `admit(activity, signer, urls)` is the origin policy (one place): it returns the document to
 store, None for "accept and drop" (types we do not handle: answering 202 keeps the sender
 from retrying them), or raises `Refused`:
 
+- ids are strings we can store: http(s) URLs of at most MAX_ID_CHARS, without control
+  characters or unpaired surrogates (which JSON allows and databases refuse);
+- the activity's id lives on its actor's server (FEP-fe34): nobody can claim another
+  server's future ids, such as Mastodon's predictable `<actor>#delete`, so that the real
+  one would be dropped as a duplicate;
 - the signer must be the activity's actor: a valid signature only proves who signed. The one
   exception is a forwarded `Create` (Mastodon forwards replies to the thread's author):
   only the object's id is kept, and the inbox worker fetches the object from its origin, so
@@ -14,10 +19,8 @@ from retrying them), or raises `Refused`:
 
 `Intake` holds what the inbox route shares across requests: the overload bound (past it,
 503 with Retry-After rather than a queue that grows without end), the local account names
-already seen, and the `InboxWriter`, which inserts the rows of concurrent requests in one
-transaction (`INSERT .. ON CONFLICT DO NOTHING` on the activity id: a redelivered activity
-makes one row, however many copies race) and answers each request only after its row is
-committed. One Intake per runtime: `rt.service(Intake)`.
+already seen, and the `InboxWriter` (writer.py). One Intake per runtime:
+`rt.service(Intake)`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from typing import Any
 
 from activitypub.errors import InvalidURLError
@@ -33,32 +35,43 @@ from activitypub.objects import Activity, APObject, ids_of
 from activitypub.urls import Origin, origin_of
 from instance.accounts import find_local
 from instance.errors import Refused
-from instance.outbound.domains import note_inbound
+from instance.inbound.writer import InboxWriter
 from instance.runtime import Runtime
-from instance.storage.idempotent import insert_rows
-from instance.storage.models import InboxItem
 from instance.urls import LocalUrls
 
 log = logging.getLogger("dreamloom.inbox")
 
+MAX_ID_CHARS = 2048  # the id columns' length
 HANDLED_TYPES = frozenset({
     "Follow", "Accept", "Reject", "Undo", "Like", "EmojiReact", "Announce",
     "Create", "Update", "Delete", "Block", "Flag", "QuoteRequest",
 })  # fmt: skip
 MAX_PENDING = 256  # requests admitted at once (reading, verifying, awaiting their commit)
-MAX_BATCH = 512
 WRITE_TIMEOUT_S = 10.0
-INBOUND_NOTE_EVERY_S = 60.0
 
 
 @functools.lru_cache(maxsize=8192)
 def origin(url: str) -> Origin | None:
-    """The normalised origin of an http(s) URL, None when unusable (memoised: actor URLs
+    """The normalised origin of an id we can store, None when unusable (memoised: actor URLs
     repeat on every request)."""
+    if not storable(url):
+        return None
     try:
         return origin_of(url)
     except InvalidURLError:
         return None
+
+
+def storable(value: str) -> bool:
+    """A string every database column takes as it is: not too long, valid UTF-8 (no unpaired
+    surrogate), no NUL or other control character."""
+    if len(value) > MAX_ID_CHARS or not value.isprintable():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def admit(document: dict[str, Any], signer: str, urls: LocalUrls) -> dict[str, Any] | None:
@@ -73,6 +86,8 @@ def admit(document: dict[str, Any], signer: str, urls: LocalUrls) -> dict[str, A
         return None
     if urls.is_local(actor) or urls.is_local(activity.id):
         raise Refused(403, "a remote server cannot send activities of a local actor")
+    if origin(activity.id) != origin(actor):
+        raise Refused(403, f"the activity id {activity.id} is not on the actor's server")
     if actor != signer:
         return _forwarded(activity, signer)
     if activity.type in ("Create", "Update"):
@@ -105,66 +120,6 @@ def _check_object_origin(activity: Activity, urls: LocalUrls) -> None:
 def object_type(activity: Activity) -> str | None:
     embedded = activity.object
     return embedded.type if isinstance(embedded, APObject) else None
-
-
-class InboxWriter:
-    """Group commit for inbox rows: one INSERT and one COMMIT per batch of requests.
-
-    The first request starts a drain; requests arriving while a batch commits wait for the
-    next one, so the busier the inbox, the larger (and cheaper per row) the batches."""
-
-    def __init__(self, rt: Runtime, max_batch: int = MAX_BATCH) -> None:
-        self.rt = rt
-        self.max_batch = max_batch
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
-        self._noted: dict[str, float] = {}
-
-    async def write(self, row: dict[str, Any]) -> None:
-        """Return once `row` is committed (or was already there)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((row, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain())
-        await future
-
-    async def _drain(self) -> None:
-        while self._pending:
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
-            rows = [row for row, _ in batch]
-            try:
-                await self._insert(rows)
-            except Exception as exc:
-                log.warning("inbox write of %d rows failed: %s", len(batch), exc)
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
-            self.rt.wake("inbox")
-            await self._note_inbound({o.host for row in rows if (o := origin(row["actor_uri"]))})
-
-    async def _insert(self, rows: list[dict[str, Any]]) -> None:
-        async with self.rt.session() as session:
-            await insert_rows(session, InboxItem, rows)
-
-    async def _note_inbound(self, hosts: set[str]) -> None:
-        """A signed request shows the sender's domain is up (resumes paused deliveries);
-        noted once a minute per host at most, after the 202s went out."""
-        now = time.monotonic()
-        due = [h for h in hosts if now >= self._noted.get(h, 0.0) + INBOUND_NOTE_EVERY_S]
-        if not due:
-            return
-        try:
-            async with self.rt.session() as session:
-                for host in due:
-                    self._noted[host] = now
-                    await note_inbound(session, host)
-        except Exception as exc:
-            log.warning("could not note inbound traffic from %s: %s", due, exc)
 
 
 class Intake:

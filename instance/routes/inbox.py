@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
@@ -103,12 +104,22 @@ async def receive(request: Request, rt: Runtime, intake: Intake) -> Response:
         return error_json("no such account", 404)
     try:
         stored = admit(document, signed.owner, rt.urls)
+        if stored is not None:
+            await intake.store(stored, as_text(body, stored, document), signed.key_id)
     except Refused as refused:
         return error_json(refused.reason, refused.status)
-    if stored is not None:
-        text = body.decode("utf-8") if stored is document else json.dumps(stored)
-        await intake.store(stored, text, signed.key_id)
     return accepted()
+
+
+def as_text(body: bytes, stored: dict[str, Any], document: dict[str, Any]) -> str:
+    """What the inbox row keeps: the request's own bytes when they are UTF-8 and stored as
+    sent, else the document as ASCII JSON."""
+    if stored is document:
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return json.dumps(stored)
 
 
 async def read_capped(request: Request, cap: int) -> bytes:

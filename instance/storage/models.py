@@ -327,15 +327,27 @@ class WorkRow:
 
 
 class InboxItem(WorkRow, Base):
-    """A verified incoming activity, stored raw before the 202; a worker handles it."""
+    """A verified incoming activity, stored raw before the 202; a worker handles it. Handled
+    rows are deleted after a while (instance/inbound/retention.py); `InboxSeen` remembers
+    that they came."""
 
     __tablename__ = "inbox_items"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    activity_uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    activity_uri: Mapped[str] = mapped_column(String(2048))
     actor_uri: Mapped[str] = mapped_column(String(2048))
     signer_key_id: Mapped[str | None] = mapped_column(String(2048))
     body: Mapped[str] = mapped_column(Text)
+
+
+class InboxSeen(Base):
+    """Every activity we accepted, by (actor, activity id), kept longer than its inbox row:
+    a redelivered or replayed activity is accepted once. Compact: a hash and a time."""
+
+    __tablename__ = "inbox_seen"
+
+    dedupe_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, index=True)
 
 
 class OutboundActivity(Base):

@@ -82,11 +82,19 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbox_items")),
-        sa.UniqueConstraint("activity_uri", name=op.f("uq_inbox_items_activity_uri")),
     )
     with op.batch_alter_table("inbox_items", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_inbox_items_run_at"), ["run_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_inbox_items_status"), ["status"], unique=False)
+
+    op.create_table(
+        "inbox_seen",
+        sa.Column("dedupe_key", sa.String(length=64), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("dedupe_key", name=op.f("pk_inbox_seen")),
+    )
+    with op.batch_alter_table("inbox_seen", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_inbox_seen_seen_at"), ["seen_at"], unique=False)
 
     op.create_table(
         "remote_keys",
@@ -591,6 +599,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_remote_keys_owner_uri"))
 
     op.drop_table("remote_keys")
+    with op.batch_alter_table("inbox_seen", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_inbox_seen_seen_at"))
+
+    op.drop_table("inbox_seen")
     with op.batch_alter_table("inbox_items", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_inbox_items_status"))
         batch_op.drop_index(batch_op.f("ix_inbox_items_run_at"))

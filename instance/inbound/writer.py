@@ -1,0 +1,129 @@
+"""Group commit for inbox rows: the rows of concurrent requests in one transaction.
+
+The first request starts a drain; requests arriving while a batch commits wait for the next
+one, so the busier the inbox, the larger (and cheaper per row) the batches. Each request is
+answered only after its row is committed.
+
+- **Once per (actor, id).** Every accepted activity leaves a key, a hash of its actor and
+  id, in `inbox_seen` (`INSERT .. ON CONFLICT DO NOTHING`); only rows whose key is new get
+  an inbox row, so a redelivered activity makes one row however many copies race. Keying on
+  the actor too means no sender can occupy an id for another actor.
+- **One bad row fails alone.** When a batch cannot be written, its rows are written one by
+  one, so only the request whose row the database refuses gets the error; the others are
+  answered as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from activitypub.urls import host_of
+from instance.errors import Refused
+from instance.outbound.domains import note_inbound
+from instance.runtime import Runtime
+from instance.storage.idempotent import insert_ignore
+from instance.storage.models import InboxItem, InboxSeen
+
+log = logging.getLogger("dreamloom.inbox")
+
+MAX_BATCH = 512
+INBOUND_NOTE_EVERY_S = 60.0
+
+
+def dedupe_key(actor: str, activity_id: str) -> str:
+    return hashlib.sha256(f"{actor}\n{activity_id}".encode()).hexdigest()
+
+
+class InboxWriter:
+    def __init__(self, rt: Runtime, max_batch: int = MAX_BATCH) -> None:
+        self.rt = rt
+        self.max_batch = max_batch
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._noted: dict[str, float] = {}
+
+    async def write(self, row: dict[str, Any]) -> None:
+        """Return once `row` (InboxItem columns) is committed, or was accepted before."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((row, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+        await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            try:
+                await self._insert([row for row, _ in batch])
+            except Exception as exc:
+                if len(batch) == 1:
+                    log.warning("inbox write failed: %s", exc)
+                    _settle(batch[0][1], exc)
+                    continue
+                log.warning("inbox write of %d rows failed (%s): writing them one by one",
+                            len(batch), exc)  # fmt: skip
+                await self._one_by_one(batch)
+            else:
+                for _, future in batch:
+                    _settle(future, None)
+            self.rt.wake("inbox")
+            await self._note_inbound({row["actor_uri"] for row, _ in batch})
+
+    async def _one_by_one(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
+        for row, future in batch:
+            try:
+                await self._insert([row])
+            except Exception as exc:
+                log.warning("inbox write of %s refused: %s", row["activity_uri"][:200], exc)
+                _settle(future, Refused(400, "the activity cannot be stored"))
+            else:
+                _settle(future, None)
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+        now = self.rt.now()
+        keyed = {dedupe_key(r["actor_uri"], r["activity_uri"]): r for r in rows}
+        async with self.rt.session() as session:
+            new = await _new_keys(session, list(keyed), now)
+            if new:
+                await session.execute(insert(InboxItem), [keyed[k] for k in keyed if k in new])
+
+    async def _note_inbound(self, actors: set[str]) -> None:
+        """A signed request shows the sender's domain is up (resumes paused deliveries);
+        noted once a minute per host at most, after the 202s went out."""
+        now = time.monotonic()
+        hosts = {host_of(actor) for actor in actors}
+        due = [h for h in hosts if now >= self._noted.get(h, 0.0) + INBOUND_NOTE_EVERY_S]
+        if not due:
+            return
+        try:
+            async with self.rt.session() as session:
+                for host in due:
+                    self._noted[host] = now
+                    await note_inbound(session, host)
+        except Exception as exc:
+            log.warning("could not note inbound traffic from %s: %s", due, exc)
+
+
+async def _new_keys(session: AsyncSession, keys: list[str], now: datetime) -> set[str]:
+    """Record `keys` as seen; the ones that were not seen before."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    stmt = insert_ignore(dialect, InboxSeen).returning(InboxSeen.dedupe_key)
+    return set(await session.scalars(stmt, [{"dedupe_key": k, "seen_at": now} for k in keys]))
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
