@@ -49,6 +49,8 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     run_workers: bool = True  # run the background workers inside `dreamloom serve`
+    # reverse proxies whose X-Forwarded-For is believed ("127.0.0.1,::1"); "" trusts none
+    trusted_proxies: str = ""
 
 
 @dataclass

@@ -46,7 +46,8 @@ HANDLED_TYPES = frozenset({
     "Follow", "Accept", "Reject", "Undo", "Like", "EmojiReact", "Announce",
     "Create", "Update", "Delete", "Block", "Flag", "QuoteRequest",
 })  # fmt: skip
-MAX_PENDING = 256  # requests admitted at once (reading, verifying, awaiting their commit)
+MAX_PENDING = 256  # requests verifying or awaiting their commit at once
+READS_PER_IP = 32  # bodies read at once from one client address
 WRITE_TIMEOUT_S = 10.0
 
 
@@ -129,8 +130,22 @@ class Intake:
         self.rt = rt
         self.max_pending = max_pending
         self.pending = 0
+        self.reading: dict[str, int] = {}  # client address -> bodies being read
         self.writer = InboxWriter(rt)
         self.usernames: set[str] = set()  # local accounts seen: their inboxes exist
+
+    def start_reading(self, address: str) -> bool:
+        """Count one body being read from `address`; False past READS_PER_IP."""
+        now = self.reading.get(address, 0)
+        if now >= READS_PER_IP:
+            return False
+        self.reading[address] = now + 1
+        return True
+
+    def done_reading(self, address: str) -> None:
+        left = self.reading.pop(address, 1) - 1
+        if left > 0:
+            self.reading[address] = left
 
     def try_enter(self) -> bool:
         if self.pending >= self.max_pending:

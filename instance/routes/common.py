@@ -14,6 +14,12 @@ ACTIVITY_JSON = "application/activity+json"
 LD_JSON_AS = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 
 
+def client_ip(request: Request) -> str:
+    """The client's address: the TCP peer, or what a trusted proxy says it is (uvicorn reads
+    X-Forwarded-For only from `[server] trusted_proxies`)."""
+    return request.client.host if request.client else "unknown"
+
+
 def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt

@@ -2,9 +2,14 @@
 
 The order is the policy; nothing that can wait runs before the 202:
 
-1. overload: past `Intake.max_pending` requests at once -> 503 + Retry-After;
-2. size: Content-Length, then the streamed body, over `[federation] inbox_max_bytes` -> 413
-   before any key fetch or JSON parse;
+1. the body, read before anything else counts the request: a declared Content-Length over
+   `[federation] inbox_max_bytes` -> 413 at once; at most READS_PER_IP bodies read at a time
+   from one client address -> else 429 + Retry-After; the whole body within
+   BODY_DEADLINE_S -> else 408, and over the cap while streaming -> 413. A client that
+   sends headers and then a byte now and then holds only its own address's reading slots,
+   never the inbox;
+2. overload: past `Intake.max_pending` requests verifying or storing at once -> 503 +
+   Retry-After;
 3. Content-Type: activity+json or ld+json with the ActivityStreams profile, else 415;
 4. JSON object, else 400;
 5. HTTP signature on the raw path, query and headers (activitypub.signatures) with keys from
@@ -18,12 +23,13 @@ The order is the policy; nothing that can wait runs before the 202:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -34,11 +40,12 @@ from activitypub.signatures import verify_request
 from instance.errors import Refused
 from instance.inbound.intake import Intake, admit
 from instance.inbound.keyring import KeyRing
-from instance.routes.common import error_json, runtime
+from instance.routes.common import client_ip, error_json, runtime
 from instance.runtime import Runtime
 
 log = logging.getLogger("dreamloom.inbox")
 RETRY_AFTER_S = "30"
+BODY_DEADLINE_S = 10.0  # the whole body, however it trickles in
 
 
 class BodyTooLarge(Exception):
@@ -48,10 +55,28 @@ class BodyTooLarge(Exception):
 async def inbox(request: Request) -> Response:
     rt = runtime(request)
     intake = rt.service(Intake)
+    cap = rt.settings.federation.inbox_max_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > cap):
+        return error_json("activity too large", 413)
+    address = client_ip(request)
+    if not intake.start_reading(address):
+        return busy("too many requests from your address at once", 429)
+    try:
+        async with asyncio.timeout(BODY_DEADLINE_S):
+            body = await read_capped(request, cap)
+    except BodyTooLarge:
+        return error_json("activity too large", 413)
+    except TimeoutError:
+        return error_json(f"the body did not arrive within {BODY_DEADLINE_S:g} s", 408)
+    except ClientDisconnect:
+        return Response(status_code=400)  # nobody is listening for the answer
+    finally:
+        intake.done_reading(address)
     if not intake.try_enter():
         return busy("too many requests in flight")
     try:
-        return await receive(request, rt, intake)
+        return await receive(request, rt, intake, body)
     except (TimeoutError, SQLAlchemyError, OSError) as exc:
         log.warning("inbox could not store an activity: %s", exc)
         return busy("could not store the activity now")
@@ -59,11 +84,7 @@ async def inbox(request: Request) -> Response:
         intake.leave()
 
 
-async def receive(request: Request, rt: Runtime, intake: Intake) -> Response:
-    try:
-        body = await read_capped(request, rt.settings.federation.inbox_max_bytes)
-    except BodyTooLarge:
-        return error_json("activity too large", 413)
+async def receive(request: Request, rt: Runtime, intake: Intake, body: bytes) -> Response:
     if not is_activitypub_content_type(request.headers.get("content-type")):
         return error_json("Content-Type must be application/activity+json", 415)
     try:
@@ -123,9 +144,6 @@ def as_text(body: bytes, stored: dict[str, Any], document: dict[str, Any]) -> st
 
 
 async def read_capped(request: Request, cap: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > cap):
-        raise BodyTooLarge
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -138,8 +156,8 @@ def accepted() -> Response:
     return Response(status_code=202)
 
 
-def busy(reason: str) -> Response:
-    response = error_json(reason, 503)
+def busy(reason: str, status: int = 503) -> Response:
+    response = error_json(reason, status)
     response.headers["Retry-After"] = RETRY_AFTER_S
     return response
 

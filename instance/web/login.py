@@ -17,13 +17,13 @@ from starlette.routing import Route
 
 from instance.accounts import MAX_PASSWORD_BYTES, find_local, hash_password, needs_rehash
 from instance.accounts import verify_password as check_password
-from instance.routes.common import runtime
+from instance.routes.common import client_ip, runtime
 from instance.storage.models import Account
 from instance.urls import INSTANCE_ACTOR_USERNAME
 from instance.web.forms import form_post, safe_next
 from instance.web.sessions import clear_cookie, ensure_session, new_session, session_of, set_cookie
 from instance.web.templating import page
-from instance.web.throttle import LoginThrottle, client_ip
+from instance.web.throttle import LoginThrottle
 
 
 @cache

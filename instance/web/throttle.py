@@ -15,8 +15,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from starlette.requests import Request
-
 from instance.runtime import Runtime
 
 IP_LIMIT, IP_WINDOW = 25, timedelta(minutes=5)
@@ -62,7 +60,3 @@ class LoginThrottle:
     def failed(self, ip: str, username: str, now: datetime) -> None:
         self.by_ip.add(ip, now)
         self.by_account.add(username.casefold(), now)
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
