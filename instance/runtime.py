@@ -4,6 +4,9 @@ Built once by the app's lifespan or a CLI command and passed explicitly; nothing
 
 - `now()` is the one clock: every row written and every deadline checked reads it, so a test
   replaces `clock` to move time.
+- Three SSRF-guarded HTTP pools, so one kind of traffic cannot starve another: `http`
+  (deliveries and WebFinger), `fetcher` (remote objects and actors) and `key_fetcher`
+  (signers' keys while a request waits: short deadline, small pool).
 - `wake(queue)` tells the workers of this process that a row is waiting in `queue`
   (instance/workers.py sets `waker`; without workers it does nothing).
 - `service(Kind)` is the runtime's one `Kind(rt)`, made on first use: the per-process state
@@ -55,6 +58,7 @@ class Runtime:
     urls: LocalUrls
     http: httpx.AsyncClient
     fetcher: SafeFetcher
+    key_fetcher: SafeFetcher
     clock: Callable[[], datetime] = wall_clock
     waker: Callable[[str], None] = no_waker
     signer: tuple[str, str] | None = None  # the instance actor's (key_id, private_pem)
@@ -84,13 +88,22 @@ class Runtime:
         self._services.pop(kind, None)
 
     async def fetch_json(self, url: str) -> dict[str, Any]:
-        """A remote ActivityStreams document, signed GET through the one safe fetcher."""
+        """A remote ActivityStreams document, a signed GET through the safe fetcher."""
         return await self.fetcher.fetch_json(url, signer=self.instance_signer)
 
-    def use_http(self, client: httpx.AsyncClient) -> None:
-        """Swap the HTTP client (tests plug a fake fediverse in at the transport)."""
+    async def fetch_key_json(self, url: str) -> dict[str, Any]:
+        """A signer's key or actor document, fetched while its request waits."""
+        return await self.key_fetcher.fetch_json(url, signer=self.instance_signer)
+
+    async def use_http(self, client: httpx.AsyncClient) -> None:
+        """Send all traffic through `client`, closing the clients it replaces (tests plug a
+        fake fediverse in at the transport)."""
+        for old in self._clients():
+            if old is not client:
+                await old.aclose()
         self.http = client
         self.fetcher = make_fetcher(self.settings, client)
+        self.key_fetcher = make_fetcher(self.settings, client, deadline=KEY_DEADLINE_S)
 
     def now(self) -> datetime:
         """The clock every worker and handler reads; tests replace `clock` to move time."""
@@ -102,32 +115,45 @@ class Runtime:
         async with self.sessions() as session, session.begin():
             yield session
 
+    def _clients(self) -> list[httpx.AsyncClient]:
+        found = {id(c): c for c in (self.http, self.fetcher.client, self.key_fetcher.client)}
+        return list(found.values())
+
     async def aclose(self) -> None:
-        await self.http.aclose()
+        for client in self._clients():
+            await client.aclose()
         await self.engine.dispose()
 
 
-def make_http_client(settings: Settings) -> httpx.AsyncClient:
-    """The one SSRF-guarded client, shared by every fetch and delivery: one connection pool
-    per process, never a client per request."""
+KEY_DEADLINE_S = 5.0  # a key fetch holds a request: it gets much less time than other fetches
+KEY_CONNECTIONS = 32
+
+
+def make_http_client(
+    settings: Settings, *, connections: int | None = None, timeout_s: float | None = None
+) -> httpx.AsyncClient:
+    """An SSRF-guarded client with its own connection pool; a runtime makes one per kind of
+    traffic, never one per request."""
     fed = settings.federation
+    seconds = timeout_s or fed.fetch_timeout_s
+    size = connections or max(100, fed.delivery_concurrency * 4)
     return make_client(
         fed.allow_private_addresses,
-        timeout=httpx.Timeout(fed.fetch_timeout_s, connect=min(5.0, fed.fetch_timeout_s)),
-        limits=httpx.Limits(
-            max_connections=max(100, fed.delivery_concurrency * 4), max_keepalive_connections=64
-        ),
+        timeout=httpx.Timeout(seconds, connect=min(5.0, seconds)),
+        limits=httpx.Limits(max_connections=size, max_keepalive_connections=min(64, size)),
         user_agent=user_agent(settings),
     )
 
 
-def make_fetcher(settings: Settings, client: httpx.AsyncClient) -> SafeFetcher:
+def make_fetcher(
+    settings: Settings, client: httpx.AsyncClient, *, deadline: float | None = None
+) -> SafeFetcher:
     fed = settings.federation
     return SafeFetcher(
         client,
         local_hosts=[settings.host],
         media_max_bytes=fed.media_max_bytes,
-        deadline=max(fed.fetch_timeout_s * 3, 30.0),
+        deadline=deadline or max(fed.fetch_timeout_s * 3, 30.0),
     )
 
 
@@ -138,12 +164,13 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     engine = make_engine(settings.database_url)
     if migrate:
         await upgrade(engine)
-    http = make_http_client(settings)
+    keys = make_http_client(settings, connections=KEY_CONNECTIONS, timeout_s=KEY_DEADLINE_S)
     return Runtime(
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
         urls=LocalUrls(settings.base_url),
-        http=http,
-        fetcher=make_fetcher(settings, http),
+        http=make_http_client(settings),
+        fetcher=make_fetcher(settings, make_http_client(settings)),
+        key_fetcher=make_fetcher(settings, keys, deadline=KEY_DEADLINE_S),
     )

@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from datetime import datetime
 from typing import Any
 
+from cachetools import TTLCache
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,7 +48,7 @@ class InboxWriter:
         self.max_batch = max_batch
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
-        self._noted: dict[str, float] = {}
+        self._noted: TTLCache[str, bool] = TTLCache(10_000, INBOUND_NOTE_EVERY_S)
 
     async def write(self, row: dict[str, Any]) -> None:
         """Return once `row` (InboxItem columns) is committed, or was accepted before."""
@@ -99,15 +99,13 @@ class InboxWriter:
     async def _note_inbound(self, actors: set[str]) -> None:
         """A signed request shows the sender's domain is up (resumes paused deliveries);
         noted once a minute per host at most, after the 202s went out."""
-        now = time.monotonic()
-        hosts = {host_of(actor) for actor in actors}
-        due = [h for h in hosts if now >= self._noted.get(h, 0.0) + INBOUND_NOTE_EVERY_S]
+        due = sorted({host_of(actor) for actor in actors} - set(self._noted))
         if not due:
             return
         try:
             async with self.rt.session() as session:
                 for host in due:
-                    self._noted[host] = now
+                    self._noted[host] = True
                     await note_inbound(session, host)
         except Exception as exc:
             log.warning("could not note inbound traffic from %s: %s", due, exc)

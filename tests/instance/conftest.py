@@ -10,7 +10,5 @@ from tests.instance.fediverse import FakeFediverse
 @pytest.fixture
 async def fedi(runtime) -> FakeFediverse:
     fake = FakeFediverse()
-    old = runtime.http
-    runtime.use_http(fake.client())
-    await old.aclose()
+    await runtime.use_http(fake.client())
     return fake

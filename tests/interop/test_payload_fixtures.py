@@ -235,7 +235,7 @@ async def test_payload_fixture(
     if spec.get("key_document"):
         fake.serve(spec["key_document"], signed_only=spec.get("signed_fetch_only", False))
     fake.gone.update(spec.get("gone", []))
-    runtime.use_http(httpx.AsyncClient(transport=httpx.MockTransport(fake)))
+    await runtime.use_http(httpx.AsyncClient(transport=httpx.MockTransport(fake)))
 
     inbox = target.inbox_uri if spec["inbox"] == "personal" else runtime.urls.shared_inbox()
     statuses = []

@@ -430,7 +430,7 @@ async def test_a_slow_object_fetch_does_not_hold_up_another_actors_like(
             await released.wait()
         return fedi(request)
 
-    runtime.use_http(httpx.AsyncClient(transport=httpx.MockTransport(transport)))
+    await runtime.use_http(httpx.AsyncClient(transport=httpx.MockTransport(transport)))
     p = await local_post(runtime, bob)
     for actor, activity in ((carol, carol.activity("Announce", slow_note["id"])),
                             (alice, alice.activity("Like", p.uri))):  # fmt: skip

@@ -54,8 +54,7 @@ async def rt(
     settings = make_settings(tmp_path / "instance", federation=federation)
     runtime = await open_runtime(settings)
     await ensure_instance(runtime)
-    await runtime.http.aclose()
-    runtime.use_http(inboxes.client())
+    await runtime.use_http(inboxes.client())
     runtime.clock = clock
     try:
         yield runtime
