@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute
 
 from instance.generation.schedule import ScheduleWorker
 from instance.generation.worker import GenerationWorker
+from instance.inbound.retention import RetentionWorker
 from instance.inbound.worker import InboxWorker
 from instance.outbound.delivery import DeliveryWorker
 from instance.routes import actors, inbox, media, posts, wellknown
@@ -51,7 +52,7 @@ def all_routes() -> list[BaseRoute]:
 
 def worker_factories() -> list[Callable[[Runtime], Worker]]:
     """Every background worker an instance runs."""
-    return [InboxWorker, DeliveryWorker, GenerationWorker, ScheduleWorker]
+    return [InboxWorker, DeliveryWorker, GenerationWorker, ScheduleWorker, RetentionWorker]
 
 
 def create_app(

@@ -64,6 +64,11 @@ class FederationSettings:
     delivery_timeout_s: float = 30.0  # overall deadline of one delivery attempt
     inbox_concurrency: int = 4
     user_agent_contact: str = ""
+    inbox_actor_per_minute: int = 1200  # activities one remote actor may send us
+    inbox_actor_mb_per_minute: float = 32.0  # and their size
+    inbox_domain_per_minute: int = 6000  # activities from all actors of one server
+    inbox_keep_days: int = 7  # handled inbox rows are deleted after this
+    inbox_min_free_disk_mb: int = 256  # below this, the inbox answers 503
 
 
 @dataclass
@@ -222,11 +227,14 @@ def _validate(settings: Settings, path: Path | None) -> None:
         if getattr(gen, key) < 1:
             raise ConfigError(f"[generator] {key} must be at least 1{where}")
     fed = settings.federation
-    for key in ("delivery_concurrency", "delivery_per_host", "inbox_concurrency"):
+    at_least_one = ("delivery_concurrency", "delivery_per_host", "inbox_concurrency",
+                    "inbox_actor_per_minute", "inbox_domain_per_minute", "inbox_keep_days")
+    for key in at_least_one:
         if getattr(fed, key) < 1:
             raise ConfigError(f"[federation] {key} must be at least 1{where}")
-    if fed.delivery_timeout_s <= 0:
-        raise ConfigError(f"[federation] delivery_timeout_s must be positive{where}")
+    for key in ("delivery_timeout_s", "inbox_actor_mb_per_minute"):
+        if getattr(fed, key) <= 0:
+            raise ConfigError(f"[federation] {key} must be positive{where}")
 
 
 def settings_from_dict(

@@ -16,9 +16,12 @@ The order is the policy; nothing that can wait runs before the 202:
    the KeyRing -> 401 with the reason; a `Delete` from a signer we never saw is accepted and
    dropped without fetching anything (Mastodon sends every account deletion to every server
    it knows, and the deleted actor's key can no longer be fetched);
-6. origin policy (instance.inbound.intake.admit) -> 400/403, or 202 and dropped (types we
+6. the sender's allowance (instance/inbound/limits.py: per actor, per server) -> else 429 +
+   Retry-After;
+7. origin policy (instance.inbound.intake.admit) -> 400/403, or 202 and dropped (types we
    do not handle);
-7. one inbox row, idempotent on the activity id, committed -> 202.
+8. free disk above `[federation] inbox_min_free_disk_mb` -> else 503 + Retry-After;
+9. one inbox row, once per (actor, activity id), committed -> 202.
 """
 
 from __future__ import annotations
@@ -37,14 +40,16 @@ from activitypub.errors import SignatureError
 from activitypub.fetch import is_activitypub_content_type
 from activitypub.keys import PublicKeyInfo
 from activitypub.signatures import verify_request
+from activitypub.urls import host_of
 from instance.errors import Refused
 from instance.inbound.intake import Intake, admit
 from instance.inbound.keyring import KeyRing
+from instance.inbound.limits import InboxLimits
 from instance.routes.common import client_ip, error_json, runtime
 from instance.runtime import Runtime
 
 log = logging.getLogger("dreamloom.inbox")
-RETRY_AFTER_S = "30"
+RETRY_AFTER_S = 30
 BODY_DEADLINE_S = 10.0  # the whole body, however it trickles in
 
 
@@ -120,12 +125,18 @@ async def receive(request: Request, rt: Runtime, intake: Intake, body: bytes) ->
             return accepted()  # the deletion of an actor we never knew: nothing to do
         return error_json(exc.reason, 401)
 
+    limits = rt.service(InboxLimits)
+    wait = limits.retry_after(signed.owner, host_of(signed.owner), len(body))
+    if wait:
+        return busy("you are sending faster than this instance takes", 429, wait)
     username = request.path_params.get("username")
     if username is not None and not await intake.has_account(username):
         return error_json("no such account", 404)
     try:
         stored = admit(document, signed.owner, rt.urls)
         if stored is not None:
+            if not limits.disk.ok():
+                return busy("this instance is short of disk space")
             await intake.store(stored, as_text(body, stored, document), signed.key_id)
     except Refused as refused:
         return error_json(refused.reason, refused.status)
@@ -156,9 +167,9 @@ def accepted() -> Response:
     return Response(status_code=202)
 
 
-def busy(reason: str, status: int = 503) -> Response:
+def busy(reason: str, status: int = 503, retry_after: int = RETRY_AFTER_S) -> Response:
     response = error_json(reason, status)
-    response.headers["Retry-After"] = RETRY_AFTER_S
+    response.headers["Retry-After"] = str(retry_after)
     return response
 
 

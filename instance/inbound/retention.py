@@ -1,0 +1,59 @@
+"""Keeping the inbox small: handled activities are deleted after `[federation]
+inbox_keep_days`, and the record that an activity came (`inbox_seen`, a hash and a time)
+after SEEN_KEEP. Mastodon gives up redelivering after about three days and a signature is
+only valid for an hour, so a month of records recognises every redelivery and every replay.
+Rows still queued or running are never deleted.
+
+`RetentionWorker` (name "retention") prunes once an hour, in batches, so a large backlog
+never holds the database's write lock for long.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+
+from instance.runtime import Runtime
+from instance.storage.models import InboxItem, InboxSeen
+
+SEEN_KEEP = timedelta(days=30)
+EVERY = timedelta(hours=1)
+BATCH = 5000
+
+
+async def prune(rt: Runtime) -> int:
+    """Delete what is past keeping; returns how many rows went."""
+    now = rt.now()
+    handled = now - timedelta(days=rt.settings.federation.inbox_keep_days)
+    gone = 0
+    for model, where in (
+        (InboxItem, (InboxItem.status.in_(("done", "failed")), InboxItem.finished_at < handled)),
+        (InboxSeen, (InboxSeen.seen_at < now - SEEN_KEEP,)),
+    ):
+        key = InboxItem.id if model is InboxItem else InboxSeen.dedupe_key
+        while True:
+            async with rt.session() as session:
+                batch = select(key).where(*where).limit(BATCH).scalar_subquery()
+                result = await session.execute(delete(model).where(key.in_(batch)))
+            count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            gone += count
+            if count < BATCH:
+                break
+    return gone
+
+
+class RetentionWorker:
+    name = "retention"
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.last: datetime | None = None
+
+    async def run_once(self) -> int:
+        now = self.rt.now()
+        if self.last is not None and now - self.last < EVERY:
+            return 0
+        self.last = now
+        await prune(self.rt)
+        return 0  # pruning is not work that asks for another step at once
