@@ -49,9 +49,14 @@ def normalize_host(host: str) -> str:
     return _normalize_host(host)
 
 
+_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+"""The ideographic and fullwidth full stops IDNA reads as label separators."""
+
+
 def _normalize_host(host: str) -> str:
     if not host or len(host) > 255:
         raise InvalidURLError(f"invalid host {host!r}")
+    host = host.translate(_DOTS)  # before the trailing-dot and empty-label checks
     literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         return ipaddress.ip_address(literal).compressed

@@ -88,7 +88,7 @@ def parse_http_date(value: str) -> datetime:
     """A `Date` header value as an aware datetime; `SignatureError` when unparsable."""
     try:
         moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError) as exc:
+    except (TypeError, ValueError, IndexError, OverflowError) as exc:  # a year of 20 digits
         raise SignatureError("Date header is not a valid HTTP date") from exc
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 

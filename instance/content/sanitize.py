@@ -6,6 +6,8 @@ passes through `clean_html` before it is stored.
 
 from __future__ import annotations
 
+import re
+
 import nh3
 
 TAGS = {
@@ -25,12 +27,16 @@ URL_SCHEMES = {"http", "https", "dat", "dweb", "ipfs", "ipns", "ssb", "gopher", 
                "magnet", "gemini"}  # fmt: skip
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 def clean_html(html: str | None) -> str:
-    """Strip everything outside the allow-list; links keep only safe schemes."""
+    """Strip everything outside the allow-list; links keep only safe schemes. Unpaired
+    surrogates (JSON allows them, UTF-8 cannot hold them) become U+FFFD first."""
     if not html:
         return ""
     return nh3.clean(
-        html,
+        _SURROGATES.sub("\ufffd", html),
         tags=TAGS,
         attributes=ATTRIBUTES,
         allowed_classes=CLASSES,
