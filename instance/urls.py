@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from activitypub.errors import InvalidURLError
+from activitypub.urls import DEFAULT_PORTS, origin_of
+
 INSTANCE_ACTOR_USERNAME = "instance_actor"
 
 
@@ -84,4 +87,15 @@ class LocalUrls:
         return f"{self.base}/tags/{name}"
 
     def is_local(self, uri: str) -> bool:
-        return uri == self.base or uri.startswith(self.base + "/")
+        """Whether `uri` names something on this instance, however its host is spelled
+        (case, a trailing dot, the default port, http for https): a remote server must not
+        pass our own objects off as its own by writing our host another way."""
+        if uri == self.base or uri.startswith(self.base + "/"):
+            return True
+        try:
+            theirs, ours = origin_of(uri), origin_of(self.base)
+        except InvalidURLError:
+            return False
+        if theirs.host != ours.host:
+            return False
+        return theirs.port == ours.port or {theirs.port, ours.port} <= set(DEFAULT_PORTS.values())

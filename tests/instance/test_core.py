@@ -10,6 +10,7 @@ from instance.generation.worker import GenerationWorker
 from instance.queues import DELIVERY, GENERATION, INBOX
 from instance.runtime import Runtime, user_agent
 from instance.storage.models import Account
+from instance.urls import LocalUrls
 from tests.instance_fixtures import make_settings
 
 
@@ -66,3 +67,19 @@ def test_the_user_agent_names_the_instance_and_its_contact(tmp_path) -> None:
     assert user_agent(plain).endswith(f"(+{plain.base_url}/)")
     contact = make_settings(tmp_path / "b", federation={"user_agent_contact": "admin@a.example"})
     assert user_agent(contact).endswith(f"(+{contact.base_url}/; admin@a.example)")
+
+
+def test_our_own_urls_are_ours_however_their_host_is_spelled() -> None:
+    """A remote server must not pass our objects off as its own by spelling our host another
+    way: case, a trailing dot, the default port, http instead of https."""
+    urls = LocalUrls("https://ours.example")
+    for uri in ("https://ours.example/users/me", "https://OURS.EXAMPLE/users/me",
+                "https://ours.example./users/me", "https://ours.example:443/users/me",
+                "http://ours.example/users/me"):  # fmt: skip
+        assert urls.is_local(uri), uri
+    for uri in ("https://ours.example.evil/users/me", "https://evil.example/ours.example",
+                "https://ours.example:8443/users/me", "not a url"):  # fmt: skip
+        assert not urls.is_local(uri), uri
+    loopback = LocalUrls("http://127.0.0.1:8000")
+    assert loopback.is_local("http://127.0.0.1:8000/x")
+    assert not loopback.is_local("http://127.0.0.1:9000/x")  # a peer on another port
