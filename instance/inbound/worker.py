@@ -15,8 +15,9 @@ would stall every other writer):
 
 A step takes a batch of due items and handles up to `[federation] inbox_concurrency` at once:
 one lane per sending actor, so an actor's activities are handled in the order they arrived
-(a Create before its Update, a Follow before its Undo), while one actor whose objects are
-slow to fetch never holds up the others.
+(a Create before its Update, a Follow before its Undo), and at most half the slots for the
+actors of one server, so neither one actor nor one server whose objects are slow to fetch
+holds up the others.
 
 Network trouble while dereferencing (no answer, 429, 5xx) is retried on the inbox queue's
 schedule; anything else fails the item with its error, for the admin to see.
@@ -35,6 +36,7 @@ from sqlalchemy.exc import OperationalError
 
 from activitypub.errors import FetchError, FetchTimeoutError, RemoteHTTPError
 from activitypub.objects import ACTOR_TYPES, Activity, Actor, APObject
+from activitypub.urls import host_of
 from instance import jobs
 from instance.errors import ActorUnavailable, Skip
 from instance.inbound.context import Inbound
@@ -116,13 +118,16 @@ class InboxWorker:
         for item in items:
             lanes.setdefault(item.actor_uri, []).append(item)
         slots = asyncio.Semaphore(self.concurrency)
+        per_server = max(1, self.concurrency // 2)
+        servers: dict[str, asyncio.Semaphore] = {}
 
-        async def lane(queue: list[InboxItem]) -> None:
+        async def lane(actor: str, queue: list[InboxItem]) -> None:
+            server = servers.setdefault(sender_host(actor), asyncio.Semaphore(per_server))
             for item in queue:
-                async with slots:
+                async with server, slots:
                     await self.handle(item)
 
-        await asyncio.gather(*(lane(queue) for queue in lanes.values()))
+        await asyncio.gather(*(lane(actor, queue) for actor, queue in lanes.items()))
         return len(items)
 
     async def handle(self, item: InboxItem) -> None:
@@ -153,6 +158,13 @@ class InboxWorker:
     async def _settle(self, item_id: int, change: Callable[[InboxItem], None]) -> None:
         async with self.rt.session() as session:
             change(await session.get_one(InboxItem, item_id))
+
+
+def sender_host(actor: str) -> str:
+    try:
+        return host_of(actor)
+    except ValueError:
+        return actor
 
 
 def _skipped(row: InboxItem, now: datetime, why: str) -> None:

@@ -460,3 +460,32 @@ async def test_one_actors_activities_are_handled_in_the_order_they_arrived(
     assert await InboxWorker(runtime).run_once() == 3
     stored = await one(runtime, Post, Post.uri == note["id"])
     assert stored.deleted_at is not None and stored.content == ""
+
+
+async def test_one_slow_server_never_takes_every_slot(runtime, client, fedi, bob) -> None:
+    """Review finding 10 (docs/security.md): eight activities whose objects were slow to
+    fetch delayed an unrelated Like by 90 s. Eight actors of one slow server get at most
+    half the slots; the Like from elsewhere is handled while they wait."""
+    slow_actors = [fedi.actor(f"s{n}", "slow.example", key=n % 3) for n in range(8)]
+    released = asyncio.Event()
+
+    async def transport(request):
+        if request.url.path.startswith("/notes/"):
+            await released.wait()
+        return fedi(request)
+
+    await runtime.use_http(httpx.AsyncClient(transport=httpx.MockTransport(transport)))
+    alice = fedi.actor("alice")
+    p = await local_post(runtime, bob)
+    for n, actor in enumerate(slow_actors):
+        announce = actor.activity("Announce", f"https://slow.example/notes/{n}")
+        assert (await post(client, runtime, actor, announce)).status_code == 202
+    assert (await post(client, runtime, alice, alice.activity("Like", p.uri))).status_code == 202
+    step = asyncio.create_task(InboxWorker(runtime).run_once())
+    for _ in range(500):
+        if (await one(runtime, Post, Post.id == p.id)).likes_count == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert (await one(runtime, Post, Post.id == p.id)).likes_count == 1
+    released.set()
+    await step
