@@ -7,8 +7,12 @@ always written `@user@host`, local accounts with this instance's host.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 from dataclasses import dataclass
 from typing import Protocol
+
+from publicsuffixlist import PublicSuffixList
 
 from activitypub.errors import InvalidURLError
 from activitypub.urls import DEFAULT_PORTS, origin_of
@@ -99,3 +103,24 @@ class LocalUrls:
         if theirs.host != ours.host:
             return False
         return theirs.port == ours.port or {theirs.port, ours.port} <= set(DEFAULT_PORTS.values())
+
+
+@functools.cache
+def _suffixes() -> PublicSuffixList:
+    return PublicSuffixList()  # the list ships with the package: no network
+
+
+@functools.lru_cache(maxsize=4096)
+def site_of(host: str) -> str:
+    """The registrable domain of a host (`a.b.evil.example` -> `evil.example`, by the Public
+    Suffix List), without its port: what one party controls, however many hosts, ports or
+    subdomains it makes. IP addresses and single names are their own site."""
+    name = host.lower().rstrip(".")
+    if name.startswith("["):
+        return name.partition("]")[0] + "]"
+    name = name.rpartition(":")[0] if name.count(":") == 1 else name
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return _suffixes().privatesuffix(name) or name
+    return name

@@ -1,22 +1,29 @@
 """Ask by mention: anyone who mentions an AI account with a description gets a picture back.
 
 The text of the mentioning post, without the mentions, becomes the prompt (in the account's
-persona); the image is posted as a reply that mentions the asker. Every refusal is a polite
-reply that says why, never silence:
+persona); the image is posted as a reply that mentions the asker. Every ask is recorded
+(`Ask`), and what may be asked is decided here:
 
-- nothing to draw (the post only mentions the account);
-- a prompt the account will not draw (BLOCKED_WORDS) or one that is too long;
-- over quota: QUOTA_PER_ACCOUNT asks per asker and QUOTA_PER_DOMAIN per remote domain in the
-  last hour, so nobody can keep the GPU to themselves;
-- a full queue or low disk (the generation's own refusal message);
-- a prompt too long for the model's tokenizer (refused before it is queued);
+- nothing to draw (the post only mentions the account), a prompt that is too long, or one
+  the account will not draw (BLOCKED_WORDS, matched however it is spelled: case, accents,
+  look-alike letters from other alphabets, digits for letters, letters spaced apart);
+- quotas: QUOTA_PER_ACCOUNT pictures per asker and QUOTA_PER_SITE per site (the asker's
+  registrable domain, whatever host, port or subdomain it uses) in QUOTA_WINDOW, so nobody
+  keeps the GPU to themselves;
+- remote asks take at most half of `[generator] max_queue`: local users always find room;
+- a full queue or low disk (the generation's own refusal message), a prompt too long for
+  the model's tokenizer (refused before it is queued);
 - a generation that fails later (blocked by the safety checker, out of memory, a tokenizer
   not yet on disk): `answer_failed` replies with the job's reason.
+
+A refusal is a polite reply that says why, at most one per asker in QUOTA_WINDOW: asks past
+that are dropped without a reply, so mentioning a bot 40 times does not get 40 posts back.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import timedelta
 from typing import Any
 
@@ -28,16 +35,23 @@ from generator.recipe import MAX_PROMPT_CHARS
 from instance.content.posting import Draft, publish
 from instance.content.text import plain_text
 from instance.errors import GenerationRefused, InvalidGenerationRequest
-from instance.generation.requests import enqueue
+from instance.generation.requests import ACTIVE, enqueue
 from instance.runtime import Runtime
-from instance.storage.models import Account, GenerationJob, Post
+from instance.storage.models import Account, Ask, AskOutcome, GenerationJob, Post
+from instance.urls import site_of
 
 QUOTA_PER_ACCOUNT = 5
-QUOTA_PER_DOMAIN = 20
+QUOTA_PER_SITE = 20
 QUOTA_WINDOW = timedelta(hours=1)
+REMOTE_SHARE = 0.5  # of [generator] max_queue
 BLOCKED_WORDS = frozenset(
     {"nude", "naked", "nsfw", "porn", "gore", "child", "children", "minor", "kid", "kids"}
 )
+_LOOKALIKES = str.maketrans(
+    "абвгдеёзіїјклмнорстуфхцчшщыьэюяѕԁɡαβγδεζηικλμνοπρστυφχψω",
+    "abvgdeeziijklmhopctyfxcchhyyeuasdgabydeznikamvoprstufxpw",
+)  # Cyrillic and Greek letters that pass for Latin ones (and their transliterations)
+_DIGITS_FOR_LETTERS = str.maketrans("013457@$!|", "oieastasil")
 _MENTION = re.compile(r"(?<![\w])@[\w.-]+(?:@[\w.-]+(?::\d+)?)?")
 ANSWER_VISIBILITY: dict[str, Visibility] = {
     "public": "unlisted", "unlisted": "unlisted", "followers": "direct", "direct": "direct",
@@ -60,32 +74,81 @@ def refusal(prompt: str) -> str | None:
         )
     if len(prompt) > MAX_PROMPT_CHARS:
         return f"That description is too long ({len(prompt)} characters); keep it shorter."
-    words = set(re.findall(r"[a-z]+", prompt.lower()))
-    if words & BLOCKED_WORDS:
+    if asks_for_blocked(prompt):
         return "I can't make that picture: it asks for something I don't draw. Try another idea?"
     return None
 
 
+def asks_for_blocked(prompt: str) -> bool:
+    """Whether a BLOCKED_WORD is in `prompt`, however it is spelled (module docstring)."""
+    text = unicodedata.normalize("NFKD", prompt)  # fullwidth and styled letters -> plain
+    text = "".join(c for c in text if not unicodedata.combining(c)
+                   and unicodedata.category(c) != "Cf")  # accents, zero-width marks  # fmt: skip
+    text = text.casefold().translate(_LOOKALIKES).translate(_DIGITS_FOR_LETTERS)
+    words = re.findall(r"[a-z]+", text)
+    if any(_is_blocked(word) for word in words):
+        return True
+    return any(b in run for run in _spelled_out(words) for b in BLOCKED_WORDS)
+
+
+def _is_blocked(word: str) -> bool:
+    for form in (word, re.sub(r"(.)\1+", r"\1", word)):  # "nuuude"
+        if form in BLOCKED_WORDS or form.removesuffix("s") in BLOCKED_WORDS:
+            return True
+    return False
+
+
+def _spelled_out(words: list[str]) -> list[str]:
+    """Runs of single letters ("n u d e", "n.u.d.e"), joined."""
+    runs, run = [], []
+    for word in [*words, ""]:
+        if len(word) == 1:
+            run.append(word)
+            continue
+        if len(run) > 1:
+            runs.append("".join(run))
+        run = []
+    return runs
+
+
 async def _over_quota(session: AsyncSession, rt: Runtime, asker: Account) -> str | None:
     since = rt.now() - QUOTA_WINDOW
-    recent = (
-        select(func.count()).select_from(GenerationJob).where(GenerationJob.created_at >= since)
+    queued = select(func.count()).select_from(Ask).where(
+        Ask.created_at >= since, Ask.outcome == "queued"
     )
-    mine = await session.scalar(recent.where(GenerationJob.requested_by == asker.uri)) or 0
+    mine = await session.scalar(queued.where(Ask.asker_uri == asker.uri)) or 0
     if mine >= QUOTA_PER_ACCOUNT:
         return (
             f"You've asked me for {mine} pictures in the last hour, which is my limit per "
             "person; please ask again a little later."
         )
-    if asker.domain:
-        peers = select(Account.uri).where(Account.domain == asker.domain)
-        domain = await session.scalar(recent.where(GenerationJob.requested_by.in_(peers))) or 0
-        if domain >= QUOTA_PER_DOMAIN:
-            return (
-                f"People on {asker.domain} have asked me for {domain} pictures in the last "
-                "hour, my limit per server; please ask again a little later."
-            )
+    site = site_of(asker.domain)
+    theirs = await session.scalar(queued.where(Ask.site == site)) or 0
+    if theirs >= QUOTA_PER_SITE:
+        return (
+            f"People on {site} have asked me for {theirs} pictures in the last hour, my "
+            "limit per server; please ask again a little later."
+        )
+    remote = select(Account.uri).where(Account.local.is_(False))
+    waiting = await session.scalar(
+        select(func.count()).select_from(GenerationJob)
+        .where(GenerationJob.status.in_(ACTIVE), GenerationJob.requested_by.in_(remote))
+    )  # fmt: skip
+    if (waiting or 0) >= max(1, int(rt.settings.generator.max_queue * REMOTE_SHARE)):
+        return (
+            "I have as many pictures to make for people elsewhere as I take at once; please "
+            "ask again a little later."
+        )
     return None
+
+
+async def _refused_lately(session: AsyncSession, rt: Runtime, asker: Account) -> bool:
+    since = rt.now() - QUOTA_WINDOW
+    found = await session.scalar(
+        select(Ask.id).where(Ask.asker_uri == asker.uri, Ask.outcome == "refused",
+                             Ask.created_at >= since).limit(1)
+    )  # fmt: skip
+    return found is not None
 
 
 async def _answered(session: AsyncSession, bot: Account, post: Post) -> bool:
@@ -123,24 +186,33 @@ async def on_mention(
         return "already answered"
     prompt = prompt_of(post)
     why = refusal(prompt) or await _over_quota(session, rt, asker)
-    if why is not None:
-        await reply_text(session, rt, bot, post, asker, why)
-        return "refused"
-    then = {"answer": {"in_reply_to_post_id": post.id, "mention_account_ids": [asker.id],
-                       "visibility": ANSWER_VISIBILITY.get(post.visibility, "direct"),
-                       "text": prompt}}  # fmt: skip
-    try:
-        async with session.begin_nested():
-            await enqueue(session, rt, bot, prompt, then=then, requested_by=asker.uri)
-    except InvalidGenerationRequest as exc:
-        await reply_text(
-            session, rt, bot, post, asker, f"Sorry, I couldn't make that picture: {exc}"
-        )
-        return "refused"
-    except GenerationRefused as exc:
-        await reply_text(session, rt, bot, post, asker, f"I can't start on that right now: {exc}")
-        return "refused"
-    return "queued"
+    if why is None:
+        then = {"answer": {"in_reply_to_post_id": post.id, "mention_account_ids": [asker.id],
+                           "visibility": ANSWER_VISIBILITY.get(post.visibility, "direct"),
+                           "text": prompt}}  # fmt: skip
+        try:
+            async with session.begin_nested():
+                await enqueue(session, rt, bot, prompt, then=then, requested_by=asker.uri)
+        except InvalidGenerationRequest as exc:
+            why = f"Sorry, I couldn't make that picture: {exc}"
+        except GenerationRefused as exc:
+            why = f"I can't start on that right now: {exc}"
+    if why is None:
+        return await _record(session, rt, bot, asker, post, "queued")
+    if await _refused_lately(session, rt, asker):
+        return await _record(session, rt, bot, asker, post, "dropped")
+    await reply_text(session, rt, bot, post, asker, why)
+    return await _record(session, rt, bot, asker, post, "refused")
+
+
+async def _record(
+    session: AsyncSession, rt: Runtime, bot: Account, asker: Account, post: Post,
+    outcome: AskOutcome,
+) -> str:  # fmt: skip
+    session.add(Ask(bot_id=bot.id, asker_uri=asker.uri, site=site_of(asker.domain),
+                    post_id=post.id, outcome=outcome, created_at=rt.now()))  # fmt: skip
+    await session.flush()
+    return outcome
 
 
 async def answer_failed(

@@ -35,6 +35,8 @@ from instance.storage.ids import new_public_id
 AccountKind = Literal["Person", "Service", "Application", "Group", "Organization"]
 """Ours are Person (people), Service (AI accounts) and Application (the instance actor)."""
 NotificationKind = Literal["follow", "follow_request", "like", "boost", "mention", "reply", "remix"]
+AskOutcome = Literal["queued", "refused", "dropped"]
+"""An ask by mention: a picture queued, a refusal replied, or dropped without a reply."""
 QuoteState = Literal["pending", "accepted", "link"]
 """A remix of ours: waiting for the parent's author, approved (stamp), or published as a link."""
 WorkStatus = Literal["queued", "running", "done", "failed", "blocked", "gone"]
@@ -280,6 +282,25 @@ class Notification(Base):
     dedupe_key: Mapped[str] = mapped_column(String(2048), unique=True)
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+
+class Ask(Base):
+    """Someone mentioned an AI account to ask for a picture: what came of it. Quotas count
+    these (instance/generation/asks.py)."""
+
+    __tablename__ = "asks"
+    __table_args__ = (
+        Index("ix_asks_asker_created", "asker_uri", "created_at"),
+        Index("ix_asks_site_created", "site", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    bot_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    asker_uri: Mapped[str] = mapped_column(String(2048))
+    site: Mapped[str] = mapped_column(String(255))  # the asker's registrable domain
+    post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"))
+    outcome: Mapped[AskOutcome] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
 
 
 class QuoteAuthorization(Base):

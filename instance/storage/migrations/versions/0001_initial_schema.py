@@ -260,6 +260,27 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_reports_target_id"), ["target_id"], unique=False)
 
     op.create_table(
+        "asks",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("bot_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("asker_uri", sa.String(length=2048), nullable=False),
+        sa.Column("site", sa.String(length=255), nullable=False),
+        sa.Column("post_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["bot_id"], ["accounts.id"], name=op.f("fk_asks_bot_id_accounts"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["post_id"], ["posts.id"], name=op.f("fk_asks_post_id_posts"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_asks")),
+    )
+    with op.batch_alter_table("asks", schema=None) as batch_op:
+        batch_op.create_index("ix_asks_asker_created", ["asker_uri", "created_at"], unique=False)
+        batch_op.create_index("ix_asks_site_created", ["site", "created_at"], unique=False)
+
+    op.create_table(
         "boosts",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
@@ -575,6 +596,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_boosts_account_published")
 
     op.drop_table("boosts")
+    with op.batch_alter_table("asks", schema=None) as batch_op:
+        batch_op.drop_index("ix_asks_site_created")
+        batch_op.drop_index("ix_asks_asker_created")
+
+    op.drop_table("asks")
     with op.batch_alter_table("reports", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_reports_target_id"))
 
