@@ -1,9 +1,10 @@
 """Log in and out of the web pages (sessions: sessions.py; the throttle: throttle.py).
 
 POST /login, in order: a password over MAX_PASSWORD_BYTES -> 400 before anything else (no
-hashing, no database); throttled -> 429 + Retry-After; wrong name or password -> 401 (the
-same words and the same argon2 work whether or not the account exists); right -> rehash when
-the hash's parameters are old, a fresh session (new CSRF token) and 303 to `next`.
+hashing, no database); throttled (the attempt is counted here, before hashing) -> 429 +
+Retry-After; wrong name or password -> 401 (the same words and the same argon2 work whether
+or not the account exists); right -> rehash when the hash's parameters are old, a fresh
+session (new CSRF token) and 303 to `next`.
 """
 
 from __future__ import annotations
@@ -55,9 +56,9 @@ async def login(request: Request, form: dict[str, str]) -> Response:
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         return _form(request, f"Passwords are at most {MAX_PASSWORD_BYTES} bytes.", 400, **again)
     limiter, ip, now = rt.service(LoginThrottle), client_ip(request), rt.now()
-    wait = limiter.retry_after(ip, username, now)
+    wait = limiter.begin(ip, username, now)  # counted now, before any hashing
     if wait:
-        response = _form(request, f"Too many failed logins: try again in {wait} seconds.",
+        response = _form(request, f"Too many login attempts: try again in {wait} seconds.",
                          429, **again)  # fmt: skip
         response.headers["Retry-After"] = str(wait)
         return response
@@ -70,8 +71,8 @@ async def login(request: Request, form: dict[str, str]) -> Response:
         if ok and account is not None and needs_rehash(account):
             account.password_hash = await asyncio.to_thread(hash_password, password)
     if not ok or account is None:
-        limiter.failed(ip, username, now)
         return _form(request, "Wrong account name or password.", 401, **again)
+    limiter.succeeded(ip, username)
     response = RedirectResponse(safe_next(form.get("next")), status_code=303)
     set_cookie(request, response, new_session(rt, account))
     return response
