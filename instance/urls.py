@@ -90,6 +90,11 @@ class LocalUrls:
     def tag(self, name: str) -> str:
         return f"{self.base}/tags/{name}"
 
+    def names_us(self, host_header: str) -> bool:
+        """Whether a request's Host header is this instance's host (with or without the
+        scheme's default port: Mastodon leaves the port out)."""
+        return self.is_local(f"{self.base.split('://', 1)[0]}://{host_header.strip()}/")
+
     def is_local(self, uri: str) -> bool:
         """Whether `uri` names something on this instance, however its host is spelled
         (case, a trailing dot, the default port, http for https): a remote server must not

@@ -13,7 +13,8 @@ The order is the policy; nothing that can wait runs before the 202:
 3. Content-Type: activity+json or ld+json with the ActivityStreams profile, else 415;
 4. JSON object, else 400;
 5. HTTP signature on the raw path, query and headers (activitypub.signatures) with keys from
-   the KeyRing -> 401 with the reason; a `Delete` from a signer we never saw is accepted and
+   the KeyRing, and the Host header must be ours -> 401 with the reason; a `Delete` from a
+   signer we never saw is accepted and
    dropped without fetching anything (Mastodon sends every account deletion to every server
    it knows, and the deleted actor's key can no longer be fetched);
 6. the sender's allowance (instance/inbound/limits.py: per actor, per server) -> else 429 +
@@ -113,13 +114,15 @@ async def receive(request: Request, rt: Runtime, intake: Intake, body: bytes) ->
     target = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
     if scope.get("query_string"):
         target += "?" + scope["query_string"].decode("latin-1")
+    if not rt.urls.names_us(request.headers.get("host", "")):
+        # whatever was signed (Host, @authority, @target-uri), or not: a request for another
+        # server, relayed to us, is not ours to take (and costs no key fetch)
+        return error_json("the request names another host than this instance", 401)
     try:
         signed = await verify_request(
             request.method, target, scope["headers"], body, resolve,
             now=rt.now(), scheme=rt.settings.instance.scheme,
         )  # fmt: skip
-        if "host" in signed.covered and request.headers.get("host", "").lower() != rt.settings.host:
-            raise SignatureError("the request was signed for another host")
     except SignatureError as exc:
         if is_delete and unknown_signer:
             return accepted()  # the deletion of an actor we never knew: nothing to do

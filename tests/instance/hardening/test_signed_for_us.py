@@ -1,0 +1,52 @@
+"""Review finding 13 (docs/security.md): a request signed for another server is not ours.
+
+RFC 9421 signatures covering another authority (`@authority`, `@target-uri`) were accepted,
+as were draft-cavage POSTs that did not sign `host`. Mastodon does not always sign `host`,
+so those stay acceptable, but whatever was signed, the request's Host must be ours: a
+signed request relayed from another server is refused.
+"""
+
+from __future__ import annotations
+
+import json
+
+from activitypub.signatures import sign_request_headers
+from instance.storage.models import InboxItem
+from tests.instance.inbox_helpers import count
+
+
+def signed(actor, url: str, activity: dict, scheme: str, host: str | None = None):
+    body = json.dumps(activity).encode()
+    headers = sign_request_headers(
+        "POST", url, key_id=actor.key_id, private_pem=actor.private_pem, body=body,
+        content_type="application/activity+json", scheme=scheme,
+    )  # fmt: skip
+    if host is not None:
+        headers["Host"] = host
+    return body, headers
+
+
+async def test_rfc9421_signed_for_another_server_is_refused(client, fedi) -> None:
+    alice = fedi.actor("alice")
+    body, headers = signed(alice, "http://victim.example/inbox", alice.create(), "rfc9421")
+    r = await client.post("/inbox", content=body, headers=headers)
+    assert r.status_code == 401 and "another host" in r.json()["error"]
+
+
+async def test_a_request_that_names_another_host_is_refused_even_unsigned_host(
+    client, runtime, fedi
+) -> None:
+    alice = fedi.actor("alice")
+    url = f"{runtime.settings.base_url}/inbox"
+    body, headers = signed(alice, url, alice.create(), "cavage", host="victim.example")
+    r = await client.post("/inbox", content=body, headers=headers)
+    assert r.status_code == 401 and "another host" in r.json()["error"]
+    assert await count(runtime, InboxItem) == 0
+
+
+async def test_our_host_with_the_default_port_written_out_is_ours(client, runtime, fedi) -> None:
+    alice = fedi.actor("alice")
+    url = f"{runtime.settings.base_url}/inbox"
+    for scheme in ("cavage", "rfc9421"):
+        body, headers = signed(alice, url, alice.create(), scheme)
+        assert (await client.post("/inbox", content=body, headers=headers)).status_code == 202
