@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from instance.generation.schedule import ScheduleWorker
@@ -82,4 +84,14 @@ def create_app(
             if runtime is None:
                 await rt.aclose()
 
-    return Starlette(routes=all_routes(), lifespan=lifespan)
+    return Starlette(
+        routes=all_routes(),
+        lifespan=lifespan,
+        exception_handlers={ClientDisconnect: gone_client},
+    )
+
+
+async def gone_client(request: Request, exc: Exception) -> Response:
+    """The client went away while we read its request: nobody waits for an answer, and it is
+    not our error to log."""
+    return Response(status_code=400)

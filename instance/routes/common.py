@@ -60,12 +60,18 @@ def error_json(message: str, status: int) -> Response:
     return Response(dumps({"error": message}), status_code=status, media_type="application/json")
 
 
+MAX_PAGE = 100_000  # past it every collection is empty anyway; bigger numbers overflow SQL
+
+
 def page_number(request: Request) -> int | None:
-    """`?page=N` (N >= 1) or None for the collection head; bad values mean page 1."""
+    """`?page=N` (1 <= N <= MAX_PAGE) or None for the collection head; unreadable values mean
+    page 1, huge ones the last page we serve (an empty one)."""
     raw = request.query_params.get("page")
     if raw is None:
         return None
+    if len(raw) > 12:
+        return MAX_PAGE if raw.strip().isdigit() else 1
     try:
-        return max(1, int(raw))
+        return min(MAX_PAGE, max(1, int(raw)))
     except ValueError:
         return 1
