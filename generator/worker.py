@@ -451,11 +451,15 @@ def _decode_parent(data: bytes) -> Image.Image:
 
 
 def _write_new_file(directory: Path, data: bytes) -> Path:
-    """Write ``data`` to a new random name in ``directory`` atomically (temp file + rename)."""
+    """Write ``data`` to a new random name in ``directory`` atomically (temp file + rename).
+
+    The image is public (anyone may fetch it), so it is readable by all (0644), for a web
+    server in front to serve it; ``mkstemp`` alone would leave it 0600."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"{uuid.uuid4().hex}.png"
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
     try:
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, final)

@@ -16,13 +16,16 @@ Built once by the app's lifespan or a CLI command and passed explicitly; nothing
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from activitypub.fetch import SafeFetcher
@@ -129,6 +132,18 @@ KEY_DEADLINE_S = 5.0  # a key fetch holds a request: it gets much less time than
 KEY_CONNECTIONS = 32
 
 
+def private_database_files(settings: Settings) -> None:
+    """An SQLite database holds every account's private key: readable by its owner only
+    (0600), with its WAL and shared-memory files, however the umask made them."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    database = Path(url.database)
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            path.chmod(0o600)
+
+
 def make_http_client(
     settings: Settings, *, connections: int | None = None, timeout_s: float | None = None
 ) -> httpx.AsyncClient:
@@ -164,6 +179,7 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     engine = make_engine(settings.database_url)
     if migrate:
         await upgrade(engine)
+    private_database_files(settings)
     keys = make_http_client(settings, connections=KEY_CONNECTIONS, timeout_s=KEY_DEADLINE_S)
     return Runtime(
         settings=settings,
