@@ -7,6 +7,7 @@ passes through `clean_html` before it is stored.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import nh3
 
@@ -28,6 +29,17 @@ URL_SCHEMES = {"http", "https", "dat", "dweb", "ipfs", "ipns", "ssb", "gopher", 
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def plain_label(text: str | None, limit: int) -> str:
+    """A name to show as text (a remote display name): no control or format characters
+    (bidi overrides and zero-width marks can make a name read as another), no unpaired
+    surrogates, at most `limit` characters."""
+    kept = "".join(
+        c for c in _SURROGATES.sub("\ufffd", text or "")
+        if unicodedata.category(c) not in ("Cc", "Cf", "Co", "Cn")
+    )
+    return " ".join(kept.split())[:limit]
 
 
 def clean_html(html: str | None) -> str:

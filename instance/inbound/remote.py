@@ -5,10 +5,15 @@ the instance actor, which servers in authorized-fetch mode require) only for act
 never seen, or when asked to refresh. `upsert_actor` maps an actor document onto a row; a
 key change is taken only from a document fetched from the actor's own server, never from an
 `Update` in an inbox.
+
+A remote username must look like one (Mastodon's rule: letters, digits, `_`, and `.` or `-`
+inside, at most 255 characters): anything else, such as `painter@our.host` or a name with
+invisible characters, could pass for one of our accounts on a page, and is refused.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -18,11 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from activitypub.errors import FetchError
 from activitypub.objects import Actor
 from activitypub.urls import authority_of, safe_link
-from instance.content.sanitize import clean_html
+from instance.content.sanitize import clean_html, plain_label
 from instance.errors import ActorUnavailable
 from instance.runtime import Runtime
 from instance.storage.idempotent import insert_one
 from instance.storage.models import Account, RemoteKey
+
+USERNAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,253}[A-Za-z0-9_])?")
 
 
 async def find_actor(session: AsyncSession, uri: str) -> Account | None:
@@ -56,6 +63,10 @@ async def upsert_actor(
     actor = Actor(document)
     if not actor.id or not actor.is_actor or not actor.inbox or not actor.preferred_username:
         raise ActorUnavailable(f"not a usable actor document: {actor.id}")
+    if not USERNAME.fullmatch(actor.preferred_username):
+        raise ActorUnavailable(
+            f"{actor.id} has a username we do not take: {actor.preferred_username[:80]!r}"
+        )
     try:
         domain = authority_of(actor.id)
     except ValueError as exc:
@@ -87,7 +98,7 @@ def _fields(actor: Actor, domain: str, now: datetime) -> dict[str, Any]:
         "username_key": username.casefold(),
         "domain": domain,
         "kind": actor.type or "Person",
-        "display_name": (actor.name or "")[:255],
+        "display_name": plain_label(actor.name, 255),
         "summary": clean_html(actor.summary),
         "url": safe_link(actor.url),
         "inbox_uri": actor.inbox,

@@ -9,7 +9,7 @@ accounts notify them.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import nh3
@@ -48,11 +48,15 @@ def plain_summary(summary: str | None) -> str | None:
     return nh3.clean(summary or "", tags=set()).strip()[:1000] or None
 
 
-def parse_time(value: str | None, default: datetime) -> datetime:
+def parse_time(value: str | None, now: datetime) -> datetime:
+    """A remote post's time, read as UTC when it names no zone, and never later than `now`:
+    a post dated in the future would stay on top of every timeline until that date."""
     try:
-        return datetime.fromisoformat(value) if value else default
+        moment = datetime.fromisoformat(value) if value else now
     except ValueError:
-        return default
+        return now
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return min(moment, now)
 
 
 def _fields(note: APObject, author: Account) -> dict[str, Any]:
