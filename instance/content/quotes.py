@@ -80,6 +80,12 @@ async def answer_quote_request(
     stamp = await session.scalar(
         select(QuoteAuthorization).where(QuoteAuthorization.quoting_uri == instrument)
     )
+    if stamp is not None and stamp.post_id != target.id:
+        # a note quotes one post: its stamp is for that one, and never answers for another
+        reject = build_quote_answer(answer="Reject", activity_id=activity_id, actor=author.uri,
+                                    request=request, to=requester.uri)  # fmt: skip
+        await _send(session, rt, author, reject, requester)
+        return "rejected"
     if stamp is None:
         stamp = QuoteAuthorization(post_id=target.id, quoting_uri=instrument,
                                    actor_uri=requester.uri, created_at=rt.now())  # fmt: skip
