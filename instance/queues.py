@@ -5,7 +5,8 @@ instance/jobs.py; how long a claim holds its row, when a failed row runs again a
 it may run are declared here, once per queue:
 
     queue       row             lease                  retries after attempt n     attempts
-    inbox       InboxItem       5 min                  Mastodon's curve (below)    5
+    inbox       InboxItem       30 s, renewed while    Mastodon's curve (below)    5
+                                it is handled
     delivery    Delivery        10 s, renewed while    Mastodon's curve,           17
                                 the POST is in flight  Retry-After honoured
     generation  GenerationJob   set per batch by the   30 s x 2^(n-1), <= 1 h      3
@@ -16,8 +17,8 @@ it may run are declared here, once per queue:
 - Only transient failures are retried (no answer, 429, 5xx; for generation what the GPU
   worker calls transient); a refusal or a bad document fails the row at once.
 - A lease is how long a claimed row stays ours: when its worker dies, another claims it once
-  the lease has passed. Deliveries renew theirs every few seconds while the POST runs, so a
-  short lease costs nothing and a crash is recovered within 10 s. A generation batch is
+  the lease has passed. Inbox items and deliveries renew theirs while they are handled, so
+  a short lease costs nothing and a crash is recovered within seconds. A generation batch is
   leased for as long as it may take: `job_timeout_s` per job in the batch, plus the GPU
   worker's grace period and a minute.
 """
@@ -66,7 +67,7 @@ class Queue:
         return self.backoff(attempts, retry_after)
 
 
-INBOX = Queue("inbox", lease=timedelta(minutes=5), max_attempts=5, backoff=mastodon_curve)
+INBOX = Queue("inbox", lease=timedelta(seconds=30), max_attempts=5, backoff=mastodon_curve)
 DELIVERY = Queue("delivery", lease=timedelta(seconds=10), max_attempts=17, backoff=mastodon_curve)
 GENERATION = Queue(
     "generation",

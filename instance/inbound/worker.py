@@ -19,8 +19,11 @@ one lane per sending actor, so an actor's activities are handled in the order th
 actors of one server, so neither one actor nor one server whose objects are slow to fetch
 holds up the others.
 
-Network trouble while dereferencing (no answer, 429, 5xx) is retried on the inbox queue's
-schedule; anything else fails the item with its error, for the admin to see.
+Claimed items are leased for the inbox queue's short lease (instance/queues.py), renewed
+every RENEW_EVERY_S while the step handles them, so after a crash another worker takes them
+again within the lease, not minutes later. Network trouble while dereferencing (no answer,
+429, 5xx) is retried on the inbox queue's schedule; anything else fails the item with its
+error, for the admin to see.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from activitypub.errors import FetchError, FetchTimeoutError, RemoteHTTPError
@@ -50,6 +53,7 @@ from instance.storage.models import Account, InboxItem, Post
 log = logging.getLogger("dreamloom.inbox")
 
 BATCH = 32
+RENEW_EVERY_S = INBOX.fixed_lease.total_seconds() / 3
 
 
 async def dereference(rt: Runtime, activity: Activity) -> tuple[Account, APObject | None]:
@@ -120,15 +124,39 @@ class InboxWorker:
         slots = asyncio.Semaphore(self.concurrency)
         per_server = max(1, self.concurrency // 2)
         servers: dict[str, asyncio.Semaphore] = {}
+        held = {item.id for item in items}
 
         async def lane(actor: str, queue: list[InboxItem]) -> None:
             server = servers.setdefault(sender_host(actor), asyncio.Semaphore(per_server))
             for item in queue:
+                item_id = item.id  # a failed transaction expires the row's attributes
                 async with server, slots:
                     await self.handle(item)
+                held.discard(item_id)
 
-        await asyncio.gather(*(lane(actor, queue) for actor, queue in lanes.items()))
+        renewing = asyncio.create_task(self._renew(held))
+        try:
+            await asyncio.gather(*(lane(actor, queue) for actor, queue in lanes.items()))
+        finally:
+            renewing.cancel()
         return len(items)
+
+    async def _renew(self, held: set[int]) -> None:
+        """Keep the lease of the items still being handled (or waiting for a slot)."""
+        while True:
+            await asyncio.sleep(RENEW_EVERY_S)
+            if not held:
+                continue
+            try:
+                async with self.rt.session() as session:
+                    await session.execute(
+                        update(InboxItem)
+                        .where(InboxItem.id.in_(list(held)), InboxItem.status == "running")
+                        .values(locked_until=self.rt.now() + INBOX.fixed_lease)
+                        .execution_options(synchronize_session=False)
+                    )
+            except OperationalError as exc:  # a busy database: try again next time
+                log.warning("could not renew inbox leases: %s", exc)
 
     async def handle(self, item: InboxItem) -> None:
         item_id, attempts, now = item.id, item.attempts, self.rt.now()
