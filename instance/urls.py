@@ -87,6 +87,10 @@ class LocalUrls:
     def media(self, file_name: str) -> str:
         return f"{self.base}/media/{file_name}"
 
+    def remote_media(self, public_id: str) -> str:
+        """Where our pages show a remote attachment from (instance/inbound/media_cache.py)."""
+        return f"{self.base}/media/remote/{public_id}"
+
     def tag(self, name: str) -> str:
         return f"{self.base}/tags/{name}"
 

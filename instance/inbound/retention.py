@@ -5,7 +5,8 @@ only valid for an hour, so a month of records recognises every redelivery and ev
 Rows still queued or running are never deleted.
 
 `RetentionWorker` (name "retention") prunes once an hour, in batches, so a large backlog
-never holds the database's write lock for long.
+never holds the database's write lock for long; it also clears the remote image cache of
+files unused for a week (media_cache.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
+from instance.inbound.media_cache import RemoteMedia
 from instance.runtime import Runtime
 from instance.storage.models import InboxItem, InboxSeen
 
@@ -56,4 +58,5 @@ class RetentionWorker:
             return 0
         self.last = now
         await prune(self.rt)
+        await self.rt.service(RemoteMedia).prune()
         return 0  # pruning is not work that asks for another step at once

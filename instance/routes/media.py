@@ -1,6 +1,7 @@
 """Media files: public and unsigned (Mastodon fetches attachments without signing), served
 only under the names we generate, with their real type, nosniff and a sandboxing CSP, so a
-file can never be run as a page."""
+file can never be run as a page. `/media/remote/<id>` serves a remote post's image from
+our cache (instance/inbound/media_cache.py), so our pages never send visitors elsewhere."""
 
 from __future__ import annotations
 
@@ -10,10 +11,27 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from instance.inbound.media_cache import RemoteMedia
 from instance.routes.common import error_json, runtime
 
 SAFE_NAME = re.compile(r"^[0-9a-z]{20,64}\.(png|jpg)$")  # our generated names only
 TYPES = {"png": "image/png", "jpg": "image/jpeg"}
+PUBLIC_ID = re.compile(r"^[0-9a-z]{26}$")
+HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+}
+
+
+async def remote_media(request: Request) -> Response:
+    public_id = request.path_params["public_id"]
+    if not PUBLIC_ID.match(public_id):
+        return error_json("no such file", 404)
+    cached = await runtime(request).service(RemoteMedia).get(public_id)
+    if cached is None:
+        return error_json("no such file, or it could not be fetched", 404)
+    return FileResponse(cached.path, media_type=cached.media_type,
+                        headers={**HEADERS, "Cache-Control": "public, max-age=86400"})  # fmt: skip
 
 
 async def media(request: Request) -> Response:
@@ -26,12 +44,8 @@ async def media(request: Request) -> Response:
     return FileResponse(
         path,
         media_type=TYPES[name.rsplit(".", 1)[1]],
-        headers={
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "public, max-age=31536000, immutable",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
-        },
+        headers={**HEADERS, "Cache-Control": "public, max-age=31536000, immutable"},
     )
 
 
-routes = [Route("/media/{name}", media)]
+routes = [Route("/media/remote/{public_id}", remote_media), Route("/media/{name}", media)]

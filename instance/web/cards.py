@@ -71,7 +71,8 @@ def card(
         "boostable": can_boost(post),
         "media": [
             {
-                "src": rt.urls.media(m.file_name) if m.file_name else safe_link(m.remote_url),
+                "src": (rt.urls.media(m.file_name) if m.file_name
+                        else rt.urls.remote_media(m.public_id)),  # never hotlinked
                 "description": m.description,
                 "width": m.width,
                 "height": m.height,
