@@ -78,8 +78,10 @@ def storable(value: str) -> bool:
 def admit(document: dict[str, Any], signer: str, urls: LocalUrls) -> dict[str, Any] | None:
     """The document to store for a verified request from `signer` (an actor URI)."""
     activity = Activity(document) if isinstance(document, dict) else None
-    if activity is None or activity.id is None or origin(activity.id) is None:
+    if activity is None or activity.id is None:
         raise Refused(400, "an activity needs an id")
+    if origin(activity.id) is None:
+        raise Refused(400, "the activity id is not an http(s) URL that we can store")
     actor = activity.actor
     if actor is None or origin(actor) is None or not activity.type:
         raise Refused(400, "an activity needs an actor and a type")
