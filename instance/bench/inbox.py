@@ -41,6 +41,7 @@ from instance.settings import load_settings
 from instance.setup import ensure_instance, write_config
 
 ACTIVITY_JSON = "application/activity+json"
+Signed = tuple[dict[str, str], bytes]
 
 
 def free_port() -> int:
@@ -50,42 +51,51 @@ def free_port() -> int:
 
 
 class FakeRemote:
-    """One remote actor served over loopback HTTP (only the warm-up fetches it)."""
+    """Remote actors (`load0`, `load1`, ...) served over loopback HTTP; the instance fetches
+    each one's key once, on its first request."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, actors: int = 1) -> None:
         self.base = f"http://127.0.0.1:{port}"
-        self.actor = f"{self.base}/users/loadtest"
-        self.key_id = f"{self.actor}#main-key"
-        self.private_pem, public_pem = generate_rsa_keypair()
-        self.document = build_actor(
-            actor_id=self.actor, username="loadtest", inbox=f"{self.actor}/inbox",
-            outbox=f"{self.actor}/outbox", followers=f"{self.actor}/followers",
-            following=f"{self.actor}/following", shared_inbox=f"{self.base}/inbox",
-            public_key_pem=public_pem, actor_type="Person",
-        )  # fmt: skip
+        self.private_pem, public_pem = generate_rsa_keypair()  # one key, each actor its id
+        self.actors = [f"{self.base}/users/load{n}" for n in range(actors)]
+        self.documents = {
+            f"/users/load{n}": json.dumps(build_actor(
+                actor_id=actor, username=f"load{n}", inbox=f"{actor}/inbox",
+                outbox=f"{actor}/outbox", followers=f"{actor}/followers",
+                following=f"{actor}/following", shared_inbox=f"{self.base}/inbox",
+                public_key_pem=public_pem, actor_type="Person",
+            ))
+            for n, actor in enumerate(self.actors)
+        }  # fmt: skip
         self.fetches = 0
-        app = Starlette(routes=[Route("/users/loadtest", self.serve_actor)])
+        app = Starlette(routes=[Route("/users/{name}", self.serve_actor)])
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         self.server = uvicorn.Server(config)
 
     async def serve_actor(self, request: Request) -> Response:
         self.fetches += 1
-        return Response(json.dumps(self.document), media_type=ACTIVITY_JSON)
+        document = self.documents.get(request.url.path)
+        if document is None:
+            return Response(status_code=404)
+        return Response(document, media_type=ACTIVITY_JSON)
 
-    def signed(self, inbox: str, mention: str, i: int) -> tuple[dict[str, str], bytes]:
-        activity_id = f"{self.actor}/load/{uuid.uuid4()}"
+    def signed(self, inbox: str, i: int, mention: str | None = None) -> Signed:
+        """Create{Note} number `i`, from actor `i` modulo their number, signed for `inbox`."""
+        actor = self.actors[i % len(self.actors)]
+        activity_id = f"{actor}/load/{uuid.uuid4()}"
         note = {
-            "id": f"{activity_id}/note", "type": "Note", "attributedTo": self.actor,
+            "id": f"{activity_id}/note", "type": "Note", "attributedTo": actor,
             "content": f"<p>load {i}</p>", "published": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "to": [AS_PUBLIC], "cc": [mention], "tag": [{"type": "Mention", "href": mention}],
+            "to": [AS_PUBLIC], "cc": [mention] if mention else [],
+            "tag": [{"type": "Mention", "href": mention}] if mention else [],
         }  # fmt: skip
         body = json.dumps({
-            "@context": AS_CONTEXT, "id": activity_id, "type": "Create", "actor": self.actor,
+            "@context": AS_CONTEXT, "id": activity_id, "type": "Create", "actor": actor,
             "object": note, "to": note["to"], "cc": note["cc"],
         }).encode()  # fmt: skip
         headers = sign_request_headers(
-            "POST", inbox, key_id=self.key_id, private_pem=self.private_pem, body=body,
-            content_type=ACTIVITY_JSON,
+            "POST", inbox, key_id=f"{actor}#main-key", private_pem=self.private_pem,
+            body=body, content_type=ACTIVITY_JSON,
         )  # fmt: skip
         return headers, body
 
@@ -117,12 +127,17 @@ UNLIMITED_SENDER = {
 }
 
 
-def start_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(
+    directory: Path, port: int, *, workers: bool = False, limits: bool = False
+) -> subprocess.Popen[bytes]:
+    """`dreamloom serve` in a child process; `workers`: with the background workers in it
+    (the default deployment); `limits`: with the default per-sender allowances."""
     command = [
         sys.executable, "-c", "from instance.cli import main; main()", "serve",
-        "--dir", str(directory), "--port", str(port), "--no-workers",
+        "--dir", str(directory), "--port", str(port),
+        "--workers" if workers else "--no-workers",
     ]  # fmt: skip
-    env = {**os.environ, **UNLIMITED_SENDER}
+    env = {**os.environ, **({} if limits else UNLIMITED_SENDER)}
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)  # noqa: S603
 
 
@@ -137,9 +152,6 @@ async def wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
                     return
             await asyncio.sleep(0.1)
     raise RuntimeError("the instance did not start within 30 s")
-
-
-Signed = tuple[dict[str, str], bytes]
 
 
 class Tally:
@@ -178,13 +190,7 @@ async def fire_raw(inbox: str, requests: list[Signed], concurrency: int, tally: 
     written to one of C keep-alive connections, so the CPU goes to the server, not to us."""
     url = httpx.URL(inbox)
     host, port, path = url.host, url.port or 80, url.raw_path.decode()
-    payloads = [
-        f"POST {path} HTTP/1.1\r\n".encode()
-        + "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
-        + f"Content-Length: {len(body)}\r\n\r\n".encode()
-        + body
-        for headers, body in requests
-    ]
+    payloads = [serialise(path, request) for request in requests]
     requests.clear()
 
     async def worker() -> None:
@@ -205,19 +211,36 @@ async def fire_raw(inbox: str, requests: list[Signed], concurrency: int, tally: 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+def serialise(path: str, request: Signed) -> bytes:
+    """One signed POST as the bytes of an HTTP/1.1 request."""
+    headers, body = request
+    return (
+        f"POST {path} HTTP/1.1\r\n".encode()
+        + "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+
+
 async def read_response(reader: asyncio.StreamReader) -> str:
-    """The status code of one HTTP/1.1 response, its body read and dropped."""
+    """The status code of one HTTP/1.1 response ("closed" if none came), its body read and
+    dropped."""
+    return (await read_answer(reader))[0]
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[str, dict[str, str]]:
+    """The status code and the (lowercased) headers of one HTTP/1.1 response."""
     status = await reader.readline()
     if not status:
-        return "closed"
-    length = 0
+        return "closed", {}
+    headers: dict[str, str] = {}
     while (line := await reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
     if length:
         await reader.readexactly(length)
-    return status.split()[1].decode()
+    return status.split()[1].decode(), headers
 
 
 GENERATORS = {"raw": fire_raw, "httpx": fire_httpx}
@@ -248,7 +271,7 @@ async def run_load(
         await wait_until_up(base, process)
         inbox = f"{base}/inbox"
         mention = f"{base}/users/bench"
-        requests = [remote.signed(inbox, mention, i) for i in range(n + 1)]
+        requests = [remote.signed(inbox, i, mention) for i in range(n + 1)]
         async with httpx.AsyncClient() as client:
             headers, body = requests.pop()
             warm = await client.post(inbox, content=body, headers=headers)
@@ -286,11 +309,11 @@ def bench(n: int, concurrency: int, generator: str = "raw") -> dict[str, Any]:
         directory = Path(tmp)
         port = free_port()
         prepare_instance(directory, port)
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
             return runner.run(run_load(directory, n, concurrency, port, generator))
 
 
-def _loop_factory() -> Any:
+def loop_factory() -> Any:
     try:
         import uvloop
     except ImportError:

@@ -1,4 +1,4 @@
-"""`dreamloom bench inbox|fanout|timeline`: the benchmarks of instance/bench/, printed as a
+"""`dreamloom bench inbox|overload|fanout|timeline`: the benchmarks of instance/bench/, printed as a
 line a person reads or as JSON (`--json`) for BENCHMARKS.md. (`bench generate` is
 generate.py's.)"""
 
@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from instance.bench import fanout, inbox, timeline
+from instance.bench import fanout, inbox, overload, timeline
 from instance.cli.common import JsonOption, bench_app, fail
 from instance.errors import UserError
 
@@ -40,6 +40,27 @@ def bench_inbox(
         f"{r['lost']} lost, {r['key_fetches']} key fetch(es); CPU per request: "
         f"server {r['server_cpu_ms_per_request']} ms, "
         f"load generator {r['client_cpu_ms_per_request']} ms\n",
+    )  # fmt: skip
+
+
+@bench_app.command("overload")
+def bench_overload(
+    factor: Annotated[float, typer.Option(help="Send this many times the sustained rate.")] = 10,
+    calibrate: Annotated[int, typer.Option(help="Requests measuring the sustained rate.")] = 1000,
+    burst: Annotated[int, typer.Option(help="Requests sent at factor x that rate.")] = 10_000,
+    actors: Annotated[int, typer.Option(help="Remote actors sending them.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """The default `dreamloom serve` flooded at many times the rate it sustains: only 202, or
+    503/429 with Retry-After, and every accepted activity stored and handled."""
+    r = overload.bench(factor, calibrate, burst, actors)
+    _emit(r, as_json,
+        f"overload: sustained {r['sustained_per_s']}/s; burst of {burst} offered at "
+        f"{r['offered_per_s']}/s ({r['offered_factor']}x): {r['codes']}; "
+        f"{r['refusals_without_retry_after']} refusals without Retry-After, refusals answered "
+        f"in p50 {r['refusal_p50_ms']} / p99 {r['refusal_p99_ms']} ms; {r['lost']} accepted "
+        f"lost, {r['stored_refused']} refused but stored; accepted handled within "
+        f"{r['handled_within_s']} s: {r['accepted_by_status']}\n",
     )  # fmt: skip
 
 

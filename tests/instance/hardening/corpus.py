@@ -861,7 +861,9 @@ def markdown() -> str:
         "only their typed errors, never another exception (`tests/*/test_fuzz_*.py`; "
         "`FUZZ_EXAMPLES=N` to run longer).",
         "- Overload: ten times what the inbox sustains is answered with 503 or 429 and "
-        "Retry-After, and every accepted activity is kept (`hardening/test_overload.py`).",
+        "Retry-After, and every accepted activity is kept and handled "
+        "(`hardening/test_overload.py`; the numbers of `dreamloom bench overload` are in "
+        "BENCHMARKS.md).",
         "",
     ]
     return "\n".join(lines)
