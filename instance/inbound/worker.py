@@ -134,17 +134,24 @@ class InboxWorker:
                     await self.handle(item)
                 held.discard(item_id)
 
-        renewing = asyncio.create_task(self._renew(held))
+        done = asyncio.Event()
+        renewing = asyncio.create_task(self._renew(held, done))
         try:
             await asyncio.gather(*(lane(actor, queue) for actor, queue in lanes.items()))
         finally:
-            renewing.cancel()
+            done.set()  # never cancelled mid-UPDATE: a cancelled query can strand its connection
+            await renewing
         return len(items)
 
-    async def _renew(self, held: set[int]) -> None:
-        """Keep the lease of the items still being handled (or waiting for a slot)."""
+    async def _renew(self, held: set[int], done: asyncio.Event) -> None:
+        """Keep the lease of the items still being handled (or waiting for a slot), until
+        `done` is set."""
         while True:
-            await asyncio.sleep(RENEW_EVERY_S)
+            try:
+                await asyncio.wait_for(done.wait(), RENEW_EVERY_S)
+                return
+            except TimeoutError:
+                pass
             if not held:
                 continue
             try:

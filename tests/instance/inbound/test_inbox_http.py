@@ -319,15 +319,19 @@ async def test_overload_answers_503_with_retry_after(client, runtime, alice, mon
     release = asyncio.Event()
     write = intake.writer.write
 
-    async def slow_write(row):
+    async def slow_write(row, sender=None):
         await release.wait()
-        await write(row)
+        await write(row, sender)
 
     monkeypatch.setattr(intake.writer, "write", slow_write)
     activities = [alice.create() for _ in range(12)]
     tasks = [asyncio.ensure_future(post(client, runtime, alice, a)) for a in activities]
-    while intake.pending < 3:
-        await asyncio.sleep(0)
+
+    async def three_waiting() -> None:
+        while intake.pending < 3:
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(three_waiting(), 10)
     release.set()
     responses = await asyncio.gather(*tasks)
     answers = [r.status_code for r in responses]
@@ -343,7 +347,7 @@ async def test_overload_answers_503_with_retry_after(client, runtime, alice, mon
 async def test_database_failure_is_503_not_500(client, runtime, alice, monkeypatch):
     """A locked or failing database -> 503 + Retry-After."""
 
-    async def broken(rows):
+    async def broken(batch):
         raise OperationalError("INSERT", {}, Exception("database is locked"))
 
     monkeypatch.setattr(runtime.service(Intake).writer, "_insert", broken)
