@@ -169,8 +169,9 @@ class Intake:
             self.usernames.add(key)
         return found
 
-    async def store(self, activity: dict[str, Any], body: str, key_id: str) -> None:
-        """Write the inbox row; returns once it is committed (TimeoutError when stuck)."""
+    async def store(self, activity: dict[str, Any], body: str, key_id: str, signer: str) -> None:
+        """Write the inbox row, once per (signer, activity id); returns once it is committed
+        (TimeoutError when stuck)."""
         now = self.rt.now()
         row = {
             "activity_uri": activity["id"],
@@ -182,4 +183,4 @@ class Intake:
             "run_at": now,
             "created_at": now,
         }
-        await asyncio.wait_for(self.writer.write(row), WRITE_TIMEOUT_S)
+        await asyncio.wait_for(self.writer.write(row, sender=signer), WRITE_TIMEOUT_S)

@@ -4,10 +4,12 @@ The first request starts a drain; requests arriving while a batch commits wait f
 one, so the busier the inbox, the larger (and cheaper per row) the batches. Each request is
 answered only after its row is committed.
 
-- **Once per (actor, id).** Every accepted activity leaves a key, a hash of its actor and
-  id, in `inbox_seen` (`INSERT .. ON CONFLICT DO NOTHING`); only rows whose key is new get
-  an inbox row, so a redelivered activity makes one row however many copies race. Keying on
-  the actor too means no sender can occupy an id for another actor.
+- **Once per (sender, id).** Every accepted activity leaves a key, a hash of who sent it
+  (the signer: the actor itself, or the server that forwarded its Create) and its id, in
+  `inbox_seen` (`INSERT .. ON CONFLICT DO NOTHING`); only rows whose key is new get an inbox
+  row, so a redelivered activity makes one row however many copies race. Keying on the
+  signer means nobody can occupy an id for another actor, not even by "forwarding" an
+  activity in that actor's name.
 - **One bad row fails alone.** When a batch cannot be written, its rows are written one by
   one, so only the request whose row the database refuses gets the error; the others are
   answered as usual.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -38,22 +41,31 @@ MAX_BATCH = 512
 INBOUND_NOTE_EVERY_S = 60.0
 
 
-def dedupe_key(actor: str, activity_id: str) -> str:
-    return hashlib.sha256(f"{actor}\n{activity_id}".encode()).hexdigest()
+def dedupe_key(sender: str, activity_id: str) -> str:
+    return hashlib.sha256(f"{sender}\n{activity_id}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Pending:
+    row: dict[str, Any]  # InboxItem columns
+    key: str  # dedupe_key(sender, id)
+    future: asyncio.Future[None]
 
 
 class InboxWriter:
     def __init__(self, rt: Runtime, max_batch: int = MAX_BATCH) -> None:
         self.rt = rt
         self.max_batch = max_batch
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._pending: list[Pending] = []
         self._task: asyncio.Task[None] | None = None
         self._noted: TTLCache[str, bool] = TTLCache(10_000, INBOUND_NOTE_EVERY_S)
 
-    async def write(self, row: dict[str, Any]) -> None:
-        """Return once `row` (InboxItem columns) is committed, or was accepted before."""
+    async def write(self, row: dict[str, Any], sender: str | None = None) -> None:
+        """Return once `row` (InboxItem columns) is committed, or was accepted from `sender`
+        (the signer's actor; default: the row's actor) before."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((row, future))
+        key = dedupe_key(sender or row["actor_uri"], row["activity_uri"])
+        self._pending.append(Pending(row, key, future))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
         await future
@@ -63,34 +75,34 @@ class InboxWriter:
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]
             try:
-                await self._insert([row for row, _ in batch])
+                await self._insert(batch)
             except Exception as exc:
                 if len(batch) == 1:
                     log.warning("inbox write failed: %s", exc)
-                    _settle(batch[0][1], exc)
+                    _settle(batch[0].future, exc)
                     continue
                 log.warning("inbox write of %d rows failed (%s): writing them one by one",
                             len(batch), exc)  # fmt: skip
                 await self._one_by_one(batch)
             else:
-                for _, future in batch:
-                    _settle(future, None)
+                for one in batch:
+                    _settle(one.future, None)
             self.rt.wake("inbox")
-            await self._note_inbound({row["actor_uri"] for row, _ in batch})
+            await self._note_inbound({one.row["actor_uri"] for one in batch})
 
-    async def _one_by_one(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
-        for row, future in batch:
+    async def _one_by_one(self, batch: list[Pending]) -> None:
+        for one in batch:
             try:
-                await self._insert([row])
+                await self._insert([one])
             except Exception as exc:
-                log.warning("inbox write of %s refused: %s", row["activity_uri"][:200], exc)
-                _settle(future, Refused(400, "the activity cannot be stored"))
+                log.warning("inbox write of %s refused: %s", one.row["activity_uri"][:200], exc)
+                _settle(one.future, Refused(400, "the activity cannot be stored"))
             else:
-                _settle(future, None)
+                _settle(one.future, None)
 
-    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+    async def _insert(self, batch: list[Pending]) -> None:
         now = self.rt.now()
-        keyed = {dedupe_key(r["actor_uri"], r["activity_uri"]): r for r in rows}
+        keyed = {one.key: one.row for one in batch}
         async with self.rt.session() as session:
             new = await _new_keys(session, list(keyed), now)
             if new:

@@ -22,7 +22,7 @@ The order is the policy; nothing that can wait runs before the 202:
 7. origin policy (instance.inbound.intake.admit) -> 400/403, or 202 and dropped (types we
    do not handle);
 8. free disk above `[federation] inbox_min_free_disk_mb` -> else 503 + Retry-After;
-9. one inbox row, once per (actor, activity id), committed -> 202.
+9. one inbox row, once per (signer, activity id), committed -> 202.
 """
 
 from __future__ import annotations
@@ -140,7 +140,9 @@ async def receive(request: Request, rt: Runtime, intake: Intake, body: bytes) ->
         if stored is not None:
             if not limits.disk.ok():
                 return busy("this instance is short of disk space")
-            await intake.store(stored, as_text(body, stored, document), signed.key_id)
+            await intake.store(
+                stored, as_text(body, stored, document), signed.key_id, signed.owner
+            )
     except Refused as refused:
         return error_json(refused.reason, refused.status)
     return accepted()

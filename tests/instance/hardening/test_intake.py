@@ -4,9 +4,11 @@
   column holds passed admission and made the grouped INSERT fail, so every honest request
   written in the same batch got a 500. Such ids are refused with 400 before any write, and
   a row the database still refuses fails alone: the rest of its batch is written.
-- Finding 9: an activity id is bound to its actor's server, and accepted once per (actor,
+- Finding 9: an activity id is bound to its actor's server, and accepted once per (signer,
   id): nobody can take a victim's predictable future id (Mastodon's `<actor>#delete`) so
-  that the victim's real activity would be dropped as a duplicate.
+  that the victim's real activity would be dropped as a duplicate; not a neighbour on the
+  victim's server, and not a third server "forwarding" a Create in the victim's name with
+  that id (found by the red-team pass after the fix).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import json
 
 import pytest
+from sqlalchemy import select
 
 from instance.inbound.intake import Intake
 from instance.inbound.worker import InboxWorker
@@ -104,3 +107,39 @@ async def test_a_redelivered_activity_is_accepted_once(client, runtime, alice) -
     for _ in range(3):
         assert (await post(client, runtime, alice, activity)).status_code == 202
     assert await count(runtime, InboxItem) == 1
+
+
+async def test_a_forwarded_create_cannot_take_the_actors_future_delete_id(
+    client, runtime, fedi
+) -> None:
+    carol = fedi.actor("carol", "victim.example", key=0)
+    mallory = fedi.actor("mallory", "evil.example", key=1)
+    assert (await post(client, runtime, carol, carol.create())).status_code == 202
+    await InboxWorker(runtime).run_once()  # carol is known to us
+    forged = {"id": f"{carol.uri}#delete", "type": "Create", "actor": carol.uri,
+              "object": f"{carol.uri}/statuses/1"}  # fmt: skip
+    assert (await post(client, runtime, mallory, forged)).status_code == 202  # a "forward"
+
+    erase = carol.activity("Delete", carol.uri, id=f"{carol.uri}#delete")
+    assert (await post(client, runtime, carol, erase)).status_code == 202
+    for _ in range(3):
+        await InboxWorker(runtime).run_once()
+
+    assert await count(runtime, InboxItem, InboxItem.body.contains('"Delete"')) == 1
+    async with runtime.sessions() as s:
+        gone = await s.scalar(select(Account.deleted_at).where(Account.uri == carol.uri))
+    assert gone is not None
+
+
+async def test_a_forwarded_create_cannot_take_the_actors_future_like_id(
+    client, runtime, fedi
+) -> None:
+    carol = fedi.actor("carol", "victim.example", key=0)
+    mallory = fedi.actor("mallory", "evil.example", key=1)
+    like_id = f"{carol.uri}#likes/1234"
+    forged = {"id": like_id, "type": "Create", "actor": carol.uri,
+              "object": f"{carol.uri}/statuses/1"}  # fmt: skip
+    assert (await post(client, runtime, mallory, forged)).status_code == 202
+    like = carol.activity("Like", runtime.urls.actor("bot") + "/posts/1", id=like_id)
+    assert (await post(client, runtime, carol, like)).status_code == 202
+    assert await count(runtime, InboxItem, InboxItem.body.contains('"Like"')) == 1
