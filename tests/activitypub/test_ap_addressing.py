@@ -61,3 +61,30 @@ def test_recipient_from_actor() -> None:
         ALICE, ALICE + "/inbox", "https://m.example/inbox"
     )
     assert Recipient.from_actor({"id": ALICE, "inbox": ""}) is None
+
+
+class CountedId(str):
+    """An id that counts how often it is compared for equality."""
+
+    compared = 0
+
+    def __eq__(self, other: object) -> bool:
+        CountedId.compared += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_a_huge_audience_is_deduplicated_in_linear_time() -> None:
+    """Red-team finding R1: a Note's `to` may list ~45,000 ids (a 1 MB body). De-duplicating
+    it by scanning a list compared every id with every earlier one (10^9 comparisons, seconds
+    of a frozen event loop); audiences and inbox lists compare each id a bounded number of
+    times."""
+    n = 45_000
+    ids = [CountedId(f"https://e.example/users/{i}") for i in range(n)]
+    CountedId.compared = 0
+    assert addressing.normalize_audience(ids + ids[:10]) == ids
+    assert addressing.direct(ids).to == tuple(ids)
+    recipients = [Recipient(i, CountedId(i + "/inbox")) for i in ids]
+    assert len(delivery_inboxes(recipients, recipients)) == n
+    assert CountedId.compared < 10 * n
