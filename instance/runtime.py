@@ -4,9 +4,10 @@ Built once by the app's lifespan or a CLI command and passed explicitly; nothing
 
 - `now()` is the one clock: every row written and every deadline checked reads it, so a test
   replaces `clock` to move time.
-- Three SSRF-guarded HTTP pools, so one kind of traffic cannot starve another: `http`
-  (deliveries and WebFinger), `fetcher` (remote objects and actors) and `key_fetcher`
-  (signers' keys while a request waits: short deadline, small pool).
+- Four SSRF-guarded HTTP pools, so one kind of traffic cannot starve another: `http`
+  (deliveries and WebFinger), `fetcher` (remote objects and actors), `key_fetcher`
+  (signers' keys while a request waits: short deadline, small pool) and `media_fetcher`
+  (remote images for our pages' cache, which a visitor's request waits for: the same).
 - `wake(queue)` tells the workers of this process that a row is waiting in `queue`
   (instance/workers.py sets `waker`; without workers it does nothing).
 - `service(Kind)` is the runtime's one `Kind(rt)`, made on first use: the per-process state
@@ -62,6 +63,7 @@ class Runtime:
     http: httpx.AsyncClient
     fetcher: SafeFetcher
     key_fetcher: SafeFetcher
+    media_fetcher: SafeFetcher
     clock: Callable[[], datetime] = wall_clock
     waker: Callable[[str], None] = no_waker
     signer: tuple[str, str] | None = None  # the instance actor's (key_id, private_pem)
@@ -107,6 +109,7 @@ class Runtime:
         self.http = client
         self.fetcher = make_fetcher(self.settings, client)
         self.key_fetcher = make_fetcher(self.settings, client, deadline=KEY_DEADLINE_S)
+        self.media_fetcher = make_fetcher(self.settings, client, deadline=MEDIA_DEADLINE_S)
 
     def now(self) -> datetime:
         """The clock every worker and handler reads; tests replace `clock` to move time."""
@@ -119,7 +122,9 @@ class Runtime:
             yield session
 
     def _clients(self) -> list[httpx.AsyncClient]:
-        found = {id(c): c for c in (self.http, self.fetcher.client, self.key_fetcher.client)}
+        pools = (self.http, self.fetcher.client, self.key_fetcher.client,
+                 self.media_fetcher.client)  # fmt: skip
+        found = {id(c): c for c in pools}
         return list(found.values())
 
     async def aclose(self) -> None:
@@ -130,6 +135,8 @@ class Runtime:
 
 KEY_DEADLINE_S = 5.0  # a key fetch holds a request: it gets much less time than other fetches
 KEY_CONNECTIONS = 32
+MEDIA_DEADLINE_S = 15.0  # a remote image for a page: a visitor waits for it
+MEDIA_CONNECTIONS = 16
 
 
 def private_database_files(settings: Settings) -> None:
@@ -181,6 +188,7 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         await upgrade(engine)
     private_database_files(settings)
     keys = make_http_client(settings, connections=KEY_CONNECTIONS, timeout_s=KEY_DEADLINE_S)
+    media = make_http_client(settings, connections=MEDIA_CONNECTIONS, timeout_s=MEDIA_DEADLINE_S)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -189,4 +197,5 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         http=make_http_client(settings),
         fetcher=make_fetcher(settings, make_http_client(settings)),
         key_fetcher=make_fetcher(settings, keys, deadline=KEY_DEADLINE_S),
+        media_fetcher=make_fetcher(settings, media, deadline=MEDIA_DEADLINE_S),
     )

@@ -69,6 +69,7 @@ class FederationSettings:
     inbox_domain_per_minute: int = 6000  # activities from all actors of one server
     inbox_keep_days: int = 7  # handled inbox rows are deleted after this
     inbox_min_free_disk_mb: int = 256  # below this, the inbox answers 503
+    remote_media_cache_mb: int = 2048  # remote images kept for our pages, least used go first
 
 
 @dataclass

@@ -8,8 +8,9 @@ from instance.errors import ActorUnavailable
 from instance.inbound.context import Inbound
 from instance.inbound.handlers import lookup
 from instance.inbound.keyring import KeyRing
+from instance.inbound.media_cache import drop_remote_media
 from instance.inbound.remote import upsert_actor
-from instance.storage.models import Account, Follow, Post, RemoteKey
+from instance.storage.models import Account, Follow, MediaAttachment, Post, RemoteKey
 
 
 async def on_update(ctx: Inbound) -> None:
@@ -25,7 +26,7 @@ async def on_update(ctx: Inbound) -> None:
 
 
 async def on_delete(ctx: Inbound) -> None:
-    """The account is gone: mark it deleted, drop its follows, keys and posts."""
+    """The account is gone: mark it deleted, drop its follows, keys, posts and their media."""
     account = await ctx.session.get_one(Account, ctx.actor.id)
     account.deleted_at = account.deleted_at or ctx.now
     either = or_(Follow.follower_id == account.id, Follow.followee_id == account.id)
@@ -34,6 +35,7 @@ async def on_delete(ctx: Inbound) -> None:
         update(Post).where(Post.account_id == account.id, Post.deleted_at.is_(None))
         .values(deleted_at=ctx.now, content="", raw=None)
     )  # fmt: skip
+    await drop_remote_media(ctx.session, ctx.rt, MediaAttachment.account_id == account.id)
     await ctx.session.execute(delete(RemoteKey).where(RemoteKey.owner_uri == account.uri))
     account.public_key_pem = None
     ctx.rt.service(KeyRing).forget_owner(account.uri)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import nh3
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 
 from activitypub.addressing import visibility_of
 from activitypub.notes import QUOTE_FIELDS
@@ -26,6 +26,7 @@ from instance.errors import Skip
 from instance.generation import asks
 from instance.inbound.context import Inbound
 from instance.inbound.handlers import lookup
+from instance.inbound.media_cache import drop_remote_media
 from instance.storage.idempotent import insert_one, insert_rows
 from instance.storage.models import (
     Account,
@@ -37,6 +38,10 @@ from instance.storage.models import (
 )
 
 MAX_ATTACHMENTS = 16
+# A Note may carry thousands of tags; past these, Mentions of our accounts and Hashtags are
+# ignored (each is a row, and the worker holds the database's write lock while it stores them)
+MAX_MENTIONS = 50
+MAX_HASHTAGS = 64
 # Stored as posts: Notes, and the types Mastodon also shows (an Article as its text, ...)
 POST_TYPES = frozenset(
     {"Note", "Article", "Page", "Question", "Image", "Video", "Audio", "Document", "Event"}
@@ -126,9 +131,24 @@ def _float(value: Any) -> float:
 
 
 async def _store_tags(ctx: Inbound, post: Post, note: APObject) -> None:
-    names = {t.name.lstrip("#").lower()[:255] for t in note.tags
-             if t.type == "Hashtag" and t.name and t.name.lstrip("#")}  # fmt: skip
-    await insert_rows(ctx.session, PostTag, [{"post_id": post.id, "name": n} for n in names])
+    names = dict.fromkeys(t.name.lstrip("#").lower()[:255] for t in note.tags
+                          if t.type == "Hashtag" and t.name and t.name.lstrip("#"))  # fmt: skip
+    rows = [{"post_id": post.id, "name": n} for n in list(names)[:MAX_HASHTAGS]]
+    await insert_rows(ctx.session, PostTag, rows)
+
+
+async def _mentioned(ctx: Inbound, note: APObject) -> list[Account]:
+    """Our accounts among the Note's Mention tags, in order, at most MAX_MENTIONS: one query,
+    for hrefs on our origin only."""
+    ours = ctx.rt.urls.is_local
+    hrefs = dict.fromkeys(t.href for t in note.tags if t.type == "Mention" and t.href)
+    wanted = [href for href in hrefs if ours(href)][:MAX_MENTIONS]
+    if not wanted:
+        return []
+    live = (Account.uri.in_(wanted), Account.local.is_(True), Account.deleted_at.is_(None))
+    found = await ctx.session.scalars(select(Account).where(*live))
+    by_uri = {account.uri: account for account in found}
+    return [by_uri[uri] for uri in wanted if uri in by_uri]
 
 
 async def _link_thread(ctx: Inbound, post: Post) -> None:
@@ -151,12 +171,7 @@ async def _surface(ctx: Inbound, post: Post, note: APObject, author: Account) ->
     """Mentions of our accounts, replies to and remixes of our posts -> one notification each
     (a remix that also mentions the author is a remix); a plain mention of an AI account asks
     it for a picture (instance/generation/asks.py)."""
-    mentioned: list[Account] = []
-    for tag in note.tags:
-        if tag.type == "Mention":
-            account = await lookup.local_account(ctx.session, tag.href)
-            if account is not None and account.id not in {m.id for m in mentioned}:
-                mentioned.append(account)
+    mentioned = await _mentioned(ctx, note)
     await insert_rows(ctx.session, Mention,
                       [{"post_id": post.id, "account_id": a.id} for a in mentioned])  # fmt: skip
     kinds: dict[int, tuple[Account, NotificationKind]] = {a.id: (a, "mention") for a in mentioned}
@@ -196,7 +211,7 @@ async def on_update(ctx: Inbound) -> None:
     for name, value in fields.items():
         setattr(post, name, value)
     post.edited_at = parse_time(note.updated, ctx.now)
-    await ctx.session.execute(delete(MediaAttachment).where(MediaAttachment.post_id == post.id))
+    await drop_remote_media(ctx.session, ctx.rt, MediaAttachment.post_id == post.id)
     await _store_media(ctx, post, note)
 
 
@@ -207,6 +222,7 @@ async def on_delete(ctx: Inbound) -> None:
         return
     post.deleted_at = post.deleted_at or ctx.now
     post.content, post.raw = "", None
+    await drop_remote_media(ctx.session, ctx.rt, MediaAttachment.post_id == post.id)
     await ctx.session.flush()
     if post.in_reply_to_id is not None:
         await recount(ctx.session, post.in_reply_to_id)

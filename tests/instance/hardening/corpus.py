@@ -138,6 +138,12 @@ def note(actor: RemoteActor, **fields: Any) -> dict[str, Any]:
     return {**actor.note(), **fields}
 
 
+def forwarded_create(w: World) -> dict[str, Any]:
+    """eve "forwards" a Create in alice's name whose id is the one alice's Delete will have."""
+    return {"id": f"{w.alice.uri}#delete", "type": "Create", "actor": w.alice.uri,
+            "object": f"{w.alice.uri}/statuses/1"}  # fmt: skip
+
+
 def twice(w: World) -> list[Request]:
     activity = w.alice.create()
     return [w.sign(w.alice, activity), w.sign(w.alice, activity)]
@@ -765,6 +771,18 @@ HARMLESS = [
         lambda w: w.sign(w.alice, w.alice.activity("Listen", "https://x.example/1")),
         202,
     ),
+    Variant(
+        "an id taken by a forward",
+        "eve forwards a Create in alice's name with alice's future Delete id; alice's real "
+        "Delete is still kept (finding 9, by the red-team pass)",
+        lambda w: [
+            w.sign(w.alice),  # alice is known: her Delete is verified, not dropped unread
+            w.sign(w.eve, forwarded_create(w)),
+            w.sign(w.alice, w.alice.activity("Delete", w.alice.uri, id=f"{w.alice.uri}#delete")),
+        ],
+        202,
+        rows=3,
+    ),
     Variant("the same activity again", "a redelivery is kept once", twice, 202, rows=1),
 ]
 
@@ -818,6 +836,16 @@ FINDINGS = [
     ),
 ]
 
+RED_TEAM_TEST = "instance/hardening/test_red_team.py"
+RED_TEAM = [
+    ("R1", "A huge audience de-duplicated in quadratic time", "activitypub/test_ap_addressing.py"),
+    ("R2", "Mention tags costing a query each, in the write lock", RED_TEAM_TEST),
+    ("R3", "An id taken by a forwarded Create", "instance/hardening/test_intake.py"),
+    ("R4", "A slow image host holding the object-fetch pool", RED_TEAM_TEST),
+    ("R5", "A remote-image cache with no cap, blind to free disk", RED_TEAM_TEST),
+    ("R6", "A deleted remote post's images still served", RED_TEAM_TEST),
+]
+
 
 def markdown() -> str:
     lines = [
@@ -838,7 +866,7 @@ def markdown() -> str:
         "|---|---|---|---|---|",
     ]
     for n, v in enumerate(CORPUS, 1):
-        note = " (after one accepted)" if v.rows else ""
+        note = " (with the accepted requests before it)" if v.rows else ""
         answer = f"{v.status}: {v.because}" if v.because else str(v.status)
         lines.append(f"| {n} | {v.name} | {v.threat} | {answer} | {v.rows}{note} |")
     lines += [
@@ -852,6 +880,17 @@ def markdown() -> str:
         "|---|---|---|",
     ]
     lines += [f"| {n} | {what} | `{test}` |" for n, what, test in FINDINGS]
+    lines += [
+        "",
+        "## Red-team pass, December 2026",
+        "",
+        "A second adversarial pass, after the fixes above, attacked them and what they "
+        "added; each has a test that fails on the code before its fix (under `tests/`).",
+        "",
+        "| finding | what | test |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {n} | {what} | `{test}` |" for n, what, test in RED_TEAM]
     lines += [
         "",
         "## Also in CI",
