@@ -11,11 +11,13 @@ each reader needs from a Note:
   `name` (Mastodon, GoToSocial) and in `summary` (Misskey), a `blurhash`, a `focalPoint`
   and the pixel size.
 - `likes`/`shares` are Collections with `totalItems`: Mastodon shows those counts.
-- `interactionPolicy.canQuote` says who may quote without asking (GoToSocial, Mastodon 4.5).
+- `interactionPolicy.canQuote` says who may quote without asking (GoToSocial, Mastodon 4.5):
+  everyone for public and unlisted posts, only the author otherwise.
 - A quote (our remix of another post) carries the quoted post's id in every field a reader
   looks for: `quote` (FEP-044f), `_misskey_quote` (Misskey), `quoteUrl` and `quoteUri`
-  (older Mastodon forks, Fedibird), plus a FEP-e232 Link tag; once the quoted author approved
-  it, `quoteAuthorization` names their stamp.
+  (older Mastodon forks, Fedibird), plus a FEP-e232 Link tag, from the moment we ask for
+  approval (the Note inlined in our QuoteRequest); once the quoted author approved it,
+  `quoteAuthorization` names their stamp.
 - Dreamloom's own terms: `recipe` (the generation recipe, a JSON object) and `remixOf`.
 
 The quote flow: we ask with `QuoteRequest{object: their post, instrument: our Note}`; they
@@ -128,10 +130,16 @@ def build_note(
     recipe: Mapping[str, Any] | None = None,
     remix_of: str | None = None,
     quote_authorization: str | None = None,
+    asking_quote: bool = False,
+    quotable: bool = True,
     with_context: bool = True,
 ) -> dict[str, Any]:
-    """A Note as every reader in the module docstring expects it. `remix_of` with a
-    `quote_authorization` makes it an approved quote; without one, a plain remix link."""
+    """A Note as every reader in the module docstring expects it.
+
+    `remix_of` with a `quote_authorization` makes it an approved quote; with `asking_quote`
+    it is a quote awaiting approval (the `instrument` of our QuoteRequest: Mastodon imports
+    it and checks that its `quote` is the requested post); with neither, a plain remix
+    link. `quotable` False (followers-only and direct posts) lets only the author quote."""
     note: dict[str, Any] = {
         "id": note_id,
         "type": "Note",
@@ -147,7 +155,9 @@ def build_note(
         "inReplyTo": in_reply_to,
         "likes": {"id": f"{note_id}/likes", "type": "Collection", "totalItems": likes},
         "shares": {"id": f"{note_id}/shares", "type": "Collection", "totalItems": shares},
-        "interactionPolicy": {"canQuote": {"automaticApproval": [AS_PUBLIC]}},
+        "interactionPolicy": {
+            "canQuote": {"automaticApproval": [AS_PUBLIC if quotable else author]}
+        },
     }
     if language:
         note["contentMap"] = {language: content}
@@ -159,11 +169,12 @@ def build_note(
         note["recipe"] = dict(recipe)
     if remix_of:
         note["remixOf"] = remix_of
-        if quote_authorization:
+        if quote_authorization or asking_quote:
             for field in QUOTE_FIELDS:
                 note[field] = remix_of
-            note["quoteAuthorization"] = quote_authorization
             note["tag"].append(quote_link_tag(remix_of))
+        if quote_authorization:
+            note["quoteAuthorization"] = quote_authorization
     if with_context:
         note = {"@context": NOTE_CONTEXT, **note}
     return note

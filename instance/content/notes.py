@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from activitypub.notes import build_image, build_note, build_note_create
+from instance.content.visibility import can_quote
 from instance.storage.models import Account, MediaAttachment, Post
 from instance.urls import LocalUrls
 
@@ -29,7 +30,8 @@ def note_json(
     *,
     with_context: bool = True,
 ) -> dict[str, Any]:
-    """The Note of a local post. A remix is a quote once its parent's author approved it."""
+    """The Note of a local post. A remix is a quote while we ask its parent's author for
+    approval, and once they gave it; refused or unanswered, a plain remix link."""
     approved = post.quote_state == "accepted" and post.quote_authorization_uri
     return build_note(
         note_id=post.uri,
@@ -51,6 +53,8 @@ def note_json(
         recipe=post.recipe,
         remix_of=post.quote_uri,
         quote_authorization=post.quote_authorization_uri if approved else None,
+        asking_quote=post.quote_state == "pending",
+        quotable=can_quote(post),
         with_context=with_context,
     )
 

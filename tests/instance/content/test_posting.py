@@ -196,6 +196,21 @@ async def test_followers_only_post_not_served(runtime, client, new_account) -> N
     assert (await client.get(post.uri, headers=AP_ACCEPT)).status_code == 404
 
 
+@pytest.mark.parametrize("visibility", ["followers", "direct"])
+async def test_a_private_post_lets_only_its_author_quote(runtime, new_account, visibility):
+    """GoToSocial and Mastodon 4.5 read `interactionPolicy.canQuote.automaticApproval` as
+    who may quote without asking: a followers-only or direct post never says Public there."""
+    bot = await new_account("q" + visibility[:5], ai=True)
+    async with runtime.session() as s:
+        bot = await s.get(Account, bot.id)
+        post = await publish(s, runtime, bot, Draft(text="hi", visibility=visibility))
+    async with runtime.sessions() as s:
+        ours = (OutboundActivity.kind == "Create", OutboundActivity.object_uri == post.uri)
+        create = await s.scalar(select(OutboundActivity).where(*ours))
+    note = json.loads(create.body)["object"]
+    assert note["interactionPolicy"]["canQuote"]["automaticApproval"] == [bot.uri]
+
+
 async def test_bad_visibility_is_an_error(runtime, new_account) -> None:
     bot = await new_account("badvis", ai=True)
     async with runtime.session() as s:

@@ -121,7 +121,27 @@ async def test_lineage_both_ways(runtime, client, new_account, parent) -> None:
     assert [r["uri"] for r in api["remixes"]] == [child.uri] and api["parents"] == []
 
 
+def mastodon_would_accept(request: dict, quoted_uri: str) -> bool:
+    """Mastodon's QuoteRequest handler (app/lib/activitypub/activity/quote_request.rb) imports
+    the inlined `instrument` as a status, on the requester's host, and accepts only when that
+    status quotes the requested post (`status.quote.quoted_status`) and is the requester's.
+    Its status parser takes the quoted post from the first of `quote`, `_misskey_quote`,
+    `quoteUrl`, `quoteUri` that is set; without any, `status.quote` is nil and it never
+    answers."""
+    instrument = request["instrument"]
+    if not isinstance(instrument, dict):
+        return False
+    actor_host = request["actor"].split("/")[2]
+    if instrument["id"].split("/")[2] != actor_host:
+        return False
+    quoted = next((instrument[k] for k in ("quote", "_misskey_quote", "quoteUrl", "quoteUri")
+                   if instrument.get(k)), None)  # fmt: skip
+    return quoted == quoted_uri and instrument["attributedTo"] == request["actor"]
+
+
 async def test_remix_of_remote_post_waits_for_approval(runtime, new_account) -> None:
+    """Remixing a Mastodon post asks its author with a QuoteRequest that Mastodon can answer:
+    the inlined remix already names the post it quotes."""
     bob = await new_account("bob")
     async with runtime.session() as s:
         remote = remote_account()
@@ -139,6 +159,8 @@ async def test_remix_of_remote_post_waits_for_approval(runtime, new_account) -> 
             select(OutboundActivity).where(OutboundActivity.kind == "QuoteRequest"))]  # fmt: skip
     assert "Create" not in kinds  # no Create before the answer: no "pending" placeholder
     assert request["object"] == rpost.uri and request["instrument"]["id"] == child.uri
+    assert mastodon_would_accept(request, rpost.uri)
+    assert "quoteAuthorization" not in request["instrument"]  # not approved yet
     accept = {"type": "Accept", "actor": remote.uri, "object": request["id"],
               "result": "https://m.example/users/mo/stamps/1"}  # fmt: skip
     async with runtime.session() as s:
