@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Any
 
 from activitypub.urls import safe_link
@@ -40,12 +41,67 @@ class Rendered:
     mentioned: list[str] = field(default_factory=list)  # actor URIs
 
 
-_TAGS = re.compile(r"<[^>]+>")
+_BLOCKS = frozenset({"p", "br", "li", "ul", "ol", "blockquote", "pre",
+                     "h1", "h2", "h3", "h4", "h5", "h6"})  # fmt: skip
 
 
-def plain_text(markup: str) -> str:
-    """The text of a post's HTML: tags dropped, paragraphs as new lines, entities decoded."""
-    return html.unescape(_TAGS.sub(" ", markup.replace("</p><p>", "\n"))).strip()
+class _TextOf(HTMLParser):
+    """Collects the text of (sanitised) post HTML. With `mentions` given, it also leaves out
+    mention links, read from the markup rather than the text: an `<a>` whose class says
+    "mention" (not "hashtag"), or whose href is one of `mentions`, and quote-inline fallbacks.
+    Mastodon, GoToSocial, Akkoma and Fedify write a mention as
+    `<span class="h-card"><a class="u-url mention" href="...">@<span>name</span></a></span>`."""
+
+    def __init__(self, mentions: Collection[str] | None) -> None:
+        super().__init__(convert_charrefs=True)
+        self.mentions = mentions
+        self.parts: list[str] = []
+        self._skipping: str | None = None  # the tag whose element is being left out
+        self._depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._skipping is not None:
+            self._depth += tag == self._skipping
+            return
+        if tag in _BLOCKS:
+            self.parts.append("\n")
+        if self.mentions is not None and self._left_out(tag, dict(attrs)):
+            self._skipping, self._depth = tag, 1
+
+    def _left_out(self, tag: str, attrs: dict[str, str | None]) -> bool:
+        classes = set((attrs.get("class") or "").split())
+        if "quote-inline" in classes:
+            return True
+        if tag != "a":
+            return False
+        mention = "mention" in classes and "hashtag" not in classes
+        return mention or (attrs.get("href") or "") in (self.mentions or ())
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._skipping is not None:
+            if tag == self._skipping:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._skipping = None
+            return
+        if tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self._skipping is None:
+            self.parts.append(data)
+
+
+def plain_text(markup: str, *, without_mentions: Collection[str] | None = None) -> str:
+    """The text of a post's HTML: tags dropped (inline ones join their text: `@<span>a</span>`
+    reads "@a"), paragraphs and line breaks as new lines, entities decoded. With
+    `without_mentions` (the hrefs of the post's Mention tags, possibly none), mention links
+    and quote-inline fallbacks are left out too."""
+    parser = _TextOf(without_mentions)
+    parser.feed(markup)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).split("\n"))
+    return "\n".join(line for line in lines if line)
 
 
 def mention_handles(text: str) -> list[str]:

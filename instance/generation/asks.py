@@ -61,8 +61,12 @@ ask itself."""
 
 
 def prompt_of(post: Post) -> str:
-    """The post's text without @mentions (and without the quote-inline fallback)."""
-    text = plain_text(re.sub(r'<p class="quote-inline">.*?</p>', "", post.content, flags=re.S))
+    """The post's text without its mentions: the links that its markup and its Mention tags
+    say are mentions, then any @user@host left in plain text (and without the quote-inline
+    fallback)."""
+    hrefs = {t["href"] for t in post.tags or []
+             if t.get("type") == "Mention" and isinstance(t.get("href"), str)}  # fmt: skip
+    text = plain_text(post.content, without_mentions=hrefs)
     return " ".join(_MENTION.sub(" ", text).split())
 
 

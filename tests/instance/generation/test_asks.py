@@ -32,12 +32,28 @@ def alice(fedi):
     return fedi.actor("alice")
 
 
+MENTION_MARKUP = {
+    # app/lib/text_formatter.rb (link_to_mention)
+    "mastodon": '<span class="h-card" translate="no"><a href="{url}" class="u-url mention">'
+    "@<span>painter</span></a></span>",
+    # internal/text/replace.go: the same shape, without translate="no"
+    "gotosocial": '<span class="h-card"><a href="{url}" class="u-url mention">@<span>painter'
+    "</span></a></span>",
+    # Akkoma: the h-card with data-user and rel attributes, class before href
+    "akkoma": '<span class="h-card"><a class="u-url mention" data-user="9x" href="{url}" '
+    'rel="ugc">@<span>painter</span></a></span>',
+    # a plain link, the whole handle as its text and no class (Misskey's MFM to HTML):
+    # known as a mention only because its href is the Mention tag's
+    "misskey": '<a href="{uri}">@painter@{host}</a>',
+}
+
+
 @pytest.fixture
 def mention(client, runtime, bot, alice):
-    async def send(text: str) -> dict:
+    async def send(text: str, markup: str = "mastodon") -> dict:
+        link = MENTION_MARKUP[markup].format(url=bot.url, uri=bot.uri, host=runtime.settings.host)
         note = alice.note(
-            f'<p><span class="h-card"><a href="{bot.url}" class="u-url mention">@painter</a>'
-            f"</span> {text}</p>",
+            f"<p>{link} {text}</p>",
             tag=[{"type": "Mention", "href": bot.uri, "name": f"@painter@{runtime.settings.host}"}],
             cc=[bot.uri],
         )
@@ -72,6 +88,21 @@ async def test_mention_with_prompt_gets_an_image_reply(runtime, mention, alice, 
     async with runtime.sessions() as s:
         job = await s.scalar(select(GenerationJob))
     assert job.requested_by == alice.uri
+
+
+@pytest.mark.parametrize("markup", sorted(MENTION_MARKUP))
+async def test_the_bots_own_mention_is_not_in_the_prompt(runtime, mention, markup) -> None:
+    """Each server's mention markup is left out of the prompt by its structure (the link's
+    class, or its href being a Mention tag's): the picture is of what was asked, and a bare
+    mention gets the "describe a picture" answer rather than a picture of "@ painter"."""
+    note = await mention("a red fox in the snow", markup)
+    await run_generation(runtime)
+    (reply,) = await replies_to(runtime, note["id"])
+    assert reply["attachment"][0]["name"] == "a red fox in the snow, linocut"
+    bare = await mention("", markup)
+    (refused,) = await replies_to(runtime, bare["id"])
+    assert "Mention me with a description" in html.unescape(refused["content"])
+    assert refused["attachment"] == []
 
 
 async def test_same_mention_twice_is_answered_once(runtime, client, mention, alice, bot) -> None:
