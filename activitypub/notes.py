@@ -17,7 +17,8 @@ each reader needs from a Note:
   looks for: `quote` (FEP-044f), `_misskey_quote` (Misskey), `quoteUrl` and `quoteUri`
   (older Mastodon forks, Fedibird), plus a FEP-e232 Link tag, from the moment we ask for
   approval (the Note inlined in our QuoteRequest); once the quoted author approved it,
-  `quoteAuthorization` names their stamp.
+  `quoteAuthorization` names their stamp. A quote of a post whose server cannot approve
+  quotes carries only `quoteUrl` and the Link tag.
 - Dreamloom's own terms: `recipe` (the generation recipe, a JSON object) and `remixOf`.
 
 The quote flow: we ask with `QuoteRequest{object: their post, instrument: our Note}`; they
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from activitypub.objects import AS_CONTEXT, AS_PUBLIC, build_create, format_datetime
 
@@ -58,6 +59,7 @@ NOTE_CONTEXT: list[Any] = [
         "remixOf": {"@id": "dreamloom:remixOf", "@type": "@id"},
     },
 ]
+QuoteForm = Literal["approved", "asking", "unapproved"]
 QUOTE_FIELDS = ("quote", "_misskey_quote", "quoteUrl", "quoteUri")
 """Where readers look for the quoted post's id, in the order we read them."""
 FEP_044F_CONTEXT: list[Any] = [
@@ -129,17 +131,21 @@ def build_note(
     updated: datetime | None = None,
     recipe: Mapping[str, Any] | None = None,
     remix_of: str | None = None,
+    quote: QuoteForm | None = None,
     quote_authorization: str | None = None,
-    asking_quote: bool = False,
     quotable: bool = True,
     with_context: bool = True,
 ) -> dict[str, Any]:
     """A Note as every reader in the module docstring expects it.
 
-    `remix_of` with a `quote_authorization` makes it an approved quote; with `asking_quote`
-    it is a quote awaiting approval (the `instrument` of our QuoteRequest: Mastodon imports
-    it and checks that its `quote` is the requested post); with neither, a plain remix
+    A remix (`remix_of`) is, by `quote`: "approved", a quote with its `quote_authorization`;
+    "asking", a quote awaiting approval (the `instrument` of our QuoteRequest: Mastodon
+    imports it and checks that its `quote` is the requested post); "unapproved", a quote
+    of a post whose server cannot approve quotes (`quoteUrl` and the Link tag, which
+    Misskey, Akkoma and Mastodon read, without FEP-044f's `quote`); None, a plain remix
     link. `quotable` False (followers-only and direct posts) lets only the author quote."""
+    if quote == "approved" and not quote_authorization:
+        raise ValueError("an approved quote names its authorization")
     note: dict[str, Any] = {
         "id": note_id,
         "type": "Note",
@@ -169,11 +175,14 @@ def build_note(
         note["recipe"] = dict(recipe)
     if remix_of:
         note["remixOf"] = remix_of
-        if quote_authorization or asking_quote:
+        if quote in ("approved", "asking"):
             for field in QUOTE_FIELDS:
                 note[field] = remix_of
+        elif quote == "unapproved":
+            note["quoteUrl"] = remix_of
+        if quote is not None:
             note["tag"].append(quote_link_tag(remix_of))
-        if quote_authorization:
+        if quote == "approved":
             note["quoteAuthorization"] = quote_authorization
     if with_context:
         note = {"@context": NOTE_CONTEXT, **note}

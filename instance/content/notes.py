@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from activitypub.notes import build_image, build_note, build_note_create
+from activitypub.notes import QuoteForm, build_image, build_note, build_note_create
 from instance.content.visibility import can_quote
 from instance.storage.models import Account, MediaAttachment, Post
 from instance.urls import LocalUrls
+
+QUOTE_FORMS: dict[str | None, QuoteForm] = {
+    "accepted": "approved", "pending": "asking", "unapproved": "unapproved",
+}  # fmt: skip
+"""How a remix in each quote state is sent; "link" (refused, unanswered) is a plain link."""
 
 
 def attachment_json(media: MediaAttachment, urls: LocalUrls) -> dict[str, Any]:
@@ -31,8 +36,11 @@ def note_json(
     with_context: bool = True,
 ) -> dict[str, Any]:
     """The Note of a local post. A remix is a quote while we ask its parent's author for
-    approval, and once they gave it; refused or unanswered, a plain remix link."""
-    approved = post.quote_state == "accepted" and post.quote_authorization_uri
+    approval, once they gave it, and when their server cannot approve quotes; refused or
+    unanswered, a plain remix link."""
+    quote = QUOTE_FORMS.get(post.quote_state) if post.quote_uri else None
+    if quote == "approved" and not post.quote_authorization_uri:
+        quote = None  # never claimed as approved without the stamp
     return build_note(
         note_id=post.uri,
         author=author.uri,
@@ -52,8 +60,8 @@ def note_json(
         updated=post.edited_at,
         recipe=post.recipe,
         remix_of=post.quote_uri,
-        quote_authorization=post.quote_authorization_uri if approved else None,
-        asking_quote=post.quote_state == "pending",
+        quote=quote,
+        quote_authorization=post.quote_authorization_uri if quote == "approved" else None,
         quotable=can_quote(post),
         with_context=with_context,
     )

@@ -8,12 +8,17 @@ When others remix (quote) our posts:
 - `revoke` withdraws the stamp and federates its Delete.
 
 When we remix a remote post:
-- the remix is stored but not yet federated; `request_quote` sends a QuoteRequest with the
-  remix inlined as `instrument` to the parent's author;
+- when the parent's server takes QuoteRequests (`takes_quote_requests`: the parent says
+  who may quote it in `interactionPolicy.canQuote`, as Mastodon 4.5 and Dreamloom do), the
+  remix is stored but not yet federated and `request_quote` sends a QuoteRequest with the
+  remix inlined as `instrument` to the parent's author; otherwise (GoToSocial 0.20,
+  Misskey, older Mastodon) it is published at once, quoting by `quoteUrl` and a Link tag
+  (`publish_unapproved`);
 - `on_accept` takes the stamp, which must live on the Accept actor's own server, and
-  publishes the remix with the quote fields; `on_reject`, or no answer within
-  QUOTE_TIMEOUT (`expire_pending`), publishes a plain link and mention instead, respecting
-  the author's choice.
+  publishes the remix with the quote fields; `on_reject`, an error answer to the request
+  (not retried: instance/outbound/delivery.py ONE_TRY), or no answer within QUOTE_TIMEOUT
+  (`expire_pending`) publishes a plain link and mention instead, respecting the author's
+  choice.
 Remixes of posts on this instance are stamped locally, at once.
 """
 
@@ -38,7 +43,7 @@ from instance.content.visibility import can_quote
 from instance.outbound.fanout import enqueue
 from instance.runtime import Runtime
 from instance.storage.ids import new_public_id
-from instance.storage.models import Account, Post, QuoteAuthorization
+from instance.storage.models import Account, Delivery, OutboundActivity, Post, QuoteAuthorization
 from instance.urls import LocalUrls
 
 QUOTE_TIMEOUT = timedelta(minutes=10)
@@ -153,6 +158,13 @@ async def stamp_locally(session: AsyncSession, rt: Runtime, remix: Post, parent:
     remix.quote_state = "accepted"
 
 
+def takes_quote_requests(parent: Post) -> bool:
+    """Whether the parent's server answers QuoteRequests: its Note says who may quote it
+    (`interactionPolicy.canQuote`), which servers without FEP-044f quotes never send."""
+    policy = (parent.raw or {}).get("interactionPolicy")
+    return isinstance(policy, dict) and isinstance(policy.get("canQuote"), dict)
+
+
 async def request_quote(
     session: AsyncSession, rt: Runtime, author: Account, remix: Post, parent_author: Account
 ) -> None:
@@ -202,24 +214,27 @@ async def on_reject(
     parent = await session.scalar(select(Post).where(Post.uri == remix.quote_uri))
     if parent is not None and parent.account_id != sender.id:
         return False
-    await _publish_as_link(session, rt, remix)
+    await publish_as_link(session, rt, remix)
     return True
 
 
 async def expire_pending(session: AsyncSession, rt: Runtime) -> int:
-    """Remixes whose approval never came within QUOTE_TIMEOUT: publish them as links. Each
-    one is claimed by a conditional UPDATE, so concurrent workers publish it once."""
-    candidates = list(
-        await session.scalars(
-            select(Post.id).where(
-                Post.local.is_(True),
-                Post.quote_state == "pending",
-                Post.published < rt.now() - QUOTE_TIMEOUT,
-            )
-        )
-    )
+    """Remixes still waiting: published as a plain link when no answer came within
+    QUOTE_TIMEOUT; as an unapproved quote at once when the peer answered our QuoteRequest
+    with an error (its server cannot approve quotes). Each one is claimed by a conditional
+    UPDATE, so concurrent workers publish it once."""
+    pending = (Post.local.is_(True), Post.quote_state == "pending")
+    refused = set(await session.scalars(
+        select(Post.id)
+        .join(OutboundActivity, OutboundActivity.uri == Post.uri + "/quote_request")
+        .join(Delivery, Delivery.activity_id == OutboundActivity.id)
+        .where(*pending, Delivery.status == "failed")
+    ))  # fmt: skip
+    late = set(await session.scalars(
+        select(Post.id).where(*pending, Post.published < rt.now() - QUOTE_TIMEOUT)
+    ))  # fmt: skip
     published = 0
-    for post_id in candidates:
+    for post_id in sorted(refused | late):
         claimed = await session.execute(
             update(Post)
             .where(Post.id == post_id, Post.quote_state == "pending")
@@ -228,12 +243,22 @@ async def expire_pending(session: AsyncSession, rt: Runtime) -> int:
         )
         if claimed.rowcount == 1:  # type: ignore[attr-defined]
             remix = await session.get_one(Post, post_id, populate_existing=True)
-            await _publish_as_link(session, rt, remix)
+            publish = publish_unapproved if post_id in refused else publish_as_link
+            await publish(session, rt, remix)
             published += 1
     return published
 
 
-async def _publish_as_link(session: AsyncSession, rt: Runtime, remix: Post) -> None:
+async def publish_unapproved(session: AsyncSession, rt: Runtime, remix: Post) -> None:
+    """Federate a remix of a post whose server cannot approve quotes: a quote by `quoteUrl`
+    and the Link tag, the way servers without FEP-044f quote."""
+    remix.quote_state = "unapproved"
+    remix.quote_authorization_uri = None
+    await federate_post(session, rt, await session.get_one(Account, remix.account_id), remix)
+
+
+async def publish_as_link(session: AsyncSession, rt: Runtime, remix: Post) -> None:
+    """Federate a remix as a link to its parent and a mention (no quote fields)."""
     remix.quote_state = "link"
     remix.quote_authorization_uri = None
     await federate_post(session, rt, await session.get_one(Account, remix.account_id), remix)

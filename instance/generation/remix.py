@@ -155,6 +155,8 @@ async def publish_remix(
     if parent.local:
         await quotes.stamp_locally(session, rt, post, parent)
         await federate_post(session, rt, account, post)
-    else:
+    elif quotes.takes_quote_requests(parent):
         await quotes.request_quote(session, rt, account, post, parent_author)
+    else:
+        await quotes.publish_unapproved(session, rt, post)
     return post

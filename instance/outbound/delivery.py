@@ -17,7 +17,8 @@ due row is left, so a test (or the worker loop) drives a whole fan-out with one 
   transaction records the outcomes so far and claims the next rows): 2xx done; retried on
   the delivery queue's schedule (instance/queues.py, Retry-After honoured), failed once it
   gives up; 410 forgets the follower (`forget_gone_inbox`); other 4xx failed with the
-  reason. Domain health learns from every answer.
+  reason; a ONE_TRY activity (a QuoteRequest) fails at the first error answer. Domain
+  health learns from every answer.
 - **Crash safety.** Claimed rows are leased for the queue's lease and the lease is renewed
   while they are in flight, so after a SIGKILL another start takes them again within `LEASE`
   (at-least-once: at most the POSTs in flight at the kill are sent twice, see `InFlight`).
@@ -48,6 +49,10 @@ from instance.storage.models import Account, Delivery, Follow, OutboundActivity
 
 log = logging.getLogger("dreamloom.delivery")
 
+ONE_TRY = frozenset({"QuoteRequest"})
+"""Activities a peer that answers with an error will never understand (GoToSocial 0.20
+answers a QuoteRequest with 500): not retried after an answer; a timeout or a 429 still
+is. The remix waiting for it is published as a link (instance/content/quotes.py)."""
 LEASE = DELIVERY.fixed_lease  # how long a claimed row is ours: recovery time after a crash
 LEASE_RENEW = LEASE.total_seconds() / 4  # leases of rows in flight are renewed this often
 SLOW_AFTER = 1.0  # seconds before an unanswered POST stops holding a concurrency slot
@@ -74,6 +79,7 @@ class Signed:
     key_id: str
     private_pem: str
     account_id: int
+    retried: bool = True  # False: an answer that is a failure is final (ONE_TRY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,13 +295,16 @@ class DeliveryWorker:
                 Account.key_id,
                 Account.private_key_pem,
                 Account.id,
+                OutboundActivity.kind,
             )
             .join(Account, Account.id == OutboundActivity.account_id)
             .where(OutboundActivity.id.in_(missing))
         )
-        for activity_id, body, key_id, pem, account_id in rows:
+        for activity_id, body, key_id, pem, account_id, kind in rows:
             if key_id and pem:
-                self.activities[activity_id] = Signed(body.encode(), key_id, pem, account_id)
+                self.activities[activity_id] = Signed(
+                    body.encode(), key_id, pem, account_id, retried=kind not in ONE_TRY
+                )
         for activity_id in missing - self.activities.keys():
             self.activities[activity_id] = None
 
@@ -315,7 +324,8 @@ class DeliveryWorker:
                     failed_hosts.add(row.host)
             else:
                 answered_hosts.add(row.host)
-            self._apply(row, outcome, now)
+            signed = self.activities.get(row.activity_id)
+            self._apply(row, outcome, now, retried=signed is None or signed.retried)
             if outcome.kind == "gone":
                 await forget_gone_inbox(session, row, self.activities.get(row.activity_id), now)
         for host in sorted(failed_hosts):
@@ -327,9 +337,11 @@ class DeliveryWorker:
             await domains.record_answer(session, host, now)
 
     @staticmethod
-    def _apply(row: Delivery, outcome: DeliveryOutcome, now: datetime) -> None:
+    def _apply(row: Delivery, outcome: DeliveryOutcome, now: datetime, retried: bool) -> None:
         if outcome.kind == "delivered":
             jobs.finish(row, now)
+        elif outcome.kind == "retry" and not retried and outcome.status not in (None, 429):
+            jobs.fail(row, now, f"{outcome.detail}: the peer cannot take it, not retried")
         elif outcome.kind == "retry":
             delay = DELIVERY.retry_delay(row.attempts, outcome.retry_after)
             if delay is None:

@@ -37,8 +37,9 @@ AccountKind = Literal["Person", "Service", "Application", "Group", "Organization
 NotificationKind = Literal["follow", "follow_request", "like", "boost", "mention", "reply", "remix"]
 AskOutcome = Literal["queued", "refused", "dropped"]
 """An ask by mention: a picture queued, a refusal replied, or dropped without a reply."""
-QuoteState = Literal["pending", "accepted", "link"]
-"""A remix of ours: waiting for the parent's author, approved (stamp), or published as a link."""
+QuoteState = Literal["pending", "accepted", "link", "unapproved"]
+"""A remix of ours: waiting for the parent's author, approved (stamp), published as a link
+(refused or unanswered), or as a quote that the parent's server cannot approve."""
 WorkStatus = Literal["queued", "running", "done", "failed", "blocked", "gone"]
 """queued/running/done/failed for every work row; generation jobs can be blocked (safety
 checker), deliveries gone (410)."""

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from instance.content import quotes
 from instance.content.lineage import lineage_of
 from instance.errors import RemixError
 from instance.generation.remix import remix
 from instance.generation.requests import enqueue
-from instance.storage.models import Account, GenerationJob, OutboundActivity, Post
+from instance.outbound.delivery import DeliveryWorker
+from instance.storage.models import Account, Delivery, GenerationJob, OutboundActivity, Post
 from tests.instance.generation_fixtures import gen_settings, run_generation, tiny_cache  # noqa: F401
 from tests.instance_fixtures import AP_ACCEPT
 
@@ -23,6 +25,29 @@ AS_PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 @pytest.fixture
 def settings(gen_settings):  # noqa: F811
     return gen_settings()
+
+
+# A Mastodon 4.5 Note says who may quote it (app/serializers/activitypub/note_serializer.rb,
+# interaction_policy); a GoToSocial 0.20 Note has an interactionPolicy without canQuote, and
+# its server answers a QuoteRequest with 500.
+MASTODON_POLICY = {"canQuote": {"automaticApproval": [AS_PUBLIC], "manualApproval": []}}
+GOTOSOCIAL_POLICY = {
+    name: {"always": [AS_PUBLIC], "approvalRequired": []}
+    for name in ("canLike", "canReply", "canAnnounce")
+}
+
+
+def remote_post(remote: Account, uri: str, policy: dict, content: str = "<p>owl</p>") -> Post:
+    raw = {"id": uri, "type": "Note", "attributedTo": remote.uri, "content": content,
+           "to": [AS_PUBLIC], "interactionPolicy": policy}  # fmt: skip
+    return Post(uri=uri, url=uri, account_id=remote.id, content=content, visibility="public",
+                to=[AS_PUBLIC], raw=raw)  # fmt: skip
+
+
+def created(post: Post) -> Select:
+    """The Create we sent of `post`."""
+    ours = (OutboundActivity.kind == "Create", OutboundActivity.object_uri == post.uri)
+    return select(OutboundActivity).where(*ours)
 
 
 def remote_account() -> Account:
@@ -147,9 +172,7 @@ async def test_remix_of_remote_post_waits_for_approval(runtime, new_account) -> 
         remote = remote_account()
         s.add(remote)
         await s.flush()
-        rpost = Post(uri="https://m.example/notes/1", url="https://m.example/@mo/1",
-                     account_id=remote.id, content="<p>a red fox</p>", visibility="public",
-                     to=[AS_PUBLIC])  # fmt: skip
+        rpost = remote_post(remote, "https://m.example/notes/1", MASTODON_POLICY, "<p>fox</p>")
         s.add(rpost)
     child = await do_remix(runtime, bob, rpost, prompt="a red fox, linocut")
     assert child.quote_state == "pending"
@@ -181,14 +204,66 @@ async def test_stamp_from_another_host_is_refused(runtime, new_account) -> None:
         remote = remote_account()
         s.add(remote)
         await s.flush()
-        rpost = Post(uri="https://m.example/notes/2", account_id=remote.id,
-                     content="<p>owl</p>", visibility="public")  # fmt: skip
+        rpost = remote_post(remote, "https://m.example/notes/2", MASTODON_POLICY)
         s.add(rpost)
     child = await do_remix(runtime, bob, rpost, prompt="an owl")
     accept = {"type": "Accept", "actor": remote.uri, "object": f"{child.uri}/quote_request",
               "result": "https://evil.example/stamps/1"}  # fmt: skip
     async with runtime.session() as s:
         assert not await quotes.on_accept(s, runtime, accept, await s.get(Account, remote.id))
+
+
+async def test_a_remix_of_a_post_whose_server_cannot_approve_is_published_at_once(
+    runtime, new_account
+) -> None:
+    """GoToSocial 0.20 cannot answer a QuoteRequest (its Notes say nothing of canQuote): the
+    remix goes out at once, quoting by quoteUrl and the FEP-e232 Link, without FEP-044f's
+    `quote` (which would ask Mastodon readers to wait for an approval that never comes)."""
+    bob = await new_account("bob")
+    async with runtime.session() as s:
+        remote = remote_account()
+        s.add(remote)
+        await s.flush()
+        rpost = remote_post(remote, "https://m.example/notes/3", GOTOSOCIAL_POLICY)
+        s.add(rpost)
+    child = await do_remix(runtime, bob, rpost, prompt="an owl")
+    assert child.quote_state == "unapproved"
+    async with runtime.sessions() as s:
+        kinds = [r.kind for r in await s.scalars(select(OutboundActivity))]
+        create = await s.scalar(created(child))
+    assert "QuoteRequest" not in kinds
+    note = json.loads(create.body)["object"]
+    assert note["quoteUrl"] == rpost.uri and note["remixOf"] == rpost.uri
+    assert "quote" not in note and "quoteAuthorization" not in note
+    assert any(t["type"] == "Link" and t["href"] == rpost.uri for t in note["tag"])
+
+
+async def test_a_quote_request_answered_with_an_error_is_not_retried(
+    runtime, new_account
+) -> None:
+    """A server that answers our QuoteRequest with 500 will not understand it later either:
+    the delivery fails at once, and the remix is published (as an unapproved quote) by the
+    next sweep instead of waiting ten minutes and retrying for days."""
+    bob = await new_account("bob")
+    async with runtime.session() as s:
+        remote = remote_account()
+        s.add(remote)
+        await s.flush()
+        rpost = remote_post(remote, "https://m.example/notes/4", MASTODON_POLICY)
+        s.add(rpost)
+    child = await do_remix(runtime, bob, rpost, prompt="an owl")
+    assert child.quote_state == "pending"
+    await runtime.use_http(httpx.AsyncClient(transport=httpx.MockTransport(
+        lambda request: httpx.Response(500))))  # fmt: skip
+    await DeliveryWorker(runtime).run_once()
+    async with runtime.sessions() as s:
+        (row,) = list(await s.scalars(select(Delivery)))
+    assert (row.status, row.attempts, row.last_status) == ("failed", 1, 500)
+    async with runtime.session() as s:
+        assert await quotes.expire_pending(s, runtime) == 1
+    async with runtime.sessions() as s:
+        assert (await s.get(Post, child.id)).quote_state == "unapproved"
+        assert await s.scalar(created(child))
 
 
 async def test_remix_needs_a_starting_point(runtime, new_account) -> None:
