@@ -1,5 +1,5 @@
 """Every federated action from the command line, scriptable with --json:
-follow, unfollow, like, unlike, boost, unboost, remix, timeline, notifications.
+follow, unfollow, like, unlike, boost, unboost, remix, revoke-remix, timeline, notifications.
 
 Targets are handles (`@user@host`, or a local name) and post URLs, resolved through WebFinger
 and the safe fetcher (instance/resolve.py). Deliveries are queued; `dreamloom serve` sends them.
@@ -28,13 +28,13 @@ from instance.cli.common import (
     with_runtime,
 )
 from instance.cli.generate import await_job, report
-from instance.content import actions, notifications, posting, timelines
+from instance.content import actions, notifications, posting, quotes, timelines
 from instance.content.visibility import visibility_option
 from instance.errors import NotFound
 from instance.generation.remix import remix
 from instance.inbound import resolve
 from instance.runtime import Runtime
-from instance.storage.models import Account, Post
+from instance.storage.models import Account, Post, QuoteAuthorization
 
 AccountArg = Annotated[str, typer.Argument(help="The local account that acts.")]
 TargetArg = Annotated[str, typer.Argument(help="An account: @user@host, or a local name.")]
@@ -188,6 +188,42 @@ def remix_command(
     report(run(with_runtime(settings, go)), settings, as_json)
 
 
+def revoke_remix_command(
+    name: AccountArg,
+    url: Annotated[str, typer.Argument(help="The remix (a quote of one of NAME's posts).")],
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Take back the approval of a remix of one of the account's posts: its stamp answers
+    404 from now on and a Delete of it is federated (Mastodon then shows the quote as
+    removed by its author)."""
+    settings = settings_for(directory)
+
+    async def go(rt: Runtime) -> dict[str, Any]:
+        async with rt.session() as s:
+            me = await get_local(s, name)
+            remix_uri = await s.scalar(
+                select(Post.uri).where(or_(Post.uri == url, Post.url == url))
+            ) or url  # fmt: skip
+            stamp = await s.scalar(
+                select(QuoteAuthorization)
+                .join(Post, Post.id == QuoteAuthorization.post_id)
+                .where(QuoteAuthorization.quoting_uri == remix_uri, Post.account_id == me.id)
+            )
+            if stamp is None:
+                raise NotFound(f"{name} has not approved a remix at {url}")
+            already = stamp.revoked_at is not None
+            await quotes.revoke(s, rt, stamp)
+            state = "already revoked" if already else "revoked"
+            return {"account": name, "action": "revoke-remix", "remix": remix_uri, "state": state}
+
+    row = run(with_runtime(settings, go))
+    if as_json:
+        print_json(row)
+    else:
+        out.print(f"{name}: {row['state']} the approval of {escape(row['remix'])}", highlight=False)
+
+
 def requests_command(
     name: AccountArg, directory: DirOption = None, as_json: JsonOption = False
 ) -> None:
@@ -272,6 +308,7 @@ for _verb, (_on_post, _doc) in POST_COMMANDS.items():
     app.command(_verb)(_post_command(_verb, _on_post, _doc))
 app.command("remix")(remix_command)
 app.command("delete")(delete_command)
+app.command("revoke-remix")(revoke_remix_command)
 app.command("requests")(requests_command)
 app.command("timeline")(timeline)
 app.command("notifications")(notifications_command)

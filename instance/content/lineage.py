@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.urls import safe_link
@@ -28,6 +28,7 @@ def _entry(post: Post | None, author: Account | None, uri: str, urls: LocalUrls)
         "author": urls.handle(author) if author else None,
         "prompt": (post.recipe or {}).get("prompt") if post else None,
         "deleted": bool(post and post.deleted_at),
+        "local": urls.is_local(uri),
     }
 
 
@@ -57,7 +58,7 @@ async def remixes(
         select(Post, Account)
         .join(Account, Post.account_id == Account.id)
         .where(
-            or_(Post.quote_id == post.id, Post.quote_uri == post.uri),
+            Post.quote_id == post.id,  # set for approved quotes only (inbound/handlers/notes.py)
             Post.deleted_at.is_(None),
             visible_to(viewer),
         )

@@ -222,6 +222,12 @@ async def edit(
     post.source = text
     post.content = rendered.html
     post.edited_at = rt.now()
+    await federate_update(session, rt, author, post)
+    return post
+
+
+async def federate_update(session: AsyncSession, rt: Runtime, author: Account, post: Post) -> None:
+    """Send Update{Note} of the post as it is now to everyone who received it."""
     note = note_json(post, author, await load_media(session, post), rt.urls, with_context=False)
     activity = build_update(
         activity_id=rt.urls.activity(author.username, new_public_id()),
@@ -232,7 +238,6 @@ async def edit(
         session, rt, author, activity, to=await mentioned(session, post),
         to_followers=post.visibility != "direct", object_uri=post.uri,
     )  # fmt: skip
-    return post
 
 
 async def delete(session: AsyncSession, rt: Runtime, author: Account, post: Post) -> None:

@@ -5,7 +5,9 @@ When others remix (quote) our posts:
   requester's server; the target is one of our posts that may be quoted) and answers Accept
   with a stamp URL, or Reject;
 - the stamp is served at that URL as a `QuoteAuthorization`;
-- `revoke` withdraws the stamp and federates its Delete.
+- `revoke` withdraws the stamp and federates its Delete (`dreamloom revoke-remix`);
+- a quote of our post counts (lineage, notifications) only with a stamp we `issued` for it
+  (instance/inbound/handlers/notes.py).
 
 When we remix a remote post:
 - when the parent's server takes QuoteRequests (`takes_quote_requests`: the parent says
@@ -15,7 +17,8 @@ When we remix a remote post:
   Misskey, older Mastodon) it is published at once, quoting by `quoteUrl` and a Link tag
   (`publish_unapproved`);
 - `on_accept` takes the stamp, which must live on the Accept actor's own server, and
-  publishes the remix with the quote fields; `on_reject`, an error answer to the request
+  publishes the remix with the quote fields; `on_stamp_deleted` (the author revoked it)
+  makes it a plain link again, federated as an Update; `on_reject`, an error answer to the request
   (not retried: instance/outbound/delivery.py ONE_TRY), or no answer within QUOTE_TIMEOUT
   (`expire_pending`) publishes a plain link and mention instead, respecting the author's
   choice.
@@ -38,7 +41,7 @@ from activitypub.notes import (
 from activitypub.objects import AS_CONTEXT, id_of
 from activitypub.urls import same_origin
 from instance.content.notes import note_json
-from instance.content.posting import federate_post, load_media
+from instance.content.posting import federate_post, federate_update, load_media
 from instance.content.visibility import can_quote
 from instance.outbound.fanout import enqueue
 from instance.runtime import Runtime
@@ -136,6 +139,27 @@ async def revoke(session: AsyncSession, rt: Runtime, stamp: QuoteAuthorization) 
     requester = await session.scalar(select(Account).where(Account.uri == stamp.actor_uri))
     await enqueue(session, rt, author, delete, to=[requester] if requester else [],
                   to_followers=True)  # fmt: skip
+    await session.execute(  # no longer an approved quote here either
+        update(Post).where(Post.uri == stamp.quoting_uri, Post.local.is_(False))
+        .values(quote_id=None).execution_options(synchronize_session=False)
+    )  # fmt: skip
+
+
+async def issued(
+    session: AsyncSession, rt: Runtime, stamp_uri: str, *, quoting: str, quoted: Post
+) -> bool:
+    """Whether `stamp_uri` is a stamp we issued for `quoting` to quote `quoted`, still valid."""
+    stamp = await session.scalar(
+        select(QuoteAuthorization).where(
+            QuoteAuthorization.quoting_uri == quoting,
+            QuoteAuthorization.post_id == quoted.id,
+            QuoteAuthorization.revoked_at.is_(None),
+        )
+    )
+    author = await session.get(Account, quoted.account_id) if stamp else None
+    if stamp is None or author is None:
+        return False
+    return stamp_uri == rt.urls.quote_authorization(author.username, stamp.public_id)
 
 
 async def _send(
@@ -215,6 +239,30 @@ async def on_reject(
     if parent is not None and parent.account_id != sender.id:
         return False
     await publish_as_link(session, rt, remix)
+    return True
+
+
+async def on_stamp_deleted(
+    session: AsyncSession, rt: Runtime, stamp_uri: str, sender: Account
+) -> bool:
+    """The quoted post's author revoked the stamp that approved one of our remixes
+    (Mastodon sends Delete of the QuoteAuthorization): the remix becomes a plain link, and
+    an Update tells everyone who has it."""
+    remix = await session.scalar(
+        select(Post).where(
+            Post.local.is_(True),
+            Post.quote_state == "accepted",
+            Post.quote_authorization_uri == stamp_uri,
+        )
+    )
+    if remix is None or not same_origin(stamp_uri, sender.uri):
+        return False
+    parent = await session.scalar(select(Post).where(Post.uri == remix.quote_uri))
+    if parent is None or parent.account_id != sender.id:
+        return False  # only the quoted post's author can take the approval back
+    remix.quote_state, remix.quote_authorization_uri = "link", None
+    remix.edited_at = rt.now()  # an Update carries `updated`, which readers compare
+    await federate_update(session, rt, await session.get_one(Account, remix.account_id), remix)
     return True
 
 

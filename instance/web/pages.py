@@ -83,8 +83,10 @@ async def permalink(request: Request) -> Response:
         viewer = await current_account(request, session)
         lineage = await lineage_of(session, post, rt.urls, viewer)
         (view,) = await cards(session, rt, [Entry(post.published, post, account, None)], viewer)
+    mine = viewer is not None and viewer.id == account.id
     response = page(request, "post.html", {"account": account, "p": view, "post": post,
-                                           "recipe": post.recipe, "lineage": lineage})  # fmt: skip
+                                           "recipe": post.recipe, "lineage": lineage,
+                                           "mine": mine})  # fmt: skip
     response.headers["Link"] = f'<{post.uri}>; rel="alternate"; type="application/activity+json"'
     return response
 

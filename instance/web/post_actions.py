@@ -1,7 +1,8 @@
 """The buttons on a post card: like, unlike, boost, unboost, remix (instance/content/actions.py,
-instance/generation/remix.py). Each is a form post through `forms.form_post`; the post must
-be one the viewer may see (instance/content/visibility.py). Like and boost go back to the page the
-button was on; a remix goes to its job's page."""
+instance/generation/remix.py), and on one's own post's page, revoking the approval of a
+remote remix (instance/content/quotes.py). Each is a form post through `forms.form_post`;
+the post must be one the viewer may see (instance/content/visibility.py). Like and boost go
+back to the page the button was on; a remix goes to its job's page."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from instance.content import actions
+from instance.content import actions, quotes
 from instance.content.visibility import visible_to
 from instance.errors import ActionError, GenerationRefused, RemixError
 from instance.generation.remix import remix
 from instance.routes.common import runtime
-from instance.storage.models import Account, Post
+from instance.storage.models import Account, Post, QuoteAuthorization
 from instance.web.common import refused, to_login
 from instance.web.forms import form_post, safe_next
 from instance.web.sessions import current_account
@@ -86,7 +87,29 @@ async def remix_post(request: Request, form: dict[str, str]) -> Response:
     return RedirectResponse(f"/jobs/{job.public_id}", status_code=303)
 
 
+@form_post()
+async def revoke_remix(request: Request, form: dict[str, str]) -> Response:
+    """Take back the approval (the stamp) of a remote remix of one of the viewer's posts."""
+    rt = runtime(request)
+    async with rt.session() as session:
+        me = await current_account(request, session)
+        if me is None:
+            return to_login(request)
+        theirs = (Post.public_id == request.path_params["public_id"], Post.account_id == me.id)
+        post = await session.scalar(select(Post).where(*theirs))
+        if post is None:
+            return refused(request, "No such post of yours.", 404)
+        stamp = await session.scalar(select(QuoteAuthorization).where(
+            QuoteAuthorization.post_id == post.id,
+            QuoteAuthorization.quoting_uri == form.get("remix", "")))  # fmt: skip
+        if stamp is None:
+            return refused(request, "You have not approved that remix.", 404)
+        await quotes.revoke(session, rt, stamp)
+    return RedirectResponse(post.url or "/home", status_code=303)
+
+
 routes = [
     Route("/posts/{public_id}/remix", remix_post, methods=["POST"]),
+    Route("/posts/{public_id}/revoke-remix", revoke_remix, methods=["POST"]),
     Route("/posts/{public_id}/{action}", act, methods=["POST"]),
 ]

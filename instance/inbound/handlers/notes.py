@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import nh3
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from activitypub.addressing import visibility_of
 from activitypub.notes import QUOTE_FIELDS
 from activitypub.objects import APObject, Attachment, as_list, id_of
-from activitypub.urls import safe_link
+from activitypub.urls import safe_link, same_origin
+from instance.content import quotes
 from instance.content.counters import recount
 from instance.content.notifications import notify
 from instance.content.sanitize import clean_html
@@ -48,6 +49,25 @@ POST_TYPES = frozenset(
 )
 
 
+EDITS = ("content", "summary", "sensitive", "language")
+"""The fields whose change makes an Update an edit (shown as "edited"); media too."""
+
+
+def _media_changed(note: APObject, stored: list[str]) -> bool:
+    urls = [safe_link(Attachment.from_raw(a).url) for a in as_list(note.get("attachment"))
+            if isinstance(a, dict)][:MAX_ATTACHMENTS]  # fmt: skip
+    return [u for u in urls if u] != stored
+
+
+async def _media_urls(ctx: Inbound, post: Post) -> list[str]:
+    rows = await ctx.session.scalars(
+        select(MediaAttachment.remote_url)
+        .where(MediaAttachment.post_id == post.id)
+        .order_by(MediaAttachment.position)
+    )
+    return [url for url in rows if url]
+
+
 def plain_summary(summary: str | None) -> str | None:
     """A content warning is text: markup is dropped, what remains stays HTML-escaped."""
     return nh3.clean(summary or "", tags=set()).strip()[:1000] or None
@@ -66,11 +86,13 @@ def parse_time(value: str | None, now: datetime) -> datetime:
 
 def _fields(note: APObject, author: Account) -> dict[str, Any]:
     content_map = note.get("contentMap")
-    language = next(iter(content_map), None) if isinstance(content_map, dict) else None
+    content_map = content_map if isinstance(content_map, dict) and content_map else {}
+    language = next(iter(content_map), None)
+    mapped = next((v for v in content_map.values() if isinstance(v, str)), None)
     quote = next((q for f in QUOTE_FIELDS if (q := id_of(note.get(f)))), None)
     return {
         "url": safe_link(note.url, note.id),
-        "content": clean_html(note.content),
+        "content": clean_html(note.content or mapped),  # some servers send contentMap only
         "summary": plain_summary(note.summary),
         "sensitive": note.sensitive,
         "visibility": visibility_of(note.raw, author.followers_uri),
@@ -162,9 +184,20 @@ async def _link_thread(ctx: Inbound, post: Post) -> None:
         update(Post).where(Post.in_reply_to_uri == post.uri).values(in_reply_to_id=post.id)
     )
     await recount(ctx.session, post.id)
-    if post.quote_uri:
-        quoted = await lookup.post(ctx.session, post.quote_uri)
-        post.quote_id = quoted.id if quoted is not None else None
+    await _link_quote(ctx, post)
+
+
+async def _link_quote(ctx: Inbound, post: Post) -> None:
+    """A quote counts (as a remix, in lineage and notifications) only when approved: of one
+    of our posts, by a stamp we issued for exactly this post and not revoked; of a remote
+    post, by a `quoteAuthorization` on that post's server."""
+    quoted = await lookup.post(ctx.session, post.quote_uri) if post.quote_uri else None
+    stamp = id_of((post.raw or {}).get("quoteAuthorization"))
+    approved = quoted is not None and stamp is not None and (
+        await quotes.issued(ctx.session, ctx.rt, stamp, quoting=post.uri, quoted=quoted)
+        if quoted.local else same_origin(stamp, quoted.uri)
+    )  # fmt: skip
+    post.quote_id = quoted.id if approved and quoted is not None else None
 
 
 async def _surface(ctx: Inbound, post: Post, note: APObject, author: Account) -> None:
@@ -175,11 +208,11 @@ async def _surface(ctx: Inbound, post: Post, note: APObject, author: Account) ->
     await insert_rows(ctx.session, Mention,
                       [{"post_id": post.id, "account_id": a.id} for a in mentioned])  # fmt: skip
     kinds: dict[int, tuple[Account, NotificationKind]] = {a.id: (a, "mention") for a in mentioned}
-    links: tuple[tuple[str | None, NotificationKind], ...] = (
-        (post.in_reply_to_uri, "reply"), (post.quote_uri, "remix"),
+    links: tuple[tuple[int | None, NotificationKind], ...] = (
+        (post.in_reply_to_id, "reply"), (post.quote_id, "remix"),
     )  # fmt: skip
-    for uri, kind in links:
-        parent = await lookup.post(ctx.session, uri)
+    for parent_id, kind in links:
+        parent = await ctx.session.get(Post, parent_id) if parent_id else None
         if parent is not None and parent.local:
             parent_author = await ctx.session.get_one(Account, parent.account_id)
             kinds[parent_author.id] = (parent_author, kind)
@@ -208,16 +241,28 @@ async def on_update(ctx: Inbound) -> None:
         return
     fields = _fields(note, ctx.actor)
     fields.pop("in_reply_to_uri")
+    edited = any(fields[name] != getattr(post, name) for name in EDITS) or _media_changed(
+        note, await _media_urls(ctx, post)
+    )
     for name, value in fields.items():
         setattr(post, name, value)
+    await _link_quote(ctx, post)
+    if not edited:
+        return  # e.g. Mastodon adding the quoteAuthorization once approved: not an edit
     post.edited_at = parse_time(note.updated, ctx.now)
     await drop_remote_media(ctx.session, ctx.rt, MediaAttachment.post_id == post.id)
     await _store_media(ctx, post, note)
+    await ctx.session.execute(delete(PostTag).where(PostTag.post_id == post.id))
+    await _store_tags(ctx, post, note)
 
 
 async def on_delete(ctx: Inbound) -> None:
-    """A post becomes a tombstone, only when its author deletes it."""
+    """A post becomes a tombstone, only when its author deletes it. A Delete of anything
+    else may be the revocation of a stamp that approved one of our remixes."""
     post = await ctx.session.scalar(select(Post).where(Post.uri == ctx.object_id))
+    if post is None and ctx.object_id:
+        await quotes.on_stamp_deleted(ctx.session, ctx.rt, ctx.object_id, ctx.actor)
+        return
     if post is None or post.account_id != ctx.actor.id or post.local:
         return
     post.deleted_at = post.deleted_at or ctx.now

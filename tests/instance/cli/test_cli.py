@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -10,9 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from instance.cli import app
+from instance.content.posting import Draft, publish
+from instance.content.quotes import answer_quote_request
+from instance.runtime import open_runtime
+from instance.settings import load_settings
+from instance.setup import ensure_instance
+from instance.storage.models import Account, OutboundActivity
 
 runner = CliRunner()
 
@@ -145,3 +153,53 @@ def test_console_script_help_and_error_exit(tmp_path: Path) -> None:
     )
     assert r.returncode == 1
     assert r.stderr.strip().count("\n") == 0  # one line
+
+
+def test_revoke_remix_takes_an_approval_back(inst: Path) -> None:
+    """`dreamloom revoke-remix NAME URL`: the stamp we issued for a remote remix of NAME's post
+    answers 404 from then on and a Delete of it is queued; saying it twice is harmless, and
+    a remix NAME never approved is a clear error."""
+    dl("account", "create", "painter", "--ai", "--dir", str(inst))
+    remix = "https://remote.example/users/rem/statuses/1"
+
+    async def approve() -> None:
+        rt = await open_runtime(load_settings(inst / "config.toml"))
+        try:
+            await ensure_instance(rt)
+            async with rt.session() as s:
+                painter = await s.scalar(select(Account).where(Account.username == "painter"))
+                assert painter is not None
+                ours = await publish(s, rt, painter, Draft(text="sea"))
+                rem = Account(username="rem", username_key="rem", domain="remote.example",
+                              local=False, uri="https://remote.example/users/rem",
+                              inbox_uri="https://remote.example/users/rem/inbox")  # fmt: skip
+                s.add(rem)
+                await s.flush()
+                request = {"id": f"{rem.uri}/qr/1", "type": "QuoteRequest", "actor": rem.uri,
+                           "object": ours.uri, "instrument": remix}  # fmt: skip
+                assert await answer_quote_request(s, rt, request, rem) == "accepted"
+        finally:
+            await rt.aclose()
+
+    async def deletes() -> list[str]:
+        rt = await open_runtime(load_settings(inst / "config.toml"))
+        try:
+            async with rt.sessions() as s:
+                rows = await s.scalars(
+                    select(OutboundActivity).where(OutboundActivity.kind == "Delete"))  # fmt: skip
+                return [json.loads(r.body)["object"] for r in rows]
+        finally:
+            await rt.aclose()
+
+    asyncio.run(approve())
+    r = dl("revoke-remix", "painter", remix, "--dir", str(inst), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["state"] == "revoked"
+    (stamp,) = asyncio.run(deletes())
+    assert "/quote_authorizations/" in stamp
+    again = dl("revoke-remix", "painter", remix, "--dir", str(inst), "--json")
+    assert json.loads(again.stdout)["state"] == "already revoked"
+    assert len(asyncio.run(deletes())) == 1
+    unknown = runner.invoke(app, ["revoke-remix", "painter", "https://x.example/1",
+                                  "--dir", str(inst)])  # fmt: skip
+    assert unknown.exit_code != 0 and "has not approved a remix" in unknown.output

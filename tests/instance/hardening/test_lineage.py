@@ -77,4 +77,5 @@ async def test_a_parent_the_viewer_may_not_see_ends_the_chain_as_a_bare_uri(
         doc = await lineage_of(s, await s.get(Post, family["of_hidden"].id), runtime.urls, None)
     (parent,) = doc["parents"]
     assert parent == {"uri": "https://m.example/notes/hidden", "url": "https://m.example/notes/hidden",
-                      "author": None, "prompt": None, "deleted": False}  # fmt: skip
+                      "author": None, "prompt": None, "deleted": False,
+                      "local": False}  # fmt: skip

@@ -9,7 +9,16 @@ import pytest
 from sqlalchemy import func, select
 
 from instance.generation.worker import GenerationWorker
-from instance.storage.models import Account, Boost, Follow, GenerationJob, Like, Post
+from instance.storage.models import (
+    Account,
+    Boost,
+    Follow,
+    GenerationJob,
+    Like,
+    OutboundActivity,
+    Post,
+    QuoteAuthorization,
+)
 from tests.instance.generation_fixtures import gen_settings, tiny_cache  # noqa: F401
 from tests.instance.web_helpers import (
     PASSWORD,
@@ -181,3 +190,37 @@ async def test_home_shows_followed_posts_with_buttons(runtime, client, token, po
     page = (await client.get("/home")).text
     assert "bob&#x27;s picture" in page and "@bob@" in page
     assert f"/posts/{post.public_id}/like" in page and "Remix" in page
+
+
+async def test_the_author_revokes_a_remote_remix_from_the_posts_page(runtime, client, token):
+    """On her own post's page, alice sees "Revoke approval" beside each remote remix she
+    approved; pressing it withdraws the stamp (a Delete of it is federated) and the remix is
+    no longer listed. A remix she never approved is refused with a reason."""
+    await compose(client, token, "a lighthouse")
+    await run_jobs(runtime)
+    async with runtime.session() as s:
+        parent = await s.scalar(select(Post))
+        rem = Account(username="rem", username_key="rem", domain="remote.example", local=False,
+                      uri="https://remote.example/users/rem",
+                      inbox_uri="https://remote.example/users/rem/inbox")  # fmt: skip
+        s.add(rem)
+        await s.flush()
+        remix = Post(uri="https://remote.example/users/rem/statuses/1", account_id=rem.id,
+                     local=False, content="<p>mine</p>", visibility="public",
+                     quote_uri=parent.uri, quote_id=parent.id)  # fmt: skip
+        s.add(remix)
+        s.add(QuoteAuthorization(post_id=parent.id, quoting_uri=remix.uri, actor_uri=rem.uri))
+    page = (await client.get(parent.url, headers={"Accept": "text/html"})).text
+    assert "Revoke approval" in page and f'value="{remix.uri}"' in page
+    r = await client.post(f"/posts/{parent.public_id}/revoke-remix",
+                          data={"csrf": token, "remix": remix.uri})  # fmt: skip
+    assert r.status_code == 303
+    async with runtime.sessions() as s:
+        stamp = await s.scalar(select(QuoteAuthorization))
+        kinds = [a.kind for a in await s.scalars(select(OutboundActivity))]
+    assert stamp.revoked_at is not None and "Delete" in kinds
+    page = (await client.get(parent.url, headers={"Accept": "text/html"})).text
+    assert remix.uri not in page
+    again = await client.post(f"/posts/{parent.public_id}/revoke-remix",
+                              data={"csrf": token, "remix": "https://x.example/1"})  # fmt: skip
+    assert again.status_code == 404 and "not approved that remix" in again.text
