@@ -95,9 +95,17 @@ class LocalUrls:
         return f"{self.base}/tags/{name}"
 
     def names_us(self, host_header: str) -> bool:
-        """Whether a request's Host header is this instance's host (with or without the
-        scheme's default port: Mastodon leaves the port out)."""
-        return self.is_local(f"{self.base.split('://', 1)[0]}://{host_header.strip()}/")
+        """Whether a request's Host header is this instance's host: with or without the
+        scheme's default port, and without any port at all, which is how Mastodon writes
+        (and signs) it even for an instance on another port."""
+        scheme = self.base.split("://", 1)[0]
+        if self.is_local(f"{scheme}://{host_header.strip()}/"):
+            return True
+        try:
+            theirs, ours = origin_of(f"{scheme}://{host_header.strip()}/"), origin_of(self.base)
+        except InvalidURLError:
+            return False
+        return ":" not in host_header.strip().rsplit("]", 1)[-1] and theirs.host == ours.host
 
     def is_local(self, uri: str) -> bool:
         """Whether `uri` names something on this instance, however its host is spelled

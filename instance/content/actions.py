@@ -7,6 +7,7 @@ workers. Targets on this instance are handled locally without any HTTP.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -176,10 +177,13 @@ def _like(me: Account, post: Post, author: Account, activity_id: str) -> dict[st
                       object_author=author.uri)  # fmt: skip
 
 
-def _announce(me: Account, post: Post, author: Account, activity_id: str) -> dict[str, Any]:
+def _announce(
+    me: Account, post: Post, author: Account, activity_id: str, published: datetime
+) -> dict[str, Any]:
+    """Mastodon dates a boost by the Announce's `published` (without it, by arrival)."""
     return build_announce(
         activity_id=activity_id, actor=me.uri, object_id=post.uri,
-        to=[AS_PUBLIC], cc=[author.uri, me.followers_uri or ""],
+        to=[AS_PUBLIC], cc=[author.uri, me.followers_uri or ""], published=published,
     )  # fmt: skip
 
 
@@ -191,8 +195,9 @@ async def boost(session: AsyncSession, rt: Runtime, me: Account, post: Post) -> 
     if existing is not None:
         return existing
     author = await _author(session, post)
-    activity = _announce(me, post, author, rt.urls.activity(me.username, new_public_id()))
-    row = Boost(account_id=me.id, post_id=post.id, uri=activity["id"], published=rt.now())
+    now = rt.now()
+    activity = _announce(me, post, author, rt.urls.activity(me.username, new_public_id()), now)
+    row = Boost(account_id=me.id, post_id=post.id, uri=activity["id"], published=now)
     session.add(row)
     await session.flush()
     await recount(session, post.id)
@@ -208,7 +213,7 @@ async def unboost(session: AsyncSession, rt: Runtime, me: Account, post: Post) -
         return False
     author = await _author(session, post)
     undo = build_undo(activity_id=f"{row.uri}/undo", actor=me.uri,
-                      activity=_announce(me, post, author, row.uri))  # fmt: skip
+                      activity=_announce(me, post, author, row.uri, row.published))  # fmt: skip
     await enqueue(session, rt, me, undo, to=[author], to_followers=True)
     await session.delete(row)
     await session.flush()

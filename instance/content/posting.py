@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import delete as delete_rows
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +25,7 @@ from activitypub.urls import safe_link
 from instance.content.counters import recount
 from instance.content.notes import create_json, note_json
 from instance.content.notifications import notify
-from instance.content.text import MentionTarget, render
+from instance.content.text import MentionTarget, Rendered, render
 from instance.content.visibility import VISIBILITIES
 from instance.errors import PostingError
 from instance.outbound.fanout import enqueue
@@ -39,6 +40,7 @@ from instance.storage.models import (
     PostTag,
     QuoteState,
 )
+from instance.urls import LocalUrls
 
 MAX_MEDIA = 4  # the most images Mastodon and Pixelfed show on one post
 
@@ -96,16 +98,7 @@ async def publish(
     for who in (*draft.mentions, parent_author, await _quote_author(session, draft)):
         if who is not None and who.id != author.id and who.id not in {m.id for m in mentions}:
             mentions.append(who)
-    targets = {
-        urls.handle(a).lstrip("@"): MentionTarget(a.uri, safe_link(a.url, a.uri) or a.uri,
-                                                  urls.handle(a))
-        for a in mentions
-    }  # fmt: skip
-    text = draft.text
-    for handle in targets:  # replies and remixes mention the author in the text, too
-        if f"@{handle}".lower() not in text.lower():
-            text = f"@{handle} {text}"
-    rendered = render(text, urls, targets)
+    rendered = _render(draft.text, urls, mentions)
     to, cc = addressing(draft.visibility, author, [a.uri for a in mentions])
     public_id = new_public_id()
     post = Post(
@@ -145,6 +138,20 @@ async def publish(
     if federate:
         await federate_post(session, rt, author, post, draft.media, mentions)
     return post
+
+
+def _render(text: str, urls: LocalUrls, mentions: list[Account]) -> Rendered:
+    """The post's HTML and tags; each mentioned account is mentioned in the text too (replies
+    and remixes name the author), so its Mention tag is there."""
+    targets = {
+        urls.handle(a).lstrip("@"): MentionTarget(a.uri, safe_link(a.url, a.uri) or a.uri,
+                                                  urls.handle(a))
+        for a in mentions
+    }  # fmt: skip
+    for handle in targets:
+        if f"@{handle}".lower() not in text.lower():
+            text = f"@{handle} {text}"
+    return render(text, urls, targets)
 
 
 async def federate_post(
@@ -218,9 +225,15 @@ async def edit(
     """Change a post's text and send Update{Note} with `updated`."""
     if post.account_id != author.id or not post.local:
         raise PostingError("only the author can edit a post")
-    rendered = render(text, rt.urls)
+    rendered = _render(text, rt.urls, await mentioned(session, post))
     post.source = text
     post.content = rendered.html
+    # the Update lists the tags of the new text (a removed hashtag is gone), and keeps the
+    # others (a quote's Link tag)
+    kept = [t for t in post.tags or [] if t.get("type") not in ("Hashtag", "Mention")]
+    post.tags = rendered.tags + kept
+    await session.execute(delete_rows(PostTag).where(PostTag.post_id == post.id))
+    session.add_all(PostTag(post_id=post.id, name=name) for name in rendered.hashtags)
     post.edited_at = rt.now()
     await federate_update(session, rt, author, post)
     return post

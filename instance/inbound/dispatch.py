@@ -46,6 +46,8 @@ async def dispatch(ctx: Inbound) -> None:
             await notes.on_delete(ctx)
         case ("Block", _):
             await actors.on_block(ctx)
+        case ("Move", _):
+            await actors.on_move(ctx)
         case ("Flag", _):
             await moderation.on_flag(ctx)
         case ("QuoteRequest", _):

@@ -44,7 +44,7 @@ log = logging.getLogger("dreamloom.inbox")
 MAX_ID_CHARS = 2048  # the id columns' length
 HANDLED_TYPES = frozenset({
     "Follow", "Accept", "Reject", "Undo", "Like", "EmojiReact", "Announce",
-    "Create", "Update", "Delete", "Block", "Flag", "QuoteRequest",
+    "Create", "Update", "Delete", "Block", "Flag", "QuoteRequest", "Move",
 })  # fmt: skip
 MAX_PENDING = 256  # requests verifying or awaiting their commit at once
 READS_PER_IP = 32  # bodies read at once from one client address
@@ -78,6 +78,8 @@ def storable(value: str) -> bool:
 def admit(document: dict[str, Any], signer: str, urls: LocalUrls) -> dict[str, Any] | None:
     """The document to store for a verified request from `signer` (an actor URI)."""
     activity = Activity(document) if isinstance(document, dict) else None
+    if activity is not None and activity.type and activity.type not in HANDLED_TYPES:
+        return None  # accepted and dropped, id or not (Mastodon's Add/Remove of a pin has none)
     if activity is None or activity.id is None:
         raise Refused(400, "an activity needs an id")
     if origin(activity.id) is None:
@@ -85,8 +87,6 @@ def admit(document: dict[str, Any], signer: str, urls: LocalUrls) -> dict[str, A
     actor = activity.actor
     if actor is None or origin(actor) is None or not activity.type:
         raise Refused(400, "an activity needs an actor and a type")
-    if activity.type not in HANDLED_TYPES:
-        return None
     if urls.is_local(actor) or urls.is_local(activity.id):
         raise Refused(403, "a remote server cannot send activities of a local actor")
     if origin(activity.id) != origin(actor):

@@ -38,7 +38,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from activitypub.errors import FetchError, FetchTimeoutError, RemoteHTTPError
-from activitypub.objects import ACTOR_TYPES, Activity, Actor, APObject
+from activitypub.objects import ACTOR_TYPES, Activity, Actor, APObject, id_of
 from activitypub.urls import host_of
 from instance import jobs
 from instance.errors import ActorUnavailable, Skip
@@ -76,6 +76,13 @@ async def dereference(rt: Runtime, activity: Activity) -> tuple[Account, APObjec
         rt.service(KeyRing).forget_owner(actor.uri)
     if activity.type == "Create" and embedded is None and object_id:
         return actor, await fetch_object(rt, object_id)
+    if activity.type == "Move":  # the object is the new account, as its own server has it
+        target = id_of(activity.raw.get("target"))
+        if not target or rt.urls.is_local(target):
+            raise Skip("a Move needs a remote target")
+        moved_to = await fetch_object(rt, target)
+        await resolve_actor(rt, target, refresh=True)
+        return actor, moved_to
     if activity.type == "Announce" and object_id and not await _known_post(rt, object_id):
         if rt.urls.is_local(object_id):
             raise Skip(f"Announce of {object_id}: not one of our posts")

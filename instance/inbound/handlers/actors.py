@@ -1,10 +1,12 @@
-"""Update of an actor (profile changes, never its key), Delete of an actor, Block."""
+"""Update of an actor (profile changes, never its key), Delete of an actor, Block, Move."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, or_, select, update
 
-from instance.errors import ActorUnavailable
+from activitypub.objects import ids_of
+from instance.content import actions
+from instance.errors import ActorUnavailable, Skip
 from instance.inbound.context import Inbound
 from instance.inbound.handlers import lookup
 from instance.inbound.keyring import KeyRing
@@ -55,3 +57,28 @@ async def on_block(ctx: Inbound) -> None:
             )
         )
     )
+
+
+async def on_move(ctx: Inbound) -> None:
+    """The actor moved to a new account (Mastodon's Move{object: old, target: new}). Only
+    when the new account, fetched from its own server, names the old one in `alsoKnownAs`:
+    our accounts that followed the old one follow the new one, and stop following the old."""
+    old = ctx.actor
+    if ctx.object_id != old.uri:
+        raise Skip("a Move of another actor than its sender")
+    moved_to = ctx.obj
+    if moved_to is None or not moved_to.id or moved_to.id == old.uri:
+        raise Skip("a Move without a new account")
+    if old.uri not in ids_of(moved_to.get("alsoKnownAs")):
+        raise Skip(f"{moved_to.id} does not name {old.uri} in alsoKnownAs")
+    new = await lookup.account(ctx.session, moved_to.id)
+    if new is None or new.local or new.deleted_at is not None:
+        raise Skip(f"the new account {moved_to.id} is not a live remote account")
+    followers = await ctx.session.scalars(
+        select(Account)
+        .join(Follow, Follow.follower_id == Account.id)
+        .where(Follow.followee_id == old.id, Follow.accepted.is_(True), Account.local.is_(True))
+    )
+    for me in list(followers):
+        await actions.follow(ctx.session, ctx.rt, me, new)
+        await actions.unfollow(ctx.session, ctx.rt, me, old)

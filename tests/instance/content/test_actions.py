@@ -98,6 +98,7 @@ async def test_boost_goes_to_followers_and_author(runtime, world) -> None:
     ((announce, inboxes),) = await outbound(runtime, "Announce")
     assert announce["object"] == rpost.uri
     assert announce["to"] == ["https://www.w3.org/ns/activitystreams#Public"]
+    assert announce["published"].endswith("Z")  # Mastodon dates the boost by it
     assert inboxes == [remote.inbox_uri]  # author and follower share one inbox here
     await run(runtime, actions.boost, me, post)
     async with runtime.sessions() as s:

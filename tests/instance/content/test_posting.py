@@ -11,7 +11,14 @@ from sqlalchemy import select
 
 from instance.content.posting import Draft, delete, edit, publish
 from instance.errors import PostingError
-from instance.storage.models import Account, Delivery, Follow, MediaAttachment, OutboundActivity
+from instance.storage.models import (
+    Account,
+    Delivery,
+    Follow,
+    MediaAttachment,
+    OutboundActivity,
+    PostTag,
+)
 from tests.instance_fixtures import AP_ACCEPT
 
 AS_PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
@@ -159,6 +166,22 @@ async def test_edit_sends_update_with_updated(runtime, client, image_post) -> No
     async with runtime.session() as s:
         update = await s.scalar(select(OutboundActivity).where(OutboundActivity.kind == "Update"))
     assert json.loads(update.body)["object"]["updated"] == note["updated"]
+
+
+async def test_an_edit_that_removes_a_hashtag_no_longer_lists_it(runtime, image_post) -> None:
+    """Mastodon replaces a post's tags with the Update's `tag`: a hashtag removed from the
+    text must be gone from it (and from our tag pages), a new one there."""
+    bot, post = image_post
+    async with runtime.session() as s:
+        bot, post = await s.get(Account, bot.id), await s.get(type(post), post.id)
+        assert {"#aiart"} <= {t["name"] for t in post.tags if t["type"] == "Hashtag"}
+        await edit(s, runtime, bot, post, text="Foggy harbour #sea")
+    async with runtime.sessions() as s:
+        update = await s.scalar(select(OutboundActivity).where(OutboundActivity.kind == "Update"))
+        names = set(await s.scalars(select(PostTag.name).where(PostTag.post_id == post.id)))
+    hashtags = {t["name"] for t in json.loads(update.body)["object"]["tag"]
+                if t["type"] == "Hashtag"}  # fmt: skip
+    assert hashtags == {"#sea"} and names == {"sea"}
 
 
 async def test_delete_sends_tombstone_and_410(runtime, client, image_post) -> None:

@@ -138,6 +138,13 @@ def note(actor: RemoteActor, **fields: Any) -> dict[str, Any]:
     return {**actor.note(), **fields}
 
 
+def mastodon_pin(w: World) -> dict[str, Any]:
+    """Mastodon's Add of a pinned post (app/serializers/activitypub/add_serializer.rb): no id."""
+    return {"@context": "https://www.w3.org/ns/activitystreams", "type": "Add",
+            "actor": w.alice.uri, "object": f"{w.alice.uri}/statuses/1",
+            "target": f"{w.alice.uri}/collections/featured"}  # fmt: skip
+
+
 def forwarded_create(w: World) -> dict[str, Any]:
     """eve "forwards" a Create in alice's name whose id is the one alice's Delete will have."""
     return {"id": f"{w.alice.uri}#delete", "type": "Create", "actor": w.alice.uri,
@@ -769,6 +776,12 @@ HARMLESS = [
         "a type we do not handle",
         "accepted (so it is not retried) and not kept",
         lambda w: w.sign(w.alice, w.alice.activity("Listen", "https://x.example/1")),
+        202,
+    ),
+    Variant(
+        "a pin without an id",
+        "Mastodon's Add of a pinned post has no id: accepted, not kept, never 400",
+        lambda w: w.sign(w.alice, mastodon_pin(w)),
         202,
     ),
     Variant(

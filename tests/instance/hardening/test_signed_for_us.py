@@ -50,3 +50,18 @@ async def test_our_host_with_the_default_port_written_out_is_ours(client, runtim
     for scheme in ("cavage", "rfc9421"):
         body, headers = signed(alice, url, alice.create(), scheme)
         assert (await client.post("/inbox", content=body, headers=headers)).status_code == 202
+
+
+async def test_mastodon_leaves_a_non_default_port_out_of_host(client, runtime, fedi) -> None:
+    """Mastodon writes and signs `Host` as the bare host name (its Request sets Host to
+    url.host), also for an instance on another port, like this one (127.0.0.1:PORT): the
+    bare name is ours, another port on it is not."""
+    alice = fedi.actor("alice")
+    host = runtime.settings.host.rsplit(":", 1)[0]
+    body, headers = signed(alice, f"http://{host}/inbox", alice.create(), "cavage", host=host)
+    assert (await client.post("/inbox", content=body, headers=headers)).status_code == 202
+    elsewhere = f"{host}:1"
+    body, headers = signed(alice, f"http://{elsewhere}/inbox", alice.create(), "cavage",
+                           host=elsewhere)  # fmt: skip
+    r = await client.post("/inbox", content=body, headers=headers)
+    assert r.status_code == 401 and "another host" in r.json()["error"]

@@ -270,7 +270,7 @@ async def test_content_types(client, runtime, alice, content_type, status):
 
 
 async def test_unsupported_type_202_and_dropped(client, runtime, alice):
-    r = await post(client, runtime, alice, alice.activity("Move", alice.uri))
+    r = await post(client, runtime, alice, alice.activity("Listen", "https://music.example/tracks/1"))
     assert r.status_code == 202
     assert await inbox_rows(runtime) == []
 

@@ -489,3 +489,28 @@ async def test_one_slow_server_never_takes_every_slot(runtime, client, fedi, bob
     assert (await one(runtime, Post, Post.id == p.id)).likes_count == 1
     released.set()
     await step
+
+
+async def test_move_carries_our_follows_to_the_new_account(runtime, fedi, deliver, alice, bob):
+    """Mastodon's Move{actor: old, object: old, target: new} (move_serializer.rb): once the
+    new account, as its own server serves it, names the old one in alsoKnownAs, our
+    accounts that followed the old one follow the new one (a Follow is sent) and leave the
+    old one (an Undo). A target that does not name the old account moves nothing."""
+    await deliver(alice, alice.create())  # alice is known
+    async with runtime.session() as s:
+        old = await s.scalar(select(Account).where(Account.uri == alice.uri))
+        s.add(Follow(follower_id=bob.id, followee_id=old.id, uri="urn:f", accepted=True))
+    stranger = fedi.actor("alice", "elsewhere.example")  # does not name the old account
+    await deliver(alice, alice.activity("Move", alice.uri, target=stranger.uri))
+    assert await count(runtime, Follow) == 1
+
+    new = fedi.actor("alice", "new.example", alsoKnownAs=[alice.uri])
+    await deliver(alice, alice.activity("Move", alice.uri, target=new.uri))
+    async with runtime.sessions() as s:
+        follows = list(await s.scalars(select(Follow)))
+        followed = {(await s.get(Account, f.followee_id)).uri for f in follows}
+        sent = [json.loads(r.body) for r in await s.scalars(select(OutboundActivity))]
+    assert followed == {new.uri}
+    undone = {a["object"]["object"] for a in sent if a["type"] == "Undo"}
+    assert [a["object"] for a in sent if a["type"] == "Follow"] == [new.uri]
+    assert undone == {alice.uri}
