@@ -11,6 +11,8 @@ Likes and Undos shaped so the other side can match them to the original.
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -377,8 +379,17 @@ def media_object(url: str, media_type: str, *, type: str = "Image") -> dict[str,
 
 
 def property_value(name: str, value: str) -> dict[str, Any]:
-    """A profile field (`PropertyValue`), e.g. `property_value("Model", "SDXL")`."""
-    return {"type": "PropertyValue", "name": name, "value": value}
+    """A profile field (`PropertyValue`), e.g. `property_value("Model", "SDXL")`. `value` is
+    HTML, as Mastodon sends it: the text escaped, an http(s) URL as a link (GoToSocial
+    reads a value that is neither as a bad link and drops the field)."""
+    text = value.strip()
+    if re.fullmatch(r"https?://[^\s<>\"']+", text):
+        url = html.escape(text)
+        shown = html.escape(text.split("://", 1)[1])
+        markup = f'<a href="{url}" rel="me nofollow noopener" target="_blank">{shown}</a>'
+    else:
+        markup = html.escape(text, quote=False)
+    return {"type": "PropertyValue", "name": name, "value": markup}
 
 
 def build_actor(

@@ -22,7 +22,7 @@ def actor_document(
     accounts say so in a profile field, and name the model."""
     fields = []
     if account.kind == "Service":
-        fields.append(property_value("Made by", "AI image generation on this instance's GPU"))
+        fields.append(property_value("Made by", "AI image generation on this instance"))
         if model:
             fields.append(property_value("Model", model))
     assert account.public_key_pem and account.inbox_uri and account.outbox_uri
@@ -53,17 +53,16 @@ def actor_document(
 
 
 def ordered_collection(collection_id: str, total: int) -> dict[str, Any]:
-    """The collection head: totalItems (Mastodon reads it for counters) and the first page."""
-    doc: dict[str, Any] = {
+    """The collection head: totalItems (Mastodon reads it for counters) and the first page,
+    also when empty (without `first`, Mastodon shows the collection as hidden)."""
+    return {
         "@context": AS_CONTEXT,
         "id": collection_id,
         "type": "OrderedCollection",
         "totalItems": total,
+        "first": f"{collection_id}?page=1",
+        "last": f"{collection_id}?page={max(1, -(-total // PAGE_SIZE))}",
     }
-    if total:
-        doc["first"] = f"{collection_id}?page=1"
-        doc["last"] = f"{collection_id}?page={max(1, -(-total // PAGE_SIZE))}"
-    return doc
 
 
 def collection_page(collection_id: str, page: int, items: list[Any], total: int) -> dict[str, Any]:

@@ -47,7 +47,7 @@ async def actor(request: Request) -> Response:
 
 
 async def collection(request: Request) -> Response:
-    username = request.path_params["username"]
+    username = request.path_params.get("username", INSTANCE_ACTOR_USERNAME)
     name = request.path_params["collection"]
     found = await _account_or_404(request, username)
     if isinstance(found, Response):
@@ -73,7 +73,7 @@ async def collection(request: Request) -> Response:
 
 
 async def featured(request: Request) -> Response:
-    username = request.path_params["username"]
+    username = request.path_params.get("username", INSTANCE_ACTOR_USERNAME)
     found = await _account_or_404(request, username)
     if isinstance(found, Response):
         return found
@@ -89,6 +89,9 @@ async def featured(request: Request) -> Response:
 
 routes = [
     Route("/actor", actor),
+    # the instance actor's collections (it advertises them: GoToSocial fetches them)
+    Route("/actor/collections/featured", featured),
+    Route("/actor/{collection:str}", collection),
     Route("/users/{username}", actor),
     Route("/users/{username}/collections/featured", featured),
     Route("/users/{username}/{collection:str}", collection),

@@ -10,6 +10,7 @@ import httpx
 import jsonschema
 import pytest
 
+from activitypub.objects import property_value
 from tests.instance_fixtures import AP_ACCEPT
 from webfinger.client import finger
 
@@ -125,6 +126,35 @@ async def test_person_and_instance_actor_types(client, new_account, settings) ->
     )
     assert wf.status_code == 200
     assert next(lk for lk in wf.json()["links"] if lk["rel"] == "self")["href"] == app_actor["id"]
+
+
+async def test_every_collection_an_actor_advertises_answers(client, bot) -> None:
+    """GoToSocial fetches the collections an actor names and logs an error for each 404,
+    the instance actor's included; an empty one still has `first` (without it, Mastodon
+    shows the collection as hidden)."""
+    for actor_url in (bot.uri, "/actor"):
+        actor = (await client.get(actor_url, headers=AP_ACCEPT)).json()
+        for name in ("outbox", "followers", "following", "featured"):
+            r = await client.get(actor[name], headers=AP_ACCEPT)
+            assert r.status_code == 200, (actor_url, name)
+            doc = r.json()
+            assert doc["id"] == actor[name] and doc["totalItems"] == 0
+            if name != "featured":  # featured lists its few items inline
+                assert doc["first"] == f"{actor[name]}?page=1"
+                page = (await client.get(doc["first"], headers=AP_ACCEPT)).json()
+                assert page["orderedItems"] == []
+
+
+async def test_profile_fields_are_html(client, bot) -> None:
+    """Mastodon sends a PropertyValue's `value` as HTML: text escaped, a URL as a link."""
+    actor = (await client.get(bot.uri, headers=AP_ACCEPT)).json()
+    (made_by, *_) = [f for f in actor["attachment"] if f["name"] == "Made by"]
+    assert made_by["value"] == "AI image generation on this instance"
+    assert property_value("Site", "https://a.example/x")["value"] == (
+        '<a href="https://a.example/x" rel="me nofollow noopener" target="_blank">'
+        "a.example/x</a>"
+    )
+    assert property_value("Note", "<b>&</b>")["value"] == "&lt;b&gt;&amp;&lt;/b&gt;"
 
 
 async def test_content_negotiation(client, bot) -> None:
