@@ -47,9 +47,18 @@ def actor_document(
         indexable=account.discoverable,
         published=account.created_at,
         webfinger=f"{account.username}@{host}",
-        icon=media_object(account.avatar_url, "image/png") if account.avatar_url else None,
+        icon=_picture(account.avatar_url),
+        image=_picture(account.header_url),
         attachment=fields,
     )
+
+
+def _picture(url: str | None) -> dict[str, Any] | None:
+    """An avatar or header: ours are PNG (instance/content/pictures.py)."""
+    if not url:
+        return None
+    media_type = "image/jpeg" if url.lower().endswith((".jpg", ".jpeg")) else "image/png"
+    return media_object(url, media_type)
 
 
 def ordered_collection(collection_id: str, total: int) -> dict[str, Any]:

@@ -7,6 +7,7 @@ good, to tell whoever asked.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from generator.recipe import GenerationResult
+from instance.content.pictures import set_picture
 from instance.content.posting import Draft, publish
+from instance.content.profiles import federate_actor
 from instance.errors import InvalidGenerationRequest
 from instance.generation import asks, remix, then
 from instance.runtime import Runtime
@@ -82,6 +85,19 @@ async def remix_step(ctx: StepContext, options: dict[str, Any]) -> Post:
     )  # fmt: skip
 
 
-STEPS: dict[str, Step] = {"post": post_step, "answer": post_step, "remix": remix_step}
+async def profile_step(ctx: StepContext, options: dict[str, Any]) -> None:
+    """Make the image the account's avatar or header; its followers get an actor Update."""
+    if ctx.media.file_name is None:
+        raise InvalidGenerationRequest("the generated image has no file")
+    path = ctx.rt.settings.media_path / ctx.media.file_name
+    data = await asyncio.to_thread(path.read_bytes)
+    await set_picture(ctx.rt, ctx.account, options["picture"], data)
+    await federate_actor(ctx.session, ctx.rt, ctx.account)
+    return None
+
+
+STEPS: dict[str, Step] = {
+    "post": post_step, "answer": post_step, "remix": remix_step, "profile": profile_step,
+}  # fmt: skip
 FAILURE_STEPS: dict[str, FailureStep] = {"answer": asks.answer_failed}
 assert STEPS.keys() == then.KINDS.keys(), "every then kind has a step, and no step is unknown"

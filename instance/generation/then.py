@@ -8,6 +8,8 @@ exists (instance/generation/steps.py):
     answer  the same, as the reply to someone who asked by mention (asks.py); when the
             generation fails for good, the asker is told why instead
     remix   publish the image as a remix of another post, asking for quote approval (remix.py)
+    profile make the image the account's avatar or header, {"picture": "avatar" | "header"}
+            (instance/content/pictures.py), and tell its followers
 
 Post and answer options, all optional but the text (which defaults to the prompt as asked,
 without the persona's style):
@@ -55,7 +57,15 @@ def check_remix(options: dict[str, Any], prompt: str) -> dict[str, Any]:
     return options
 
 
-KINDS: dict[str, Validator] = {"post": check_post, "answer": check_post, "remix": check_remix}
+def check_profile(options: dict[str, Any], prompt: str) -> dict[str, Any]:
+    if options.get("picture") not in ("avatar", "header"):
+        raise InvalidGenerationRequest('a profile picture is "avatar" or "header"')
+    return options
+
+
+KINDS: dict[str, Validator] = {
+    "post": check_post, "answer": check_post, "remix": check_remix, "profile": check_profile,
+}  # fmt: skip
 
 
 def validate_then(then: Any, prompt: str) -> dict[str, Any]:

@@ -111,6 +111,7 @@ def _fields(actor: Actor, domain: str, now: datetime) -> dict[str, Any]:
         "discoverable": actor.get("discoverable") is True,
         "bot": actor.is_type("Service", "Application"),
         "avatar_url": safe_link(actor.icon_url),
+        "header_url": safe_link(actor.image_url),
         "raw": dict(actor.raw),
         "fetched_at": now,
     }

@@ -119,6 +119,7 @@ class Account(Base):
     schedule_minutes: Mapped[int | None] = mapped_column(Integer)
     next_post_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     avatar_url: Mapped[str | None] = mapped_column(String(2048))
+    header_url: Mapped[str | None] = mapped_column(String(2048))  # the profile banner
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # last fetched actor document
     fetched_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)

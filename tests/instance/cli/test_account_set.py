@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -84,6 +85,8 @@ def test_set_round_trip(inst: Path, tmp_path: Path) -> None:
         (["alice", "--persona", "ink"], "not an AI account"),
         (["nobody", "--bio", "x"], "no local account named 'nobody'"),
         (["instance_actor", "--bio", "x"], "the instance actor cannot be changed"),
+        (["painter", "--avatar", "/nonexistent/a.png"], "--avatar: cannot read"),
+        (["painter", "--header", __file__], "the header is not an image we can read"),
     ],
 )
 def test_set_errors_are_one_line(inst: Path, args: list[str], message: str) -> None:
@@ -93,6 +96,23 @@ def test_set_errors_are_one_line(inst: Path, args: list[str], message: str) -> N
     assert message in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert show(inst, "painter") == before  # nothing half-applied
+
+
+def test_pictures_from_files_and_generated(inst: Path, tmp_path: Path) -> None:
+    """`--avatar FILE` / `--header FILE` set them now (and followers get an Update);
+    `--generate-avatar` / `--generate-header` queue their jobs; a new AI account has both
+    queued unless --no-pictures."""
+    picture = tmp_path / "me.png"
+    Image.new("RGB", (64, 64), "teal").save(picture)
+    r = dl("account", "set", "alice", "--avatar", str(picture), "--dir", str(inst), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["federated_update"] is True
+    r = dl("account", "set", "alice", "--generate-header", "--dir", str(inst), "--json")
+    assert r.exit_code == 0, r.output
+    queue = json.loads(dl("queue", "--json", "--all", "--dir", str(inst)).stdout)
+    assert sorted(j["account"] for j in queue) == ["alice", "painter", "painter"]
+    made = dl("account", "create", "plain", "--ai", "--no-pictures", "--dir", str(inst), "--json")
+    assert json.loads(made.stdout)["pictures_queued"] == []
 
 
 def test_person_profile_can_change(inst: Path) -> None:

@@ -30,7 +30,7 @@ def inst(tmp_path: Path, tiny_cache: Path) -> Path:  # noqa: F811
     assert r.exit_code == 0, r.output
     share_cache(load_settings(d / "config.toml"), tiny_cache)
     r = runner.invoke(app, ["account", "create", "painter", "--ai", "--persona", "ink wash",
-                            "--dir", str(d)])  # fmt: skip
+                            "--no-pictures", "--dir", str(d)])  # fmt: skip
     assert r.exit_code == 0, r.output
     return d
 

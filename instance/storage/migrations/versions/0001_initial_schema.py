@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.Column("schedule_minutes", sa.Integer(), nullable=True),
         sa.Column("next_post_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("avatar_url", sa.String(length=2048), nullable=True),
+        sa.Column("header_url", sa.String(length=2048), nullable=True),
         sa.Column("raw", sa.JSON(), nullable=True),
         sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

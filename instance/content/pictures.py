@@ -1,0 +1,92 @@
+"""A local account's avatar and header: from an image file, or from one of its generated
+images; the actor serves them as `icon` and `image` (instance/content/render.py).
+
+Whatever comes in is decoded by Pillow (PNG, JPEG, GIF, WebP, at most MAX_INPUT_BYTES and
+MAX_PIXELS), cropped to the shape Mastodon shows (a square avatar, a 3:1 header) around the
+centre, scaled to AVATAR / HEADER, and written again as a PNG: no metadata of the original
+(a phone's location, say) survives, and the stored file is always an image we made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image, ImageOps
+
+from instance.errors import ProfileError
+from instance.runtime import Runtime
+from instance.storage.ids import new_public_id
+from instance.storage.models import Account
+
+Picture = Literal["avatar", "header"]
+PICTURES: tuple[Picture, ...] = ("avatar", "header")
+AVATAR = (400, 400)
+HEADER = (1500, 500)
+MAX_INPUT_BYTES = 16 * 1024 * 1024
+MAX_PIXELS = 40_000_000
+FORMATS = frozenset({"PNG", "JPEG", "GIF", "WEBP"})
+
+
+def reshape(data: bytes, which: Picture) -> bytes:
+    """The picture as we store it: cropped, scaled, PNG; ProfileError saying what is wrong."""
+    if len(data) > MAX_INPUT_BYTES:
+        raise ProfileError(f"the {which} image is too large (at most {MAX_INPUT_BYTES >> 20} MB)")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format not in FORMATS:
+                raise ProfileError(f"the {which} must be a PNG, JPEG, GIF or WebP image")
+            if image.width * image.height > MAX_PIXELS:
+                raise ProfileError(f"the {which} image has too many pixels")
+            image.load()
+            size = AVATAR if which == "avatar" else HEADER
+            fitted = ImageOps.fit(ImageOps.exif_transpose(image).convert("RGB"), size)
+    except ProfileError:
+        raise
+    except Exception as exc:  # Pillow raises many kinds for a broken or hostile file
+        raise ProfileError(f"the {which} is not an image we can read ({exc})") from None
+    out = io.BytesIO()
+    fitted.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+async def set_picture(rt: Runtime, account: Account, which: Picture, data: bytes) -> str:
+    """Store `data` as the account's avatar or header; its URL (the caller federates the
+    actor Update)."""
+    if account.kind == "Application":
+        raise ProfileError("the instance actor has no pictures")
+    png = await asyncio.to_thread(reshape, data, which)
+    name = f"{new_public_id()}.png"  # the media route serves our generated names only
+    await asyncio.to_thread(_write, rt.settings.media_path / name, png)
+    url = rt.urls.media(name)
+    if which == "avatar":
+        account.avatar_url = url
+    else:
+        account.header_url = url
+    return url
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        os.fchmod(fd, 0o644)  # served to anyone, like every image in the media directory
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def prompt_for(account: Account, which: Picture) -> str:
+    """What to draw for a generated avatar or header (an AI account's recipe adds its
+    persona's style, as to every prompt)."""
+    who = account.display_name or account.username
+    if which == "avatar":
+        return f"a portrait avatar for {who}, centred, simple background"
+    return f"a wide landscape banner for {who}"
