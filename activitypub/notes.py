@@ -34,6 +34,16 @@ from typing import Any, Literal
 
 from activitypub.objects import AS_CONTEXT, AS_PUBLIC, build_create, format_datetime
 
+DREAMLOOM_NS = "https://dreamloom.dev/ns#"
+DREAMLOOM_TERMS: dict[str, Any] = {
+    "dreamloom": DREAMLOOM_NS,
+    # a JSON object (docs/federation.md). Not "@type": "@json": that is JSON-LD 1.1, and a
+    # 1.0 processor rejects the whole context for it
+    "recipe": {"@id": "dreamloom:recipe"},
+    "remixOf": {"@id": "dreamloom:remixOf", "@type": "@id"},
+}
+"""Dreamloom's own terms; every instance also serves them as a context document at /ns."""
+
 NOTE_CONTEXT: list[Any] = [
     AS_CONTEXT,
     {
@@ -54,9 +64,7 @@ NOTE_CONTEXT: list[Any] = [
         },
         "_misskey_quote": "https://misskey-hub.net/ns#_misskey_quote",
         "quoteUri": "http://fedibird.com/ns#quoteUri",
-        "dreamloom": "https://dreamloom.dev/ns#",
-        "recipe": {"@id": "dreamloom:recipe", "@type": "@json"},
-        "remixOf": {"@id": "dreamloom:remixOf", "@type": "@id"},
+        **DREAMLOOM_TERMS,
     },
 ]
 QuoteForm = Literal["approved", "asking", "unapproved"]

@@ -306,6 +306,11 @@ class Actor(APObject):
         return href_of(self.raw.get("icon"))
 
     @property
+    def image_url(self) -> str | None:
+        """The header (banner) picture."""
+        return href_of(self.raw.get("image"))
+
+    @property
     def manually_approves_followers(self) -> bool:
         return self.raw.get("manuallyApprovesFollowers") is True
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from activitypub.notes import DREAMLOOM_TERMS
 from instance import __version__
 from instance.accounts import find_local
 from instance.routes.common import JRDResponse, error_json, runtime
@@ -119,7 +120,18 @@ async def nodeinfo(request: Request) -> Response:
     return JSONResponse(doc, media_type=media_type, headers={"Access-Control-Allow-Origin": "*"})
 
 
+async def namespace(request: Request) -> Response:
+    """Dreamloom's JSON-LD terms as a context document (JSON-LD 1.0); what they mean is in
+    docs/federation.md."""
+    return JSONResponse(
+        {"@context": DREAMLOOM_TERMS},
+        media_type="application/ld+json",
+        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=86400"},
+    )
+
+
 routes = [
+    Route("/ns", namespace),
     Route("/.well-known/webfinger", webfinger),
     Route("/.well-known/host-meta", host_meta),
     Route("/.well-known/nodeinfo", nodeinfo_links),

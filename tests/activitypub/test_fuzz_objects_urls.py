@@ -140,7 +140,7 @@ def _check_attachment(attachment: object) -> None:
 ID_PROPERTIES = {
     "id", "attributed_to", "in_reply_to", "url", "actor", "object_id", "target", "result",
     "inbox", "outbox", "followers", "following", "featured", "shared_inbox", "icon_url",
-    "next",
+    "image_url", "next",
 }  # fmt: skip
 TEXT_PROPERTIES = {"type", "content", "summary", "name", "published", "updated",
                    "preferred_username", "webfinger"}  # fmt: skip
