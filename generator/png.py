@@ -5,7 +5,11 @@ data so readers need not decode the image to find them:
 
 - ``dreamloom:recipe`` (iTXt, UTF-8): the recipe's wire JSON (:meth:`Recipe.to_json`);
 - ``parameters`` (tEXt, or iTXt when not Latin-1): the human-readable summary that
-  AUTOMATIC1111-style tools show (:meth:`Recipe.parameters_text`).
+  AUTOMATIC1111-style tools show (:meth:`Recipe.parameters_text`);
+- ``XML:com.adobe.xmp`` (iTXt): an XMP packet saying, machine-readably, that a model made
+  the image: IPTC ``Iptc4xmpExt:DigitalSourceType`` ``trainedAlgorithmicMedia`` (what the EU
+  AI Act's marking duty and the photo tools that show "AI generated" read), the software
+  as ``xmp:CreatorTool``, and the recipe.
 
 Encoding is deterministic: the same pixels and recipe give the same bytes (no timestamps),
 so the file hash is a stable identity until a C2PA manifest is added.
@@ -20,6 +24,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -29,6 +34,25 @@ from generator.recipe import Recipe
 
 RECIPE_KEY = "dreamloom:recipe"
 PARAMETERS_KEY = "parameters"
+XMP_KEY = "XML:com.adobe.xmp"
+TRAINED_ALGORITHMIC_MEDIA = (
+    "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+)
+IPTC_EXT = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
+XMP_TEMPLATE = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:Iptc4xmpExt="{iptc}"
+    xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmlns:dreamloom="https://dreamloom.dev/ns#"
+    Iptc4xmpExt:DigitalSourceType="{source}"
+    xmp:CreatorTool="Dreamloom">
+   <dreamloom:recipe>{recipe}</dreamloom:recipe>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="r"?>"""
 BLURHASH_MAX_SIDE = 32
 """Blurhash is computed on a thumbnail: the placeholder has no detail to lose, and the
 pure-Python encoder costs O(pixels x components)."""
@@ -69,6 +93,7 @@ def encode_png(
     info = PngImagePlugin.PngInfo()
     info.add_itxt(RECIPE_KEY, json.dumps(recipe.to_json(), ensure_ascii=False, sort_keys=True))
     info.add_text(PARAMETERS_KEY, recipe.parameters_text())
+    info.add_itxt(XMP_KEY, xmp_packet(recipe))
     buf = io.BytesIO()
     rgb = image if image.mode in ("RGB", "RGBA") else image.convert("RGB")
     rgb.save(buf, format="PNG", pnginfo=info, compress_level=compress_level)
@@ -80,6 +105,13 @@ def encode_png(
         height=rgb.height,
         blurhash=compute_blurhash(rgb, *blurhash_components),
     )
+
+
+def xmp_packet(recipe: Recipe) -> str:
+    """The XMP that marks the image as made by a model, with its recipe."""
+    recipe_json = json.dumps(recipe.to_json(), ensure_ascii=False, sort_keys=True)
+    return XMP_TEMPLATE.format(iptc=IPTC_EXT, source=TRAINED_ALGORITHMIC_MEDIA,
+                               recipe=escape(recipe_json))  # fmt: skip
 
 
 def read_text_chunks(source: Path | bytes) -> dict[str, str]:

@@ -12,8 +12,8 @@ certificate (valid 10 years) with :mod:`cryptography` and keeps them on disk; va
 report ``signingCredential.untrusted``, which is expected: trust comes from a CA that a C2PA
 trust list knows, not from us.
 
-``c2pa-python`` is optional (``pip install 'dreamloom[provenance]'``) and imported lazily;
-without it :class:`C2PASigner` raises :class:`ProvenanceError` saying how to install it.
+``c2pa-python`` is a dependency, imported lazily; where it is missing (a platform without
+its wheels) :class:`C2PASigner` raises :class:`ProvenanceError` saying how to install it.
 """
 
 from __future__ import annotations
@@ -27,13 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from generator.errors import ProvenanceError
+from generator.png import TRAINED_ALGORITHMIC_MEDIA
 from generator.recipe import Recipe
 
-TRAINED_ALGORITHMIC_MEDIA = (
-    "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
-)
 RECIPE_ASSERTION = "dreamloom.recipe"
-INSTALL_HINT = "install it with `pip install 'dreamloom[provenance]'` (the c2pa-python package)"
+INSTALL_HINT = "install it with `pip install c2pa-python` (a dependency of Dreamloom)"
 
 
 def c2pa_available() -> bool:

@@ -87,7 +87,8 @@ class GeneratorSettings:
     compile: bool = True  # torch.compile the CUDA path (no effect on CPU)
     tiny_vae: bool = False
     safety_checker: bool = True
-    provenance: bool = False  # sign a C2PA manifest into each PNG (needs dreamloom[provenance])
+    provenance: bool = True  # sign a C2PA manifest into each PNG (c2pa-python)
+    ai_hashtag: str = "AIGenerated"  # added to every post of a generated image; "" for none
     min_free_disk_mb: int = 1024
 
 

@@ -17,7 +17,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
-bash scripts/install.sh "test,postgres,provenance"
+bash scripts/install.sh "test,postgres"
 
 # A throwaway PostgreSQL on loopback for the tests marked `postgres`.
 pg_started=""

@@ -42,6 +42,14 @@ from instance.storage.models import Account, GenerationJob, MediaAttachment
 log = logging.getLogger("dreamloom.generation")
 
 
+AI_ALT_PREFIX = "AI-generated image: "
+"""Alt text starts by saying a model made the image, for a person and for a filter."""
+
+
+def ai_alt_text(prompt: str) -> str:
+    return f"{AI_ALT_PREFIX}{prompt}"
+
+
 def result_json(result: GenerationResult) -> dict[str, Any]:
     return {
         "file_name": result.path.name,
@@ -134,7 +142,7 @@ class DbJobStore:
             width=result.width,
             height=result.height,
             blurhash=result.blurhash,
-            description=result.recipe.prompt,
+            description=ai_alt_text(result.recipe.prompt),
             size_bytes=result.size_bytes,
             sha256=result.sha256,
             created_at=now,

@@ -45,6 +45,12 @@ async def cards(
     ]  # fmt: skip
 
 
+def made_by_a_model(post: Post, author: Account) -> bool:
+    """Whether the card says "AI-generated": a post with a recipe (ours, or another
+    Dreamloom's), or by an automated account (a Service: every AI account)."""
+    return bool(post.recipe or (post.raw or {}).get("recipe")) or author.kind == "Service"
+
+
 def card(
     rt: Runtime,
     post: Post,
@@ -69,6 +75,7 @@ def card(
         "liked": liked,
         "boosted": boosted,
         "boostable": can_boost(post),
+        "ai": made_by_a_model(post, author),
         "media": [
             {
                 "src": (rt.urls.media(m.file_name) if m.file_name

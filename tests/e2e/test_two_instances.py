@@ -81,7 +81,7 @@ def test_federation_end_to_end(pair: tuple[Dreamloom, Dreamloom]) -> None:
         explain=why,
     )
     assert rows[0]["media_type"] == "image/png"
-    assert rows[0]["description"].startswith("a lighthouse at dawn")
+    assert rows[0]["description"].startswith("AI-generated image: a lighthouse at dawn")
     assert httpx.get(rows[0]["remote_url"], timeout=10).headers["content-type"] == "image/png"
     home = b.cli_json("timeline", "bob")
     assert any(e["uri"] == uri for e in home)

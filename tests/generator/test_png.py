@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from generator.errors import RecipeError
 from generator.png import (
     PARAMETERS_KEY,
     RECIPE_KEY,
+    TRAINED_ALGORITHMIC_MEDIA,
+    XMP_KEY,
     compute_blurhash,
     encode_png,
     read_recipe,
@@ -48,6 +51,22 @@ def test_chunks_are_json_and_human_readable() -> None:
     assert json.loads(chunks[RECIPE_KEY])["negativePrompt"] == "flou"
     assert chunks[PARAMETERS_KEY].startswith("un phare, été 🌅\nNegative prompt: flou\n")
     assert "Seed: 7" in chunks[PARAMETERS_KEY]
+
+
+def test_xmp_says_a_model_made_the_image() -> None:
+    """The EU AI Act (art. 50) asks for machine-readable marking of generated images; the
+    IPTC digital source type `trainedAlgorithmicMedia` in XMP is what photo tools, social
+    sites and the IPTC/C2PA guidance read. The packet parses as XML and holds the recipe."""
+    data = encode_png(gradient(), RECIPE).data
+    packet = read_text_chunks(data)[XMP_KEY]
+    root = ElementTree.fromstring(packet.split("?>", 1)[1].rsplit("<?xpacket", 1)[0])
+    rdf = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
+    (description,) = root.iter(f"{rdf}Description")
+    iptc = "{http://iptc.org/std/Iptc4xmpExt/2008-02-29/}"
+    assert description.get(f"{iptc}DigitalSourceType") == TRAINED_ALGORITHMIC_MEDIA
+    recipe = description.find("{https://dreamloom.dev/ns#}recipe")
+    assert recipe is not None and Recipe.from_json(json.loads(recipe.text or "")) == RECIPE
+    assert data.index(XMP_KEY.encode()) < data.index(b"IDAT")
 
 
 def test_chunks_come_before_pixel_data() -> None:

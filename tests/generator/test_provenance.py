@@ -82,7 +82,7 @@ def test_instance_credentials_are_made_once_and_kept_private(tmp_path) -> None:
 
 def test_missing_package_says_how_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "c2pa", None)
-    with pytest.raises(ProvenanceError, match=r"pip install 'dreamloom\[provenance\]'"):
+    with pytest.raises(ProvenanceError, match=r"pip install c2pa-python"):
         C2PASigner(make_self_signed_credentials("x"))
 
 

@@ -100,7 +100,8 @@ def test_post_publishes_a_note_with_the_image(inst: Path) -> None:
     assert note["type"] == "Note" and "a heron at dusk" in note["content"]
     (att,) = note["attachment"]
     assert att["type"] == "Image" and att["mediaType"] == "image/png"
-    assert att["url"] == out["url"] and att["name"] == "a heron at dusk, ink wash"
+    assert att["url"] == out["url"]
+    assert att["name"] == "AI-generated image: a heron at dusk, ink wash"
     assert note["recipe"]["seed"] == 3
 
 

@@ -81,7 +81,7 @@ async def test_mention_with_prompt_gets_an_image_reply(runtime, mention, alice, 
     assert reply["attributedTo"] == bot.uri
     (image,) = reply["attachment"]
     assert image["mediaType"] == "image/png"
-    assert image["name"] == "a red fox in the snow, linocut"  # the persona's style
+    assert image["name"] == "AI-generated image: a red fox in the snow, linocut"  # + style
     assert {"type": "Mention", "href": alice.uri, "name": "@alice@remote.example"} in reply["tag"]
     assert alice.uri in reply["to"] + reply["cc"]  # mentioned and addressed: notified
     assert reply["recipe"]["prompt"] == "a red fox in the snow, linocut"
@@ -98,7 +98,7 @@ async def test_the_bots_own_mention_is_not_in_the_prompt(runtime, mention, marku
     note = await mention("a red fox in the snow", markup)
     await run_generation(runtime)
     (reply,) = await replies_to(runtime, note["id"])
-    assert reply["attachment"][0]["name"] == "a red fox in the snow, linocut"
+    assert reply["attachment"][0]["name"].endswith(": a red fox in the snow, linocut")
     bare = await mention("", markup)
     (refused,) = await replies_to(runtime, bare["id"])
     assert "Mention me with a description" in html.unescape(refused["content"])

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from generator.locating import model_defaults
-from generator.png import read_recipe
+from generator.png import TRAINED_ALGORITHMIC_MEDIA, read_recipe
+from generator.provenance import read_manifest
 from generator.recipe import Recipe
 from generator.testing import FakePipeline
 from instance.app import worker_factories
@@ -157,7 +159,7 @@ async def test_done_job_has_a_media_row_and_the_png(runtime, painter) -> None:
     path = runtime.settings.media_path / media.file_name
     assert path.is_file() and media.file_name == row.result["file_name"]
     assert (media.width, media.height, media.size_bytes) == (32, 32, path.stat().st_size)
-    assert media.description == "a heron, ink wash"  # the prompt as alt text
+    assert media.description == "AI-generated image: a heron, ink wash"  # says so, then the prompt
     assert media.blurhash and len(media.sha256) == 64
     recipe = read_recipe(path)
     assert recipe.seed == 11 and recipe.model == "builtin:tiny" and recipe.weights_hash
@@ -236,8 +238,17 @@ async def test_post_step_publishes_the_image_as_a_note(runtime, painter, client)
     note = (await client.get(post.uri, headers={"Accept": "application/activity+json"})).json()
     (att,) = note["attachment"]
     assert att["type"] == "Image" and att["url"].endswith(row.result["file_name"])
-    assert att["name"] == "a heron at dusk, ink wash"
+    assert att["name"] == "AI-generated image: a heron at dusk, ink wash"
     assert note["recipe"]["seed"] == row.recipe["seed"]
+    # by default the file carries a signed C2PA manifest: made by a trained algorithm
+    manifest = read_manifest((runtime.settings.media_path / row.result["file_name"]).read_bytes())
+    assert manifest is not None
+    active = manifest["manifests"][manifest["active_manifest"]]
+    assert TRAINED_ALGORITHMIC_MEDIA in json.dumps(active["assertions"])
+    # a keyword filter and a reader see it is AI-made: the hashtag, in the text and as a tag
+    assert "#<span>AIGenerated</span>" in note["content"]
+    assert {"type": "Hashtag", "name": "#aigenerated",
+            "href": f"{runtime.settings.base_url}/tags/aigenerated"} in note["tag"]  # fmt: skip
 
 
 async def test_then_post_can_reply_and_mention(runtime, painter, new_account) -> None:
@@ -321,4 +332,4 @@ async def test_home_and_profile_pages_show_the_images(runtime, painter) -> None:
         for page in ("/", "/@painter"):
             html = (await client.get(page)).text
             assert f'src="{runtime.urls.media(media.file_name)}"' in html, page
-            assert 'alt="a heron, ink wash"' in html
+            assert 'alt="AI-generated image: a heron, ink wash"' in html

@@ -224,3 +224,13 @@ async def test_the_author_revokes_a_remote_remix_from_the_posts_page(runtime, cl
     again = await client.post(f"/posts/{parent.public_id}/revoke-remix",
                               data={"csrf": token, "remix": "https://x.example/1"})  # fmt: skip
     assert again.status_code == 404 and "not approved that remix" in again.text
+
+
+async def test_every_card_of_a_generated_image_says_so(runtime, client, token):
+    """The label is on each card, not only beside an AI account's name: a person's own
+    generated image is marked too."""
+    await compose(client, token, "a lighthouse")
+    await run_jobs(runtime)
+    page = (await client.get("/local")).text
+    assert page.count('title="Made by an AI model">AI-generated</span>') == 1
+    assert "#<span>AIGenerated</span>" in page
