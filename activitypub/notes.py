@@ -10,7 +10,8 @@ each reader needs from a Note:
 - Images are `attachment` entries of type Image with `mediaType`, `url`, the alt text in
   `name` (Mastodon, GoToSocial) and in `summary` (Misskey), a `blurhash`, a `focalPoint`
   and the pixel size.
-- `likes`/`shares` are Collections with `totalItems`: Mastodon shows those counts.
+- `likes`/`shares` are Collections with `totalItems`: Mastodon shows those counts;
+  `replies` names the collection of public replies, from which Mastodon backfills a thread.
 - `interactionPolicy.canQuote` says who may quote without asking (GoToSocial, Mastodon 4.5):
   everyone for public and unlisted posts, only the author otherwise.
 - A quote (our remix of another post) carries the quoted post's id in every field a reader
@@ -167,6 +168,11 @@ def build_note(
         "attachment": [dict(a) for a in attachments],
         "tag": [dict(t) for t in tags],
         "inReplyTo": in_reply_to,
+        "replies": {
+            "id": f"{note_id}/replies",
+            "type": "OrderedCollection",
+            "first": f"{note_id}/replies?page=1",
+        },
         "likes": {"id": f"{note_id}/likes", "type": "Collection", "totalItems": likes},
         "shares": {"id": f"{note_id}/shares", "type": "Collection", "totalItems": shares},
         "interactionPolicy": {

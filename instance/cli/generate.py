@@ -60,6 +60,15 @@ Negative = Annotated[str | None, typer.Option(help="Negative prompt.")]
 Visibility = Annotated[
     str, typer.Option(help="With a post: public, unlisted, followers or direct.")
 ]
+ContentWarning = Annotated[
+    str | None, typer.Option("--cw", help="With a post: a content warning (marks it sensitive).")
+]
+Sensitive = Annotated[
+    bool, typer.Option("--sensitive", help="With a post: hide the image behind a click.")
+]
+Language = Annotated[
+    str, typer.Option(help="With a post: its language (en, de, pt-BR ...).")
+]
 
 
 class _Stages:
@@ -84,9 +93,14 @@ async def generate_one(
     post: bool,
     visibility: str,
     show_progress: bool,
+    cw: str | None = None,
+    sensitive: bool = False,
+    language: str = "en",
 ) -> Outcome:
     """Queue the job (GenerationRefused when refused) and run a worker until it ends."""
-    then: dict[str, Any] = {"post": {"visibility": visibility}} if post else {}
+    options = {"visibility": visibility, "summary": cw, "sensitive": sensitive,
+               "language": language}  # fmt: skip
+    then: dict[str, Any] = {"post": options} if post else {}
     async with rt.session() as session:
         account = await get_local(session, username)
         job = await enqueue(
@@ -157,13 +171,17 @@ def generate(
     negative: Negative = None,
     post: Annotated[bool, typer.Option("--post", help="Publish the image as a post.")] = False,
     visibility: Visibility = "public",
+    cw: ContentWarning = None,
+    sensitive: Sensitive = False,
+    language: Language = "en",
     directory: DirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Generate one image now (runs the model in this process) and print its path."""
     _generate(
         directory, account, prompt, as_json, seed=seed, steps=steps, size=size,
-        negative=negative, post=post, visibility=visibility,
+        negative=negative, post=post, visibility=visibility, cw=cw, sensitive=sensitive,
+        language=language,
     )  # fmt: skip
 
 
@@ -176,13 +194,17 @@ def post(
     size: Size = None,
     negative: Negative = None,
     visibility: Visibility = "public",
+    cw: ContentWarning = None,
+    sensitive: Sensitive = False,
+    language: Language = "en",
     directory: DirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Generate an image and publish it as a post (`generate --post`)."""
     _generate(
         directory, account, prompt, as_json, seed=seed, steps=steps, size=size,
-        negative=negative, post=True, visibility=visibility,
+        negative=negative, post=True, visibility=visibility, cw=cw, sensitive=sensitive,
+        language=language,
     )  # fmt: skip
 
 

@@ -1,5 +1,6 @@
 """Every federated action from the command line, scriptable with --json:
-follow, unfollow, like, unlike, boost, unboost, remix, revoke-remix, timeline, notifications.
+follow, unfollow, like, unlike, boost, unboost, remix, revoke-remix, edit, delete, timeline,
+notifications.
 
 Targets are handles (`@user@host`, or a local name) and post URLs, resolved through WebFinger
 and the safe fetcher (instance/resolve.py). Deliveries are queued; `dreamloom serve` sends them.
@@ -188,6 +189,42 @@ def remix_command(
     report(run(with_runtime(settings, go)), settings, as_json)
 
 
+def edit_command(
+    name: AccountArg,
+    url: PostArg,
+    text: Annotated[str, typer.Argument(help="The post's new text.")],
+    cw: Annotated[
+        str | None, typer.Option("--cw", help='A content warning ("" removes it).')
+    ] = None,
+    sensitive: Annotated[
+        bool | None, typer.Option("--sensitive/--not-sensitive", help="Hide the image.")
+    ] = None,
+    language: Annotated[str | None, typer.Option(help="The post's language.")] = None,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Edit one of the account's posts (sends Update; Mastodon shows it as edited)."""
+    settings = settings_for(directory)
+
+    async def go(rt: Runtime) -> dict[str, Any]:
+        async with rt.session() as s:
+            me = await get_local(s, name)
+            target = await s.scalar(
+                select(Post).where(or_(Post.uri == url, Post.url == url), Post.local.is_(True))
+            )
+            if target is None:
+                raise NotFound(f"no local post at {url}")
+            await posting.edit(s, rt, me, target, text=text, summary=cw, sensitive=sensitive,
+                               language=language)  # fmt: skip
+            return {"account": name, "action": "edit", "post": target.uri, "state": "edited"}
+
+    row = run(with_runtime(settings, go))
+    if as_json:
+        print_json(row)
+    else:
+        out.print(f"{name}: edited {escape(row['post'])}", highlight=False)
+
+
 def revoke_remix_command(
     name: AccountArg,
     url: Annotated[str, typer.Argument(help="The remix (a quote of one of NAME's posts).")],
@@ -309,6 +346,7 @@ for _verb, (_on_post, _doc) in POST_COMMANDS.items():
 app.command("remix")(remix_command)
 app.command("delete")(delete_command)
 app.command("revoke-remix")(revoke_remix_command)
+app.command("edit")(edit_command)
 app.command("requests")(requests_command)
 app.command("timeline")(timeline)
 app.command("notifications")(notifications_command)

@@ -90,3 +90,21 @@ async def featured(
         .limit(PAGE_SIZE)
     )
     return [note_json(p, account, list(p.media), urls, with_context=False) for p in posts]
+
+
+async def replies(session: AsyncSession, post: Post, page: int | None) -> tuple[int, list[str]]:
+    """The ids of the replies to `post` that anyone may fetch (ours and others', public or
+    unlisted, not deleted), oldest first: Mastodon backfills a thread from this."""
+    where = (
+        Post.in_reply_to_id == post.id,
+        Post.deleted_at.is_(None),
+        served_unsigned_rows(),
+    )
+    total = await session.scalar(select(func.count()).select_from(Post).where(*where)) or 0
+    if page is None:
+        return total, []
+    rows = await session.scalars(
+        select(Post.uri).where(*where).order_by(Post.published, Post.id)
+        .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+    )  # fmt: skip
+    return total, list(rows)

@@ -10,6 +10,7 @@ Tombstone to everyone who received the post, whose URL then answers 410 Gone.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,26 @@ from instance.storage.models import (
 from instance.urls import LocalUrls
 
 MAX_MEDIA = 4  # the most images Mastodon and Pixelfed show on one post
+
+
+MAX_SUMMARY = 500
+LANGUAGE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8})*", re.IGNORECASE)  # BCP 47, as Mastodon takes
+
+
+def content_warning(text: str | None) -> str | None:
+    """A content warning as typed: stripped, at most MAX_SUMMARY characters; "" is none."""
+    cleaned = (text or "").strip()
+    if len(cleaned) > MAX_SUMMARY:
+        raise PostingError(f"content warning too long (at most {MAX_SUMMARY} characters)")
+    return cleaned or None
+
+
+def language_code(code: str) -> str:
+    """A post's language ("en", "pt-BR"); PostingError for anything else."""
+    cleaned = code.strip()
+    if not LANGUAGE.fullmatch(cleaned):
+        raise PostingError(f"{code!r} is not a language code (like en, de or pt-BR)")
+    return cleaned
 
 
 @dataclass
@@ -229,11 +250,28 @@ async def mentioned(session: AsyncSession, post: Post) -> list[Account]:
 
 
 async def edit(
-    session: AsyncSession, rt: Runtime, author: Account, post: Post, *, text: str
+    session: AsyncSession,
+    rt: Runtime,
+    author: Account,
+    post: Post,
+    *,
+    text: str,
+    summary: str | None = None,
+    sensitive: bool | None = None,
+    language: str | None = None,
 ) -> Post:
-    """Change a post's text and send Update{Note} with `updated`."""
+    """Change a post's text (and, when given, its content warning: "" removes it, its
+    sensitive flag and language) and send Update{Note} with `updated`."""
     if post.account_id != author.id or not post.local:
         raise PostingError("only the author can edit a post")
+    if post.deleted_at is not None:
+        raise PostingError("a deleted post cannot be edited")
+    if summary is not None:
+        post.summary = content_warning(summary)
+    if sensitive is not None or summary is not None:
+        post.sensitive = bool(sensitive) or bool(post.summary)
+    if language is not None:
+        post.language = language_code(language)
     rendered = _render(text, rt.urls, await mentioned(session, post))
     post.source = text
     post.content = rendered.html

@@ -54,7 +54,7 @@ async def post_step(ctx: StepContext, options: dict[str, Any]) -> Post:
         text=options.get("text") or ctx.result.recipe.prompt,
         visibility=options.get("visibility", "public"),
         summary=options.get("summary"),
-        sensitive=bool(options.get("sensitive", False)),
+        sensitive=bool(options.get("sensitive", False)) or bool(options.get("summary")),
         language=options.get("language", "en"),
         media=[ctx.media],
         mentions=mentions,

@@ -32,8 +32,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from instance.content.posting import content_warning, language_code
 from instance.content.visibility import VISIBILITIES, is_visibility
-from instance.errors import InvalidGenerationRequest
+from instance.errors import InvalidGenerationRequest, PostingError
 
 Validator = Callable[[dict[str, Any], str], dict[str, Any]]
 
@@ -48,7 +49,15 @@ def check_post(options: dict[str, Any], prompt: str) -> dict[str, Any]:
     ids = options.get("mention_account_ids", [])
     if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
         raise InvalidGenerationRequest("mention_account_ids must be a list of account ids")
-    return {**options, "text": options.get("text") or prompt}
+    checked = {**options, "text": options.get("text") or prompt}
+    try:
+        if options.get("summary") is not None:
+            checked["summary"] = content_warning(str(options["summary"]))
+        if options.get("language") is not None:
+            checked["language"] = language_code(str(options["language"]))
+    except PostingError as exc:
+        raise InvalidGenerationRequest(str(exc)) from None
+    return checked
 
 
 def check_remix(options: dict[str, Any], prompt: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Posts as ActivityStreams: the Note, its Create, its counters, its remix lineage, the quote
-stamps we issued; 410 once deleted. The HTML permalink is instance/web/pages.py's."""
+"""Posts as ActivityStreams: the Note, its Create, its counters, its replies, its remix
+lineage, the quote stamps we issued; 410 once deleted. The HTML permalink is
+instance/web/pages.py's."""
 
 from __future__ import annotations
 
@@ -13,11 +14,19 @@ from starlette.routing import Route
 
 from activitypub.objects import AS_CONTEXT
 from instance.accounts import find_local
+from instance.content import collections
 from instance.content.lineage import lineage_of
 from instance.content.notes import create_json, note_json
 from instance.content.quotes import stamp_json
+from instance.content.render import collection_page, ordered_collection
 from instance.content.visibility import served_unsigned
-from instance.routes.common import ActivityJSONResponse, error_json, runtime, wants_activity_json
+from instance.routes.common import (
+    ActivityJSONResponse,
+    error_json,
+    page_number,
+    runtime,
+    wants_activity_json,
+)
 from instance.storage.models import Account, Post, QuoteAuthorization
 
 
@@ -86,6 +95,21 @@ async def counter(request: Request) -> Response:
     )  # fmt: skip
 
 
+async def replies(request: Request) -> Response:
+    """The replies collection a Note names (Mastodon fetches it to backfill a thread)."""
+    found = await find_post(request)
+    if isinstance(found, Response):
+        return found
+    _, post = found
+    page = page_number(request)
+    async with runtime(request).sessions() as session:
+        total, items = await collections.replies(session, post, page)
+    cid = f"{post.uri}/replies"
+    if page is None:
+        return ActivityJSONResponse(ordered_collection(cid, total))
+    return ActivityJSONResponse(collection_page(cid, page, items, total))
+
+
 async def lineage(request: Request) -> Response:
     """The remix lineage of a post as JSON, as an anonymous visitor may see it."""
     found = await find_post(request)
@@ -125,5 +149,6 @@ routes = [
     Route("/users/{username}/posts/{public_id}", note),
     Route("/users/{username}/posts/{public_id}/activity", create_activity),
     Route("/users/{username}/posts/{public_id}/lineage", lineage),
+    Route("/users/{username}/posts/{public_id}/replies", replies),
     Route("/users/{username}/posts/{public_id}/{which:str}", counter),
 ]

@@ -3,6 +3,7 @@ like/boost state, shaped for templates/post_card.html (three queries for a whole
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from sqlalchemy import select
@@ -65,6 +66,9 @@ def card(
         "public_id": post.public_id,
         "url": safe_link(post.url, safe_link(post.uri)),
         "content": post.content,
+        # text, escaped by the template (a remote one is stored HTML-escaped: plain_summary)
+        "summary": post.summary if post.local else html.unescape(post.summary or "") or None,
+        "sensitive": post.sensitive or bool(post.summary),
         "published": post.published,
         "likes_count": post.likes_count,
         "boosts_count": post.boosts_count,

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from instance.content.timelines import Entry
 from instance.content.visibility import VISIBILITIES
-from instance.errors import GenerationRefused
+from instance.errors import GenerationRefused, InvalidGenerationRequest
 from instance.generation.requests import enqueue
 from instance.routes.common import runtime
 from instance.storage.models import Account, GenerationJob, Post
@@ -32,7 +32,7 @@ async def compose_form(request: Request) -> Response:
         if await current_account(request, session) is None:
             return to_login(request)
     return page(request, "compose.html", {"visibilities": VISIBILITY_CHOICES,
-                                          "visibility": "public"})  # fmt: skip
+                                          "visibility": "public", "language": "en"})  # fmt: skip
 
 
 @form_post()
@@ -41,8 +41,11 @@ async def compose(request: Request, form: dict[str, str]) -> Response:
     rt = runtime(request)
     prompt, negative = form.get("prompt", "").strip(), form.get("negative", "").strip()
     visibility = form.get("visibility", "public")
+    cw, language = form.get("cw", "").strip(), form.get("language", "").strip() or "en"
+    sensitive = form.get("sensitive") == "on"
     context = {"visibilities": VISIBILITY_CHOICES, "prompt": prompt, "negative": negative,
-               "visibility": visibility}  # fmt: skip
+               "visibility": visibility, "cw": cw, "sensitive": sensitive,
+               "language": language}  # fmt: skip
     if visibility not in VISIBILITY_CHOICES:
         return refused(request, "Pick a visibility.", 400, "compose.html", context)
     if not prompt:
@@ -52,11 +55,14 @@ async def compose(request: Request, form: dict[str, str]) -> Response:
             me = await current_account(request, session)
             if me is None:
                 return to_login(request)
+            post = {"visibility": visibility, "summary": cw or None, "sensitive": sensitive,
+                    "language": language}  # fmt: skip
             job = await enqueue(session, rt, me, prompt, negative=negative or None,
-                                then={"post": {"visibility": visibility}},
-                                requested_by=me.uri)  # fmt: skip
+                                then={"post": post}, requested_by=me.uri)  # fmt: skip
     except GenerationRefused as exc:
         return refused(request, exc, exc.http_status, "compose.html", context)
+    except InvalidGenerationRequest as exc:
+        return refused(request, str(exc), 400, "compose.html", context)
     return RedirectResponse(f"/jobs/{job.public_id}", status_code=303)
 
 

@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from instance.content import actions, quotes
+from instance.content import actions, posting, quotes
 from instance.content.visibility import visible_to
-from instance.errors import ActionError, GenerationRefused, RemixError
+from instance.errors import ActionError, GenerationRefused, PostingError, RemixError
 from instance.generation.remix import remix
 from instance.routes.common import runtime
 from instance.storage.models import Account, Post, QuoteAuthorization
@@ -88,6 +88,29 @@ async def remix_post(request: Request, form: dict[str, str]) -> Response:
 
 
 @form_post()
+async def edit_post(request: Request, form: dict[str, str]) -> Response:
+    """The author changes a post's text, content warning and sensitivity (an Update)."""
+    rt = runtime(request)
+    try:
+        async with rt.session() as session:
+            me = await current_account(request, session)
+            if me is None:
+                return to_login(request)
+            theirs = (Post.public_id == request.path_params["public_id"], Post.account_id == me.id)
+            post = await session.scalar(select(Post).where(*theirs))
+            if post is None:
+                return refused(request, "No such post of yours.", 404)
+            text = form.get("text", "").strip()
+            if not text:
+                return refused(request, "Type the post's text.", 400)
+            await posting.edit(session, rt, me, post, text=text, summary=form.get("cw", ""),
+                               sensitive=form.get("sensitive") == "on")  # fmt: skip
+    except PostingError as exc:
+        return refused(request, str(exc), 400)
+    return RedirectResponse(post.url or "/home", status_code=303)
+
+
+@form_post()
 async def revoke_remix(request: Request, form: dict[str, str]) -> Response:
     """Take back the approval (the stamp) of a remote remix of one of the viewer's posts."""
     rt = runtime(request)
@@ -111,5 +134,6 @@ async def revoke_remix(request: Request, form: dict[str, str]) -> Response:
 routes = [
     Route("/posts/{public_id}/remix", remix_post, methods=["POST"]),
     Route("/posts/{public_id}/revoke-remix", revoke_remix, methods=["POST"]),
+    Route("/posts/{public_id}/edit", edit_post, methods=["POST"]),
     Route("/posts/{public_id}/{action}", act, methods=["POST"]),
 ]

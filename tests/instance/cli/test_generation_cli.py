@@ -79,30 +79,48 @@ def test_same_seed_same_image_other_seed_other_image(inst: Path) -> None:
 
 def test_post_publishes_a_note_with_the_image(inst: Path) -> None:
     r = dl(inst, "post", "painter", "a heron at dusk", "--seed", "3", "--steps", "1",
-           "--size", "32x32", "--json")  # fmt: skip
+           "--size", "32x32", "--cw", "birds", "--language", "de", "--json")  # fmt: skip
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["status"] == "done" and out["post_url"]
-
-    async def fetch_note() -> dict:
-        rt = await open_runtime(load_settings(inst / "config.toml"))
-        try:
-            await ensure_instance(rt)
-            async with asgi_client(rt) as client:
-                page = await client.get(out["post_url"])
-                assert page.status_code == 200 and out["url"] in page.text
-                note_url = page.headers["Link"].split(">", 1)[0].lstrip("<")
-                return (await client.get(note_url, headers=AP_ACCEPT)).json()
-        finally:
-            await rt.aclose()
-
-    note = run_sync(fetch_note())
+    note = run_sync(fetch_note(inst, out))
     assert note["type"] == "Note" and "a heron at dusk" in note["content"]
     (att,) = note["attachment"]
     assert att["type"] == "Image" and att["mediaType"] == "image/png"
     assert att["url"] == out["url"]
     assert att["name"] == "AI-generated image: a heron at dusk, ink wash"
     assert note["recipe"]["seed"] == 3
+    # a content warning is Mastodon's summary + sensitive; the language keys contentMap
+    assert note["summary"] == "birds" and note["sensitive"] is True
+    assert list(note["contentMap"]) == ["de"]
+
+    # the author edits it: an Update with the new text, the warning taken off
+    r = dl(inst, "edit", "painter", note["id"], "a grey heron at dusk", "--cw", "", "--json")
+    assert r.exit_code == 0, r.output
+    note = run_sync(fetch_note(inst, out))
+    assert "a grey heron" in note["content"] and "summary" not in note and note["updated"]
+    missing = dl(inst, "edit", "painter", "https://elsewhere.example/1", "x")
+    assert "no local post at https://elsewhere.example/1" in one_line_error(missing)
+
+
+def test_a_bad_language_is_refused_before_anything_is_queued(inst: Path) -> None:
+    r = dl(inst, "post", "painter", "a heron", "--language", "klingon!")
+    assert "'klingon!' is not a language code" in one_line_error(r)
+    assert json.loads(dl(inst, "queue", "--json", "--all").stdout) == []
+
+
+async def fetch_note(inst: Path, out: dict) -> dict:
+    """The Note of the post `out` (the post command's JSON) names, as we serve it."""
+    rt = await open_runtime(load_settings(inst / "config.toml"))
+    try:
+        await ensure_instance(rt)
+        async with asgi_client(rt) as client:
+            page = await client.get(out["post_url"])
+            assert page.status_code == 200 and out["url"] in page.text
+            note_url = page.headers["Link"].split(">", 1)[0].lstrip("<")
+            return (await client.get(note_url, headers=AP_ACCEPT)).json()
+    finally:
+        await rt.aclose()
 
 
 def test_bad_model_path_names_the_setting(inst: Path) -> None:

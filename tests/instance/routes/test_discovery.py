@@ -9,8 +9,13 @@ from urllib.parse import quote
 import httpx
 import jsonschema
 import pytest
+from sqlalchemy import select
 
 from activitypub.objects import property_value
+from instance.content.posting import Draft, publish
+from instance.inbound.worker import InboxWorker
+from instance.storage.models import Account, Post
+from tests.instance.inbox_helpers import post as deliver
 from tests.instance_fixtures import AP_ACCEPT
 from webfinger.client import finger
 
@@ -224,3 +229,26 @@ async def test_webfinger_round_trip_over_real_http(live, bot, runtime) -> None:
             scheme="http",
         )
         assert back == actor["id"]
+
+
+async def test_a_notes_replies_collection_lists_its_public_replies(
+    client, runtime, fedi, bot
+) -> None:
+    """Mastodon backfills a thread from the Note's `replies` collection: it lists the
+    replies anyone may fetch (ours and others'), never a followers-only one."""
+    async with runtime.session() as s:
+        ours = await publish(s, runtime, await s.get_one(Account, bot.id), Draft(text="sea"))
+    alice = fedi.actor("alice")
+    public = alice.note("<p>nice</p>", inReplyTo=ours.uri)
+    private = alice.note("<p>psst</p>", inReplyTo=ours.uri, to=[f"{alice.uri}/followers"],
+                         cc=[])  # fmt: skip
+    for note in (public, private):
+        assert (await deliver(client, runtime, alice, alice.create(note))).status_code == 202
+        await InboxWorker(runtime).run_once()
+    note = (await client.get(ours.uri, headers=AP_ACCEPT)).json()
+    head = (await client.get(note["replies"]["id"], headers=AP_ACCEPT)).json()
+    assert head["totalItems"] == 1
+    page = (await client.get(note["replies"]["first"], headers=AP_ACCEPT)).json()
+    assert page["orderedItems"] == [public["id"]]
+    async with runtime.sessions() as s:
+        assert await s.scalar(select(Post.id).where(Post.uri == private["id"]))  # stored

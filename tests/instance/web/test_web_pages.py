@@ -234,3 +234,28 @@ async def test_every_card_of_a_generated_image_says_so(runtime, client, token):
     page = (await client.get("/local")).text
     assert page.count('title="Made by an AI model">AI-generated</span>') == 1
     assert "#<span>AIGenerated</span>" in page
+
+
+async def test_compose_with_a_content_warning_and_edit_from_the_posts_page(
+    runtime, client, token
+):
+    """The compose form takes a content warning, the sensitive flag and the language; the
+    card hides the image behind the warning; the author edits text and warning from the
+    post's page (an Update is federated). A bad language is refused on the form."""
+    bad = await compose(client, token, "a lighthouse", language="not a language")
+    assert bad.status_code == 400 and "not a language code" in bad.text
+    await compose(client, token, "a lighthouse", cw="storm", language="fr")
+    await run_jobs(runtime)
+    async with runtime.sessions() as s:
+        post = await s.scalar(select(Post))
+    assert (post.summary, post.sensitive, post.language) == ("storm", True, "fr")
+    page = (await client.get(post.url, headers={"Accept": "text/html"})).text
+    assert '<details class="cw"><summary>storm' in page and "Edit this post" in page
+    form = {"csrf": token, "text": "a lighthouse in fog", "cw": ""}
+    r = await client.post(f"/posts/{post.public_id}/edit", data=form)
+    assert r.status_code == 303
+    async with runtime.sessions() as s:
+        post = await s.get(Post, post.id)
+        kinds = [a.kind for a in await s.scalars(select(OutboundActivity))]
+    assert "fog" in post.content and post.summary is None and post.edited_at is not None
+    assert "Update" in kinds
