@@ -84,9 +84,7 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def prompt_for(account: Account, which: Picture) -> str:
-    """What to draw for a generated avatar or header (an AI account's recipe adds its
-    persona's style, as to every prompt)."""
-    who = account.display_name or account.username
-    if which == "avatar":
-        return f"a portrait avatar for {who}, centred, simple background"
-    return f"a wide landscape banner for {who}"
+    """What to draw for a generated avatar or header: a few words, so that an AI account's
+    recipe can add its persona's style (as to every prompt) within the text encoder's 77
+    tokens."""
+    return "a portrait avatar" if which == "avatar" else "a wide landscape banner"
