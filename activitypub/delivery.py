@@ -61,6 +61,11 @@ class DeliveryOutcome:
         return self.kind == "retry"
 
 
+SIGNATURE_REFUSALS = frozenset({400, 401, 403})
+"""What a server that cannot verify one signature scheme answers (Mastodon and GoToSocial
+401, some servers 400 or 403)."""
+
+
 async def deliver(
     client: httpx.AsyncClient,
     inbox_url: str,
@@ -69,17 +74,24 @@ async def deliver(
     private_pem: str,
     *,
     now: datetime | None = None,
+    first: SignatureScheme = "cavage",
 ) -> DeliveryOutcome:
     """Sign and POST `body` (the exact serialised bytes) to `inbox_url`; never raises for
     remote behaviour. Raises `DeliveryError` only for our own mistakes (bad URL, bad key).
-    `client` must come from `netguard.make_client`."""
+    `client` must come from `netguard.make_client`.
+
+    Signed with the `first` scheme (draft-cavage, unless the caller knows the server takes
+    RFC 9421); a refusal of the signature (400, 401, 403) is tried once more with the other
+    scheme, Fedify's "double knock". The outcome's `scheme` is the one that got the final
+    answer: remember it per server and pass it as `first` next time."""
     try:
         origin_of(inbox_url)
     except InvalidURLError as exc:
         raise DeliveryError(f"cannot deliver to {inbox_url!r}: {exc}") from exc
-    outcome = await _attempt(client, inbox_url, body, key_id, private_pem, "cavage", now)
-    if outcome.status == 401:
-        outcome = await _attempt(client, inbox_url, body, key_id, private_pem, "rfc9421", now)
+    outcome = await _attempt(client, inbox_url, body, key_id, private_pem, first, now)
+    if outcome.status in SIGNATURE_REFUSALS:
+        other: SignatureScheme = "cavage" if first == "rfc9421" else "rfc9421"
+        outcome = await _attempt(client, inbox_url, body, key_id, private_pem, other, now)
     return outcome
 
 

@@ -169,9 +169,13 @@ class Intake:
             self.usernames.add(key)
         return found
 
-    async def store(self, activity: dict[str, Any], body: str, key_id: str, signer: str) -> None:
+    async def store(
+        self, activity: dict[str, Any], body: str, key_id: str, signer: str,
+        scheme: str = "cavage",
+    ) -> None:  # fmt: skip
         """Write the inbox row, once per (signer, activity id); returns once it is committed
-        (TimeoutError when stuck)."""
+        (TimeoutError when stuck). `scheme`: how the request was signed (a server that signs
+        RFC 9421 gets our deliveries signed that way)."""
         now = self.rt.now()
         row = {
             "activity_uri": activity["id"],
@@ -183,4 +187,5 @@ class Intake:
             "run_at": now,
             "created_at": now,
         }
-        await asyncio.wait_for(self.writer.write(row, sender=signer), WRITE_TIMEOUT_S)
+        await asyncio.wait_for(self.writer.write(row, sender=signer, scheme=scheme),
+                               WRITE_TIMEOUT_S)  # fmt: skip

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.urls import host_of
 from instance.errors import Refused
-from instance.outbound.domains import note_inbound
+from instance.outbound.domains import note_inbound, remember_scheme
 from instance.runtime import Runtime
 from instance.storage.idempotent import insert_ignore
 from instance.storage.models import InboxItem, InboxSeen
@@ -50,6 +50,7 @@ class Pending:
     row: dict[str, Any]  # InboxItem columns
     key: str  # dedupe_key(sender, id)
     future: asyncio.Future[None]
+    scheme: str = "cavage"  # how the request was signed
 
 
 class InboxWriter:
@@ -60,12 +61,14 @@ class InboxWriter:
         self._task: asyncio.Task[None] | None = None
         self._noted: TTLCache[str, bool] = TTLCache(10_000, INBOUND_NOTE_EVERY_S)
 
-    async def write(self, row: dict[str, Any], sender: str | None = None) -> None:
+    async def write(
+        self, row: dict[str, Any], sender: str | None = None, scheme: str = "cavage"
+    ) -> None:
         """Return once `row` (InboxItem columns) is committed, or was accepted from `sender`
         (the signer's actor; default: the row's actor) before."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         key = dedupe_key(sender or row["actor_uri"], row["activity_uri"])
-        self._pending.append(Pending(row, key, future))
+        self._pending.append(Pending(row, key, future, scheme))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
         await future
@@ -88,7 +91,7 @@ class InboxWriter:
                 for one in batch:
                     _settle(one.future, None)
             self.rt.wake("inbox")
-            await self._note_inbound({one.row["actor_uri"] for one in batch})
+            await self._note_inbound({(one.row["actor_uri"], one.scheme) for one in batch})
 
     async def _one_by_one(self, batch: list[Pending]) -> None:
         for one in batch:
@@ -108,19 +111,26 @@ class InboxWriter:
             if new:
                 await session.execute(insert(InboxItem), [keyed[k] for k in keyed if k in new])
 
-    async def _note_inbound(self, actors: set[str]) -> None:
-        """A signed request shows the sender's domain is up (resumes paused deliveries);
+    async def _note_inbound(self, senders: set[tuple[str, str]]) -> None:
+        """A signed request shows the sender's domain is up (resumes paused deliveries), and
+        one signed RFC 9421 that it takes those (our deliveries to it are signed so first);
         noted once a minute per host at most, after the 202s went out."""
-        due = sorted({host_of(actor) for actor in actors} - set(self._noted))
-        if not due:
+        schemes: dict[str, str] = {}
+        for actor, scheme in senders:
+            host = host_of(actor)
+            if host not in self._noted and schemes.get(host) != "rfc9421":
+                schemes[host] = scheme
+        if not schemes:
             return
         try:
             async with self.rt.session() as session:
-                for host in due:
+                for host, scheme in sorted(schemes.items()):
                     self._noted[host] = True
                     await note_inbound(session, host)
+                    if scheme == "rfc9421":
+                        await remember_scheme(session, host, scheme)
         except Exception as exc:
-            log.warning("could not note inbound traffic from %s: %s", due, exc)
+            log.warning("could not note inbound traffic from %s: %s", sorted(schemes), exc)
 
 
 async def _new_keys(session: AsyncSession, keys: list[str], now: datetime) -> set[str]:

@@ -9,7 +9,9 @@ due row is left, so a test (or the worker loop) drives a whole fan-out with one 
   (instance/outbound/domains.py) and rows already in flight here.
 - **Sending** is `activitypub.delivery.deliver` over the runtime's shared SSRF-guarded client,
   signing the activity's stored bytes with its account's key, under an overall deadline of
-  `delivery_timeout_s`.
+  `delivery_timeout_s`: RFC 9421 first to a server known to take it (it signed to us that
+  way, or took it after refusing draft-cavage: instance/outbound/domains.py), else
+  draft-cavage first; a refused signature is sent once more with the other scheme.
 - **A slow domain never delays healthy ones.** Besides the per-host cap, a POST still
   waiting after `SLOW_AFTER` seconds stops counting against the concurrency (it only holds a
   socket) and frees its slot for the next host, up to `PARKED_FACTOR * concurrency` of them.
@@ -40,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.delivery import DeliveryOutcome, deliver
 from activitypub.errors import DeliveryError
+from activitypub.signatures import SignatureScheme
 from activitypub.urls import host_of
 from instance import jobs
 from instance.outbound import domains
@@ -49,6 +52,7 @@ from instance.storage.models import Account, Delivery, Follow, OutboundActivity
 
 log = logging.getLogger("dreamloom.delivery")
 
+SCHEMES: frozenset[SignatureScheme] = frozenset({"cavage", "rfc9421"})
 ONE_TRY = frozenset({"QuoteRequest"})
 """Activities a peer that answers with an error will never understand (GoToSocial 0.20
 answers a QuoteRequest with 500): not retried after an answer; a timeout or a 429 still
@@ -164,6 +168,7 @@ class DeliveryWorker:
         self.timeout = fed.delivery_timeout_s
         self.max_parked = PARKED_FACTOR * self.concurrency
         self.activities: dict[int, Signed | None] = {}
+        self.schemes: dict[str, SignatureScheme] = {}  # hosts to sign RFC 9421 first
 
     # -- the loop ------------------------------------------------------------------------
     async def run_once(self) -> int:
@@ -222,7 +227,7 @@ class DeliveryWorker:
             async with asyncio.timeout(self.timeout):
                 return await deliver(
                     self.rt.http, job.inbox, signed.body, signed.key_id, signed.private_pem,
-                    now=self.rt.now(),
+                    now=self.rt.now(), first=self.schemes.get(job.host, "cavage"),
                 )  # fmt: skip
         except TimeoutError:
             return DeliveryOutcome("retry", None, f"no answer within {self.timeout:g} s")
@@ -249,6 +254,8 @@ class DeliveryWorker:
             rows = await self._claim(session, room, in_flight, now)
             jobs_ = [Job(r.id, r.activity_id, r.inbox_uri, r.host, r.attempts) for r in rows]
             await self._load_activities(session, {j.activity_id for j in jobs_})
+            known = await domains.signature_schemes(session, {j.host for j in jobs_})
+            self.schemes.update({h: s for h, s in known.items() if s in SCHEMES})
         return [(job, self.activities.get(job.activity_id)) for job in jobs_]
 
     async def _claim(
@@ -326,6 +333,11 @@ class DeliveryWorker:
                 answered_hosts.add(row.host)
             signed = self.activities.get(row.activity_id)
             self._apply(row, outcome, now, retried=signed is None or signed.retried)
+            if outcome.kind == "delivered" and outcome.scheme != self.schemes.get(
+                row.host, "cavage"
+            ):
+                self.schemes[row.host] = outcome.scheme
+                await domains.remember_scheme(session, row.host, outcome.scheme)
             if outcome.kind == "gone":
                 await forget_gone_inbox(session, row, self.activities.get(row.activity_id), now)
         for host in sorted(failed_hosts):

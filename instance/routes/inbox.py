@@ -141,8 +141,9 @@ async def receive(request: Request, rt: Runtime, intake: Intake, body: bytes) ->
             if not limits.disk.ok():
                 return busy("this instance is short of disk space")
             await intake.store(
-                stored, as_text(body, stored, document), signed.key_id, signed.owner
-            )
+                stored, as_text(body, stored, document), signed.key_id, signed.owner,
+                scheme=signed.scheme,
+            )  # fmt: skip
     except Refused as refused:
         return error_json(refused.reason, refused.status)
     return accepted()

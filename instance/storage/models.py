@@ -416,6 +416,9 @@ class DomainHealth(Base):
     last_failure_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)  # admin defederation
+    # "rfc9421" for a server known to take RFC 9421 signatures; None: draft-cavage first
+    # (instance/outbound/domains.py)
+    signature_scheme: Mapped[str | None] = mapped_column(String(16))
 
 
 class GenerationJob(WorkRow, Base):

@@ -112,13 +112,24 @@ async def test_retry_after_http_date(alice_key, key_store) -> None:
     assert (outcome.kind, outcome.retry_after) == ("retry", 600.0)
 
 
-async def test_401_knocks_again_with_rfc9421(alice_key, key_store) -> None:
-    """A 401 on cavage -> one retry signed with RFC 9421 (double knock)."""
-    inbox = Inbox(key_store, [401, 202])
+@pytest.mark.parametrize("refusal", [400, 401, 403])
+async def test_a_refused_signature_knocks_again_with_the_other_scheme(
+    alice_key, key_store, refusal
+) -> None:
+    """draft-cavage first (what nearly every server verifies); a server that refuses it
+    (401 from Mastodon and GoToSocial, 400 or 403 from others) gets one more POST signed
+    RFC 9421 (Fedify's double knock), and the outcome says which scheme worked, to be tried
+    first next time."""
+    inbox = Inbox(key_store, [refusal, 202])
     outcome = await run(inbox, alice_key)
     assert (outcome.kind, outcome.scheme) == ("delivered", "rfc9421")
     assert inbox.verified == ["cavage", "rfc9421"]
     assert [r.content for r in inbox.requests] == [BODY, BODY]
+    remembered = Inbox(key_store, [202])
+    async with client_for(remembered) as client:
+        again = await deliver(client, INBOX, BODY, KEY_ID, alice_key.private_pem, now=T0,
+                              first=outcome.scheme)  # fmt: skip
+    assert again.kind == "delivered" and remembered.verified == ["rfc9421"]
 
 
 async def test_401_twice_is_retry(alice_key, key_store) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from activitypub.signatures import sign_request_headers
+from instance.outbound.domains import signature_schemes
 from instance.storage.models import InboxItem
 from tests.instance.inbox_helpers import count
 
@@ -65,3 +66,18 @@ async def test_mastodon_leaves_a_non_default_port_out_of_host(client, runtime, f
                            host=elsewhere)  # fmt: skip
     r = await client.post("/inbox", content=body, headers=headers)
     assert r.status_code == 401 and "another host" in r.json()["error"]
+
+
+async def test_a_server_that_signs_rfc9421_gets_our_deliveries_signed_so(
+    client, runtime, fedi
+) -> None:
+    """A server that signs its requests to us with RFC 9421 verifies them too: it is
+    remembered, and our deliveries to it are signed RFC 9421 first (one POST, not two)."""
+    alice, bob = fedi.actor("alice"), fedi.actor("bob", "old.example")
+    url = f"{runtime.settings.base_url}/inbox"
+    for actor, scheme in ((alice, "rfc9421"), (bob, "cavage")):
+        body, headers = signed(actor, url, actor.create(), scheme)
+        assert (await client.post("/inbox", content=body, headers=headers)).status_code == 202
+    async with runtime.sessions() as s:
+        known = await signature_schemes(s, ["remote.example", "old.example"])
+    assert known == {"remote.example": "rfc9421"}

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -159,7 +160,7 @@ async def test_400_fails_permanently(rt, bot, inboxes, clock) -> None:
     assert "HTTP 400" in (row.last_error or "")
     clock.advance(days=3)
     assert await worker.run_once() == 0
-    assert len(inboxes.received) == 1
+    assert len(inboxes.received) == 2  # one attempt: draft-cavage, then RFC 9421
 
 
 async def test_401_is_retried(rt, bot, inboxes, clock) -> None:
@@ -241,7 +242,7 @@ async def test_posts_the_stored_bytes_signed_by_the_authors_key(rt, bot, inboxes
     assert sent.url == "https://a.example/inbox"
     assert sent.body == activity.body.encode()
     digest = base64.b64encode(hashlib.sha256(sent.body).digest()).decode()
-    assert sent.headers["digest"] == f"SHA-256={digest}"
+    assert sent.headers["digest"] == f"SHA-256={digest}"  # draft-cavage first
     assert f'keyId="{bot.key_id}"' in sent.headers["signature"]
     assert sent.headers["content-type"] == "application/activity+json"
 
@@ -413,3 +414,34 @@ async def test_outbound_activity_is_stored_once(rt, bot) -> None:
     await post_to_followers(rt, bot)
     async with rt.session() as session:
         assert await session.scalar(select(func.count()).select_from(OutboundActivity)) == 1
+
+
+async def test_a_server_that_takes_rfc9421_is_signed_that_way_first(rt, bot) -> None:
+    """Deliveries are signed draft-cavage first, what nearly every server verifies (some
+    answer an RFC 9421 request with a 500). A server that refuses it (401) and takes RFC
+    9421 is remembered in the database, so the next delivery to it (from this worker, or one
+    that starts later) is one POST signed RFC 9421; the others are not touched."""
+    seen: list[tuple[str, str]] = []
+
+    def rfc9421_only(request: httpx.Request) -> httpx.Response:
+        scheme = "rfc9421" if "signature-input" in request.headers else "cavage"
+        seen.append((request.url.host, scheme))
+        if request.url.host == "new.example" and scheme == "cavage":
+            return httpx.Response(401)
+        return httpx.Response(202)
+
+    await rt.use_http(httpx.AsyncClient(transport=httpx.MockTransport(rfc9421_only)))
+    await add_follower(rt, bot, "alice", "old.example")
+    await add_follower(rt, bot, "bob", "new.example")
+    await post_to_followers(rt, bot, 1)
+    await DeliveryWorker(rt).run_once()
+    assert sorted(seen) == [("new.example", "cavage"), ("new.example", "rfc9421"),
+                            ("old.example", "cavage")]  # fmt: skip
+    async with rt.sessions() as s:
+        assert (await s.get(DomainHealth, "new.example")).signature_scheme == "rfc9421"
+        assert await s.get(DomainHealth, "old.example") is None  # healthy: no row
+    seen.clear()
+    await post_to_followers(rt, bot, 2)
+    await DeliveryWorker(rt).run_once()  # a new worker: what it knows comes from the database
+    assert sorted(seen) == [("new.example", "rfc9421"), ("old.example", "cavage")]
+    assert {r.status for r in await rows(rt)} == {"done"}

@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.Column("last_failure_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("paused", sa.Boolean(), nullable=False),
         sa.Column("blocked", sa.Boolean(), nullable=False),
+        sa.Column("signature_scheme", sa.String(length=16), nullable=True),
         sa.PrimaryKeyConstraint("host", name=op.f("pk_domain_health")),
     )
     op.create_table(
