@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from instance.accounts import get_local
 from instance.cli.common import (
@@ -133,6 +134,24 @@ POST_COMMANDS = {
 }
 
 
+async def local_post(session: AsyncSession, url: str) -> Post:
+    """One of our posts, by its id or its page's URL; NotFound otherwise."""
+    found = await session.scalar(
+        select(Post).where(or_(Post.uri == url, Post.url == url), Post.local.is_(True))
+    )
+    if found is None:
+        raise NotFound(f"no local post at {url}")
+    return found
+
+
+def said(row: dict[str, Any], as_json: bool) -> None:
+    """What an action on a post did: its JSON, or "NAME: STATE POST"."""
+    if as_json:
+        print_json(row)
+    else:
+        out.print(f"{row['account']}: {row['state']} {escape(row['post'])}", highlight=False)
+
+
 def delete_command(
     name: AccountArg, url: PostArg, directory: DirOption = None, as_json: JsonOption = False
 ) -> None:
@@ -142,19 +161,11 @@ def delete_command(
     async def go(rt: Runtime) -> dict[str, Any]:
         async with rt.session() as s:
             me = await get_local(s, name)
-            target = await s.scalar(
-                select(Post).where(or_(Post.uri == url, Post.url == url), Post.local.is_(True))
-            )
-            if target is None:
-                raise NotFound(f"no local post at {url}")
+            target = await local_post(s, url)
             await posting.delete(s, rt, me, target)
             return {"account": name, "action": "delete", "post": target.uri, "state": "deleted"}
 
-    row = run(with_runtime(settings, go))
-    if as_json:
-        print_json(row)
-    else:
-        out.print(f"{name}: deleted {escape(row['post'])}", highlight=False)
+    said(run(with_runtime(settings, go)), as_json)
 
 
 def remix_command(
@@ -209,20 +220,12 @@ def edit_command(
     async def go(rt: Runtime) -> dict[str, Any]:
         async with rt.session() as s:
             me = await get_local(s, name)
-            target = await s.scalar(
-                select(Post).where(or_(Post.uri == url, Post.url == url), Post.local.is_(True))
-            )
-            if target is None:
-                raise NotFound(f"no local post at {url}")
+            target = await local_post(s, url)
             await posting.edit(s, rt, me, target, text=text, summary=cw, sensitive=sensitive,
                                language=language)  # fmt: skip
             return {"account": name, "action": "edit", "post": target.uri, "state": "edited"}
 
-    row = run(with_runtime(settings, go))
-    if as_json:
-        print_json(row)
-    else:
-        out.print(f"{name}: edited {escape(row['post'])}", highlight=False)
+    said(run(with_runtime(settings, go)), as_json)
 
 
 def revoke_remix_command(

@@ -40,6 +40,12 @@ async def _visible_post(session: AsyncSession, public_id: str, viewer: Account) 
     )
 
 
+async def _own_post(session: AsyncSession, public_id: str, viewer: Account) -> Post | None:
+    return await session.scalar(
+        select(Post).where(Post.public_id == public_id, Post.account_id == viewer.id)
+    )
+
+
 @form_post()
 async def act(request: Request, form: dict[str, str]) -> Response:
     action = ACTIONS.get(request.path_params["action"])
@@ -96,8 +102,7 @@ async def edit_post(request: Request, form: dict[str, str]) -> Response:
             me = await current_account(request, session)
             if me is None:
                 return to_login(request)
-            theirs = (Post.public_id == request.path_params["public_id"], Post.account_id == me.id)
-            post = await session.scalar(select(Post).where(*theirs))
+            post = await _own_post(session, request.path_params["public_id"], me)
             if post is None:
                 return refused(request, "No such post of yours.", 404)
             text = form.get("text", "").strip()
@@ -118,8 +123,7 @@ async def revoke_remix(request: Request, form: dict[str, str]) -> Response:
         me = await current_account(request, session)
         if me is None:
             return to_login(request)
-        theirs = (Post.public_id == request.path_params["public_id"], Post.account_id == me.id)
-        post = await session.scalar(select(Post).where(*theirs))
+        post = await _own_post(session, request.path_params["public_id"], me)
         if post is None:
             return refused(request, "No such post of yours.", 404)
         stamp = await session.scalar(select(QuoteAuthorization).where(

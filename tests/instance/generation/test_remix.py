@@ -50,6 +50,19 @@ def created(post: Post) -> Select:
     return select(OutboundActivity).where(*ours)
 
 
+async def remote_parent(
+    runtime, uri: str, policy: dict, content: str = "<p>owl</p>"
+) -> tuple[Account, Post]:
+    """mo's post on m.example (its Note's interactionPolicy as given), stored as received."""
+    async with runtime.session() as s:
+        remote = remote_account()
+        s.add(remote)
+        await s.flush()
+        rpost = remote_post(remote, uri, policy, content)
+        s.add(rpost)
+    return remote, rpost
+
+
 def remote_account() -> Account:
     return Account(
         username="mo", username_key="mo", domain="m.example", local=False,
@@ -168,12 +181,9 @@ async def test_remix_of_remote_post_waits_for_approval(runtime, new_account) -> 
     """Remixing a Mastodon post asks its author with a QuoteRequest that Mastodon can answer:
     the inlined remix already names the post it quotes."""
     bob = await new_account("bob")
-    async with runtime.session() as s:
-        remote = remote_account()
-        s.add(remote)
-        await s.flush()
-        rpost = remote_post(remote, "https://m.example/notes/1", MASTODON_POLICY, "<p>fox</p>")
-        s.add(rpost)
+    remote, rpost = await remote_parent(
+        runtime, "https://m.example/notes/1", MASTODON_POLICY, "<p>fox</p>"
+    )
     child = await do_remix(runtime, bob, rpost, prompt="a red fox, linocut")
     assert child.quote_state == "pending"
     async with runtime.sessions() as s:
@@ -200,12 +210,7 @@ async def test_stamp_from_another_host_is_refused(runtime, new_account) -> None:
     """A stamp must be on the same host as the actor of the Accept: a stamp elsewhere proves
     nothing about the approver."""
     bob = await new_account("bob")
-    async with runtime.session() as s:
-        remote = remote_account()
-        s.add(remote)
-        await s.flush()
-        rpost = remote_post(remote, "https://m.example/notes/2", MASTODON_POLICY)
-        s.add(rpost)
+    remote, rpost = await remote_parent(runtime, "https://m.example/notes/2", MASTODON_POLICY)
     child = await do_remix(runtime, bob, rpost, prompt="an owl")
     accept = {"type": "Accept", "actor": remote.uri, "object": f"{child.uri}/quote_request",
               "result": "https://evil.example/stamps/1"}  # fmt: skip
@@ -220,12 +225,7 @@ async def test_a_remix_of_a_post_whose_server_cannot_approve_is_published_at_onc
     remix goes out at once, quoting by quoteUrl and the FEP-e232 Link, without FEP-044f's
     `quote` (which would ask Mastodon readers to wait for an approval that never comes)."""
     bob = await new_account("bob")
-    async with runtime.session() as s:
-        remote = remote_account()
-        s.add(remote)
-        await s.flush()
-        rpost = remote_post(remote, "https://m.example/notes/3", GOTOSOCIAL_POLICY)
-        s.add(rpost)
+    _, rpost = await remote_parent(runtime, "https://m.example/notes/3", GOTOSOCIAL_POLICY)
     child = await do_remix(runtime, bob, rpost, prompt="an owl")
     assert child.quote_state == "unapproved"
     async with runtime.sessions() as s:
@@ -245,12 +245,7 @@ async def test_a_quote_request_answered_with_an_error_is_not_retried(
     the delivery fails at once, and the remix is published (as an unapproved quote) by the
     next sweep instead of waiting ten minutes and retrying for days."""
     bob = await new_account("bob")
-    async with runtime.session() as s:
-        remote = remote_account()
-        s.add(remote)
-        await s.flush()
-        rpost = remote_post(remote, "https://m.example/notes/4", MASTODON_POLICY)
-        s.add(rpost)
+    _, rpost = await remote_parent(runtime, "https://m.example/notes/4", MASTODON_POLICY)
     child = await do_remix(runtime, bob, rpost, prompt="an owl")
     assert child.quote_state == "pending"
     await runtime.use_http(httpx.AsyncClient(transport=httpx.MockTransport(
