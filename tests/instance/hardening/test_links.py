@@ -25,7 +25,9 @@ HOSTILE = "javascript:alert(document.cookie)"
     "value",
     [HOSTILE, "JavaScript:alert(1)", " javascript:alert(1)", "java\tscript:alert(1)",
      "data:text/html,<script>alert(1)</script>", "//evil.example/x", "/relative",
-     "https://ok.example/\nx", "vbscript:msgbox(1)", "", None, 42],
+     "https://ok.example/\nx", "vbscript:msgbox(1)", "", None, 42,
+     # red-team note: a bidi override or a zero-width mark makes a link read as another
+     "https://evil.example/\u202egro.elpmaxe.knab", "https://bank\u200b.example/"],
 )  # fmt: skip
 def test_only_http_urls_are_links(value) -> None:
     assert safe_link(value, "fallback") == "fallback"
