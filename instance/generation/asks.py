@@ -156,20 +156,18 @@ async def _refused_lately(session: AsyncSession, rt: Runtime, asker: Account) ->
 
 
 async def _answered(session: AsyncSession, bot: Account, post: Post) -> bool:
-    """A post is answered once, however often it is delivered or fetched."""
+    """A post is answered once, however often it is delivered or fetched: it has an Ask of
+    this bot already (queued, refused or dropped), or a reply by it. Both are indexed
+    lookups: nothing here scans by the post's own `published`, which its author sets."""
+    asked = await session.scalar(
+        select(Ask.id).where(Ask.post_id == post.id, Ask.bot_id == bot.id).limit(1)
+    )
+    if asked is not None:
+        return True
     replied = await session.scalar(
         select(Post.id).where(Post.account_id == bot.id, Post.in_reply_to_id == post.id).limit(1)
     )
-    if replied is not None:
-        return True
-    jobs = await session.scalars(
-        select(GenerationJob.then).where(
-            GenerationJob.account_id == bot.id, GenerationJob.created_at >= post.published
-        )
-    )
-    return any(
-        (then or {}).get("answer", {}).get("in_reply_to_post_id") == post.id for then in jobs
-    )
+    return replied is not None
 
 
 async def reply_text(

@@ -162,6 +162,7 @@ class Post(Base):
     __table_args__ = (
         Index("ix_posts_account_published", "account_id", "published"),
         Index("ix_posts_local_published", "local", "published"),  # the local timeline
+        Index("ix_posts_in_reply_to_id", "in_reply_to_id"),  # threads, replies, counters
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -294,6 +295,7 @@ class Ask(Base):
     __table_args__ = (
         Index("ix_asks_asker_created", "asker_uri", "created_at"),
         Index("ix_asks_site_created", "site", "created_at"),
+        Index("ix_asks_post_bot", "post_id", "bot_id"),  # each post is answered once
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

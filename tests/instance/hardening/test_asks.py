@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from instance.generation import asks
 from instance.generation.asks import asks_for_blocked
 from instance.generation.requests import enqueue
 from instance.inbound.worker import InboxWorker
-from instance.storage.models import Account, Ask, OutboundActivity
+from instance.storage.models import Account, Ask, OutboundActivity, Post
 from tests.instance.generation_fixtures import gen_settings, tiny_cache  # noqa: F401
 from tests.instance.inbox_helpers import post
 
@@ -100,3 +100,31 @@ def test_blocked_words_are_found_however_they_are_written(prompt) -> None:
 )  # fmt: skip
 def test_ordinary_prompts_pass(prompt) -> None:
     assert not asks_for_blocked(prompt)
+
+
+async def test_a_redelivered_ask_is_recognised_without_scanning_jobs(
+    client, runtime, fedi, bot
+) -> None:
+    """Red-team note: whether an ask was answered was found by scanning every generation job
+    of the bot created after the ask's `published`, a date its author sets (1970 makes it
+    every job). It is now an indexed lookup of the Ask row (or our reply), so a redelivered
+    old ask neither reads the job queue nor is answered twice."""
+    alice = fedi.actor("alice")
+    note = alice.note("<p>@painter a red fox</p>", cc=[bot.uri], published="1970-01-01T00:00:00Z",
+                      tag=[{"type": "Mention", "href": bot.uri}])  # fmt: skip
+    assert (await post(client, runtime, alice, alice.create(note))).status_code == 202
+    await InboxWorker(runtime).run_once()
+    assert await outcomes(runtime) == ["queued"]
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute", listener)
+    try:
+        async with runtime.session() as s:
+            stored = await s.scalar(select(Post).where(Post.uri == note["id"]))
+            me = await s.get_one(Account, bot.id)
+            asker = await s.scalar(select(Account).where(Account.uri == alice.uri))
+            assert await asks.on_mention(s, runtime, stored, me, asker) == "already answered"
+    finally:
+        event.remove(runtime.engine.sync_engine, "before_cursor_execute", listener)
+    assert not [q for q in statements if "generation_jobs" in q]
+    assert await outcomes(runtime) == ["queued"]

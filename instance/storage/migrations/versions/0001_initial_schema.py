@@ -224,6 +224,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_posts_account_published", ["account_id", "published"], unique=False
         )
+        batch_op.create_index("ix_posts_in_reply_to_id", ["in_reply_to_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_posts_in_reply_to_uri"), ["in_reply_to_uri"], unique=False
         )
@@ -280,6 +281,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("asks", schema=None) as batch_op:
         batch_op.create_index("ix_asks_asker_created", ["asker_uri", "created_at"], unique=False)
+        batch_op.create_index("ix_asks_post_bot", ["post_id", "bot_id"], unique=False)
         batch_op.create_index("ix_asks_site_created", ["site", "created_at"], unique=False)
 
     op.create_table(
@@ -600,6 +602,7 @@ def downgrade() -> None:
     op.drop_table("boosts")
     with op.batch_alter_table("asks", schema=None) as batch_op:
         batch_op.drop_index("ix_asks_site_created")
+        batch_op.drop_index("ix_asks_post_bot")
         batch_op.drop_index("ix_asks_asker_created")
 
     op.drop_table("asks")
@@ -612,6 +615,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_posts_published"))
         batch_op.drop_index("ix_posts_local_published")
         batch_op.drop_index(batch_op.f("ix_posts_in_reply_to_uri"))
+        batch_op.drop_index("ix_posts_in_reply_to_id")
         batch_op.drop_index("ix_posts_account_published")
 
     op.drop_table("posts")
