@@ -177,13 +177,11 @@ class RemoteMedia:
                 _evict, self.directory, int(self.max_bytes * EVICT_TO)
             )
 
-    def forget(self, public_ids: list[str]) -> None:
+    async def forget(self, public_ids: list[str]) -> None:
         """Delete the cached files of these attachments (their post was deleted)."""
-        for public_id in public_ids:
-            for suffix in SUFFIXES.values():
-                with contextlib.suppress(OSError):
-                    (self.directory / f"{public_id}{suffix}").unlink()
-        self._stored = None  # counted again on the next write
+        if public_ids:
+            await asyncio.to_thread(_unlink_all, self.directory, public_ids)
+            self._stored = None  # counted again on the next write
 
     async def prune(self) -> int:
         """Delete files unused for CACHE_DAYS; how many went."""
@@ -200,7 +198,7 @@ async def drop_remote_media(
         .where(which, MediaAttachment.file_name.is_(None))
         .returning(MediaAttachment.public_id)
     )
-    rt.service(RemoteMedia).forget(list(gone))
+    await rt.service(RemoteMedia).forget(list(gone))
 
 
 SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp"}
@@ -230,6 +228,13 @@ def _write(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _unlink_all(directory: Path, public_ids: list[str]) -> None:
+    for public_id in public_ids:
+        for suffix in SUFFIXES.values():
+            with contextlib.suppress(OSError):
+                (directory / f"{public_id}{suffix}").unlink()
 
 
 def _files(directory: Path) -> list[tuple[float, int, Path]]:
