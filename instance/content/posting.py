@@ -23,6 +23,7 @@ from activitypub.addressing import Visibility
 from activitypub.notes import NOTE_CONTEXT
 from activitypub.objects import build_delete, build_update
 from activitypub.urls import safe_link
+from instance.content.ai_label import ai_labelled
 from instance.content.counters import recount
 from instance.content.notes import create_json, note_json
 from instance.content.notifications import notify
@@ -119,7 +120,9 @@ async def publish(
     for who in (*draft.mentions, parent_author, await _quote_author(session, draft)):
         if who is not None and who.id != author.id and who.id not in {m.id for m in mentions}:
             mentions.append(who)
-    rendered = _render(ai_labelled(draft.text, draft, rt), urls, mentions)
+    # a post of a generated image (it has a recipe) says so (instance/content/ai_label.py)
+    text = ai_labelled(draft.text, rt.settings) if draft.recipe else draft.text
+    rendered = _render(text, urls, mentions)
     to, cc = addressing(draft.visibility, author, [a.uri for a in mentions])
     public_id = new_public_id()
     post = Post(
@@ -159,15 +162,6 @@ async def publish(
     if federate:
         await federate_post(session, rt, author, post, draft.media, mentions)
     return post
-
-
-def ai_labelled(text: str, draft: Draft, rt: Runtime) -> str:
-    """A post of a generated image (it has a recipe) ends with the AI hashtag (`[generator]
-    ai_hashtag`), in the text and as a Hashtag tag, so readers and keyword filters see it."""
-    tag = rt.settings.generator.ai_hashtag.strip().lstrip("#")
-    if not draft.recipe or not tag or f"#{tag}".lower() in text.lower():
-        return text
-    return f"{text} #{tag}"
 
 
 def _render(text: str, urls: LocalUrls, mentions: list[Account]) -> Rendered:

@@ -34,20 +34,13 @@ from generator.errors import RecipeError
 from generator.recipe import GenerationResult, Recipe
 from generator.worker import Job, JobId
 from instance import jobs
+from instance.content.ai_label import ai_alt_text
 from instance.generation.steps import FAILURE_STEPS, STEPS, StepContext
 from instance.queues import GENERATION
 from instance.runtime import Runtime
 from instance.storage.models import Account, GenerationJob, MediaAttachment
 
 log = logging.getLogger("dreamloom.generation")
-
-
-AI_ALT_PREFIX = "AI-generated image: "
-"""Alt text starts by saying a model made the image, for a person and for a filter."""
-
-
-def ai_alt_text(prompt: str) -> str:
-    return f"{AI_ALT_PREFIX}{prompt}"
 
 
 def result_json(result: GenerationResult) -> dict[str, Any]:
