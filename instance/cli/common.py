@@ -96,6 +96,8 @@ def account_row(a: Account, settings: Settings) -> dict[str, Any]:
         "bio": a.summary,
         "actor": a.uri,
         "profile": a.url,
+        "avatar": a.avatar_url,
+        "header": a.header_url,
         "persona": a.persona,
         "manually_approves_followers": a.manually_approves_followers,
         "schedule_minutes": a.schedule_minutes,
