@@ -28,7 +28,7 @@ from cachetools import TTLCache
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activitypub.urls import host_of
+from activitypub.urls import authority_of
 from instance.errors import Refused
 from instance.outbound.domains import note_inbound, remember_scheme
 from instance.runtime import Runtime
@@ -117,7 +117,7 @@ class InboxWriter:
         noted once a minute per host at most, after the 202s went out."""
         schemes: dict[str, str] = {}
         for actor, scheme in senders:
-            host = host_of(actor)
+            host = authority_of(actor)  # with a non-default port: the key of domain_health
             if host not in self._noted and schemes.get(host) != "rfc9421":
                 schemes[host] = scheme
         if not schemes:

@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from activitypub.delivery import DeliveryOutcome, deliver
 from activitypub.errors import DeliveryError
 from activitypub.signatures import SignatureScheme
-from activitypub.urls import host_of
+from activitypub.urls import authority_of
 from instance import jobs
 from instance.outbound import domains
 from instance.queues import DELIVERY
@@ -405,5 +405,5 @@ async def forget_gone_inbox(
         )
     )
     for inbox in sorted(personal - queued):
-        session.add(Delivery(activity_id=row.activity_id, inbox_uri=inbox, host=host_of(inbox),
+        session.add(Delivery(activity_id=row.activity_id, inbox_uri=inbox, host=authority_of(inbox),
                              run_at=now, created_at=now))  # fmt: skip

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.addressing import Recipient, delivery_inboxes
-from activitypub.urls import host_of
+from activitypub.urls import authority_of
 from instance.runtime import Runtime
 from instance.storage.models import Account, Delivery, Follow, OutboundActivity
 
@@ -83,7 +83,7 @@ async def enqueue(
     for inbox in delivery_inboxes(crowd, personal):
         if rt.urls.is_local(inbox):
             continue
-        session.add(Delivery(activity_id=row.id, inbox_uri=inbox, host=host_of(inbox),
+        session.add(Delivery(activity_id=row.id, inbox_uri=inbox, host=authority_of(inbox),
                              run_at=now, created_at=now))  # fmt: skip
     await session.flush()
     return row

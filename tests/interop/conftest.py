@@ -47,6 +47,7 @@ PEER_COLUMNS = [
     "GoToSocial",
     "Misskey",
     "Pixelfed",
+    "Fedify",
 ]
 
 

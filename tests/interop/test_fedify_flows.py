@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from activitypub.urls import host_of
+from activitypub.urls import authority_of
 from tests.interop.conftest import AI_ACCOUNT
 from tests.interop.peers import (
     Dreamloom,
@@ -256,11 +256,12 @@ def test_ask_by_mention(fedify: Fedify, dreamloom: Dreamloom) -> None:
 @pytest.mark.capability(FEDIFY, "HTTP Message Signatures (RFC 9421) both ways")
 def test_rfc9421_both_ways(fedify: Fedify, dreamloom: Dreamloom) -> None:
     """Fedify signs RFC 9421 on the first knock and Dreamloom takes it: Dreamloom remembers the
-    server as taking RFC 9421 (domain_health, keyed by `host_of` the actor URI), and so signs
+    server as taking RFC 9421 (domain_health, keyed by the actor URI's host and non-default
+    port, so bovine-herd on another port of 127.0.0.1 is not taken for it), and so signs
     its later deliveries to Fedify that way too (a Signature-Input header), which Fedify
     verifies and accepts."""
     need("following", "Fedify's Follow (its first signed request to Dreamloom)")
-    host = host_of(fedify.actor_id)
+    host = authority_of(fedify.actor_id)
     rows = dreamloom.query(
         "SELECT host, signature_scheme FROM domain_health WHERE host = :host", host=host
     )
