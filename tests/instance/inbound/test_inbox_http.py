@@ -319,9 +319,9 @@ async def test_overload_answers_503_with_retry_after(client, runtime, alice, mon
     release = asyncio.Event()
     write = intake.writer.write
 
-    async def slow_write(row, sender=None):
+    async def slow_write(row, **how):
         await release.wait()
-        await write(row, sender)
+        await write(row, **how)
 
     monkeypatch.setattr(intake.writer, "write", slow_write)
     activities = [alice.create() for _ in range(12)]
