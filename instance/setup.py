@@ -7,10 +7,11 @@ from pathlib import Path
 
 import tomli_w
 
+from generator.provenance import Credentials, ensure_instance_credentials
 from instance.accounts import ensure_instance_actor
 from instance.errors import ConfigError
 from instance.runtime import Runtime
-from instance.settings import CONFIG_FILENAME, load_settings, settings_from_dict
+from instance.settings import CONFIG_FILENAME, Settings, load_settings, settings_from_dict
 
 CONFIG_HEADER = """\
 # Dreamloom instance configuration, written by `dreamloom init`.
@@ -55,3 +56,11 @@ async def ensure_instance(rt: Runtime) -> None:
         actor = await ensure_instance_actor(session, rt.urls, rt.settings.instance.name)
     assert actor.key_id and actor.private_key_pem
     rt.signer = (actor.key_id, actor.private_key_pem)
+
+
+def c2pa_credentials(settings: Settings) -> Credentials:
+    """The instance's own C2PA signing key and certificate chain, under `<data>/c2pa`: made
+    by `dreamloom init` (or on first use), kept after; the key file is 0600."""
+    return ensure_instance_credentials(
+        settings.data_path / "c2pa", common_name=settings.host.split(":")[0]
+    )

@@ -24,7 +24,7 @@ from instance.cli.common import (
 from instance.errors import ConfigError
 from instance.runtime import Runtime
 from instance.settings import locate_config
-from instance.setup import write_config
+from instance.setup import c2pa_credentials, write_config
 from instance.storage.db import make_engine
 from instance.storage.migrate import current_revision, upgrade
 
@@ -59,6 +59,9 @@ def init(
     out.print(f"{verb} {result.config_path}")
     out.print(f"database ready at {settings.database_url}")
     out.print(f"instance actor: {settings.base_url}/actor")
+    if settings.generator.provenance:
+        c2pa_credentials(settings)
+        out.print(f"C2PA signing credentials: {settings.data_path / 'c2pa'}")
     if settings.generator.model == BUILTIN_TINY:
         out.print(
             "[yellow]note:[/] "

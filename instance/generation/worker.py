@@ -25,6 +25,7 @@ from instance.generation.store import DbJobStore
 from instance.queues import GENERATION
 from instance.runtime import Runtime
 from instance.settings import Settings
+from instance.setup import c2pa_credentials
 from instance.storage.models import GenerationJob, Post, WorkStatus
 
 if TYPE_CHECKING:
@@ -67,13 +68,10 @@ def quiet_hub_progress() -> None:
 
 
 def provenance_signer(settings: Settings) -> Signer:
-    """A C2PA signer with the instance's credentials (made on first use under data/c2pa)."""
-    from generator.provenance import C2PASigner, ensure_instance_credentials
+    """A C2PA signer with the instance's credentials (instance/setup.py)."""
+    from generator.provenance import C2PASigner
 
-    creds = ensure_instance_credentials(
-        settings.data_path / "c2pa", common_name=settings.host.split(":")[0]
-    )
-    return C2PASigner(creds, software=f"Dreamloom/{__version__}")
+    return C2PASigner(c2pa_credentials(settings), software=f"Dreamloom/{__version__}")
 
 
 class GenerationWorker:

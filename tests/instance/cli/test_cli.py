@@ -41,6 +41,10 @@ def test_init_creates_everything(inst: Path) -> None:
     assert (inst / "config.toml").is_file()
     assert (inst / "data" / "dreamloom.db").is_file()
     assert (inst / "data" / "media").is_dir()
+    # the instance's own C2PA credentials, which sign every generated image; the key private
+    key = inst / "data" / "c2pa" / "c2pa-key.pem"
+    assert key.is_file() and (key.stat().st_mode & 0o777) == 0o600
+    assert (inst / "data" / "c2pa" / "c2pa-chain.pem").is_file()
     shown = dl("account", "list", "--dir", str(inst), "--json")
     assert json.loads(shown.stdout) == []  # the instance actor is not a user account
 
