@@ -1,11 +1,13 @@
-"""Independent fediverse peers (PyPI) and a real Dreamloom process, all on 127.0.0.1.
+"""Independent fediverse peers (PyPI, and a Fedify one from npm) and a real Dreamloom process,
+all on 127.0.0.1.
 
 What lives where:
 
 - `.interop-cache/` (repo root, git-ignored): one virtual environment per peer, keyed by the
-  hash of its fully pinned requirements file (`tests/interop/requirements/*.txt`), and the npm
+  hash of its fully pinned requirements file (`tests/interop/requirements/*.txt`); the npm
   packages whose JSON-LD contexts seed bovine's context cache (offline, bovine would cache an
-  empty context and then fail every signature check).
+  empty context and then fail every signature check); and the Fedify peer's node_modules,
+  keyed by the hash of `tests/interop/fedify_peer/package.json`.
   Built once, reused while the pins are unchanged; a half-built one is never reused.
 - `../shared/peers/` (beside the clone, as in CI): the bovine-herd app module, the herd client
   and the JSON-LD cache seeder, used in place, never copied.
