@@ -9,12 +9,14 @@ Fixtures (all session-scoped, all on 127.0.0.1):
 
 Every interop test carries `@pytest.mark.interop` and `@pytest.mark.capability(PEER, WHAT)`.
 After a session that ran every interop module in full, `docs/interop.md` is rewritten from the
-outcomes: one row per capability, one column per peer.
+outcomes (one row per capability, one column per peer) when the results changed; the same
+results on another day leave the file, and a checkout, as they were.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -177,8 +179,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return  # a partial run: keep the table from the last full run
     if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR):
         return
+    table = render_table(_outcomes)
+    if DOC.is_file() and undated(DOC.read_text(encoding="utf-8")) == undated(table):
+        return  # the same results: the tracked file (and a CI checkout) stays unchanged
     DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(render_table(_outcomes), encoding="utf-8")
+    DOC.write_text(table, encoding="utf-8")
+
+
+def undated(text: str) -> str:
+    """The table without its run date: only a change of results rewrites docs/interop.md."""
+    return re.sub(r"Last full run: \d{4}-\d{2}-\d{2}", "Last full run:", text)
 
 
 SYMBOL = {"passed": "✅ pass", "failed": "❌ FAIL", "skipped": "⏭ skipped", "xfailed": "⚠ xfail"}
