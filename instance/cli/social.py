@@ -23,6 +23,7 @@ from instance.cli.common import (
     DirOption,
     JsonOption,
     app,
+    fail,
     out,
     print_json,
     run,
@@ -296,6 +297,9 @@ def timeline(
     as_json: JsonOption = False,
 ) -> None:
     """Read a timeline as an account sees it."""
+    kinds = (*timelines.KINDS, "own")
+    if kind not in kinds:
+        fail(f"--kind: unknown timeline {kind!r} (use one of {', '.join(kinds)})")
     settings = settings_for(directory)
 
     async def go(rt: Runtime) -> list[dict[str, Any]]:

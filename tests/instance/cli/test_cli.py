@@ -207,3 +207,12 @@ def test_revoke_remix_takes_an_approval_back(inst: Path) -> None:
     unknown = runner.invoke(app, ["revoke-remix", "painter", "https://x.example/1",
                                   "--dir", str(inst)])  # fmt: skip
     assert unknown.exit_code != 0 and "has not approved a remix" in unknown.output
+
+
+def test_an_unknown_timeline_is_one_line_naming_every_kind(inst: Path) -> None:
+    """`timeline --kind bogus` printed a 59-line traceback, and its message left out `own`."""
+    dl("account", "create", "alice", "--dir", str(inst))
+    r = runner.invoke(app, ["timeline", "alice", "--kind", "bogus", "--dir", str(inst)])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    (line,) = [x for x in r.stderr.splitlines() if x.strip()]
+    assert "unknown timeline 'bogus'" in line and "own" in line
