@@ -318,13 +318,11 @@ def dreamloom_bin() -> str:
     return str(candidate)
 
 
-@dataclass
-class Dreamloom:
-    """A Dreamloom instance run as a real process (`dreamloom serve --workers`)."""
+class OnLoopback:
+    """A server process of the tests on 127.0.0.1:`port`: its host, base URL and stop."""
 
-    directory: Path
     port: int
-    server: PeerProcess | None = None
+    server: PeerProcess | None
 
     @property
     def host(self) -> str:
@@ -333,6 +331,19 @@ class Dreamloom:
     @property
     def base(self) -> str:
         return f"http://{self.host}"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+@dataclass
+class Dreamloom(OnLoopback):
+    """A Dreamloom instance run as a real process (`dreamloom serve --workers`)."""
+
+    directory: Path
+    port: int
+    server: PeerProcess | None = None
 
     @property
     def log(self) -> Path:
@@ -385,10 +396,6 @@ class Dreamloom:
             ready_url=f"{self.base}/.well-known/nodeinfo",
         )  # fmt: skip
         self.server.start()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
 
     def get_json(self, url: str) -> dict[str, Any]:
         r = httpx.get(url, headers={"Accept": "application/activity+json"}, timeout=10)
@@ -470,21 +477,13 @@ class HerdUser:
 
 
 @dataclass
-class Herd:
+class Herd(OnLoopback):
     venv: PeerVenv
     workdir: Path
     port: int
     node_modules: Path
     server: PeerProcess | None = None
     users: dict[str, HerdUser] = field(default_factory=dict)
-
-    @property
-    def host(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def base(self) -> str:
-        return f"http://{self.host}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -504,10 +503,6 @@ class Herd:
             ready_url=f"{self.base}/.well-known/nodeinfo",
         )
         self.server.start()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
 
     def register(self, name: str) -> HerdUser:
         if name in self.users:
@@ -534,7 +529,7 @@ class Herd:
 
 # -- fediverse-pasture -----------------------------------------------------------------------
 @dataclass
-class Pasture:
+class Pasture(OnLoopback):
     """One fediverse-pasture server (verify_actor or one_actor) bound to 127.0.0.1."""
 
     kind: str  # "verify_actor" | "one_actor"
@@ -543,14 +538,6 @@ class Pasture:
     port: int
     node_modules: Path
     server: PeerProcess | None = None
-
-    @property
-    def host(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def base(self) -> str:
-        return f"http://{self.host}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -568,10 +555,6 @@ class Pasture:
             ready_url=ready,
         )  # fmt: skip
         self.server.start(timeout=90)
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
 
     def verify(self, actor_uri: str, timeout: float = 120.0) -> dict[str, Any]:
         """verify_actor's JSON verdict for one actor: {'result': {...}, 'messages': [...]}."""
@@ -626,21 +609,13 @@ def ensure_fedify() -> Path:
 
 
 @dataclass
-class Fedify:
+class Fedify(OnLoopback):
     """The Fedify peer (fedify_peer/peer.mjs): one Person, `fedi`, driven over `/_control/`."""
 
     node_modules: Path
     workdir: Path
     port: int
     server: PeerProcess | None = None
-
-    @property
-    def host(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def base(self) -> str:
-        return f"http://{self.host}"
 
     @property
     def actor_id(self) -> str:
@@ -669,10 +644,6 @@ class Fedify:
             ready_url=f"{self.base}/_control/health",
         )
         self.server.start()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
 
     @property
     def log(self) -> Path | None:

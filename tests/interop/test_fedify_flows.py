@@ -15,7 +15,6 @@ follow, the signature scheme remembered per server) are read from the database, 
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +23,15 @@ import pytest
 
 from activitypub.urls import authority_of
 from tests.interop.conftest import AI_ACCOUNT
+from tests.interop.flows import (
+    FLOW_TIMEOUT_S,
+    POST_TIMEOUT_S,
+    Steps,
+    as_list,
+    collection_total,
+    dreamloom_cli,
+    ident,
+)
 from tests.interop.peers import (
     Dreamloom,
     Fedify,
@@ -36,45 +44,10 @@ from tests.interop.peers import (
 pytestmark = pytest.mark.interop
 
 FEDIFY = "Fedify"
-POST_TIMEOUT_S = 240.0  # generation on CPU with the builtin test model, then delivery
-FLOW_TIMEOUT_S = 45.0
 ASK = "a red fox in the snow"
 
-state: dict[str, Any] = {}
-
-
-def ident(value: Any) -> Any:
-    return value.get("id") if isinstance(value, dict) else value
-
-
-def as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-def dreamloom_cli(dreamloom: Dreamloom, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run a Dreamloom CLI command; a missing command fails with the feature it needs."""
-    proc = dreamloom.cli(*args)
-    if proc.returncode != 0:
-        missing = "No such command" in proc.stderr or "No such command" in proc.stdout
-        hint = f"the `dreamloom {args[0]}` command does not exist yet; " if missing else ""
-        pytest.fail(
-            f"{hint}`dreamloom {' '.join(args)}` exited {proc.returncode}\n"
-            f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}",
-            pytrace=False,
-        )
-    return proc
-
-
-def collection_total(dreamloom: Dreamloom, url: str) -> int:
-    return int(dreamloom.get_json(url).get("totalItems", -1))
-
-
-def need(key: str, why: str) -> Any:
-    if key not in state:
-        pytest.fail(f"needs {why} (an earlier test of this module failed)", pytrace=False)
-    return state[key]
+state = Steps()
+need = state.need
 
 
 @pytest.fixture(scope="module")

@@ -10,60 +10,33 @@ and what it serves over HTTP (Note JSON counters, collections). Facts with no HT
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.interop.conftest import AI_ACCOUNT, FOLLOWER_ACCOUNT
+from tests.interop.flows import (
+    FLOW_TIMEOUT_S,
+    POST_TIMEOUT_S,
+    Steps,
+    as_list,
+    collection_total,
+    dreamloom_cli,
+    ident,
+)
 from tests.interop.peers import Dreamloom, Herd, HerdUser, eventually
 
 pytestmark = pytest.mark.interop
 
 HERD = "bovine-herd"
-POST_TIMEOUT_S = 240.0  # generation on CPU with the builtin test model, then delivery
-FLOW_TIMEOUT_S = 45.0
 
-state: dict[str, Any] = {}
-
-
-def ident(value: Any) -> Any:
-    return value.get("id") if isinstance(value, dict) else value
-
-
-def as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-def dreamloom_cli(dreamloom: Dreamloom, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run a Dreamloom CLI command; a missing command fails with the feature it needs."""
-    proc = dreamloom.cli(*args)
-    if proc.returncode != 0:
-        missing = "No such command" in proc.stderr or "No such command" in proc.stdout
-        hint = f"the `dreamloom {args[0]}` command does not exist yet; " if missing else ""
-        pytest.fail(
-            f"{hint}`dreamloom {' '.join(args)}` exited {proc.returncode}\n"
-            f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}",
-            pytrace=False,
-        )
-    return proc
-
-
-def collection_total(dreamloom: Dreamloom, url: str) -> int:
-    return int(dreamloom.get_json(url).get("totalItems", -1))
+state = Steps()
+need = state.need
 
 
 def note_json(dreamloom: Dreamloom, note_id: str) -> dict[str, Any]:
     return dreamloom.get_json(note_id)
-
-
-def need(key: str, why: str) -> Any:
-    if key not in state:
-        pytest.fail(f"needs {why} (an earlier test of this module failed)", pytrace=False)
-    return state[key]
 
 
 @pytest.fixture(scope="module")
