@@ -15,7 +15,9 @@ it may run are declared here, once per queue:
 - Mastodon's curve is `activitypub.delivery.next_attempt_delay`: n^4 + 15 s plus jitter
   (about 2.8 days over 16 retries), a Retry-After honoured up to 6 h.
 - Only transient failures are retried (no answer, 429, 5xx; for generation what the GPU
-  worker calls transient); a refusal or a bad document fails the row at once.
+  worker calls transient); a refusal or a bad document fails the row at once. A delivery
+  of an activity in ONE_TRY_KINDS is not retried after any error answer either: a peer that
+  answers a QuoteRequest with a 500 (GoToSocial 0.20) will never understand it.
 - A lease is how long a claimed row stays ours: when its worker dies, another claims it once
   the lease has passed. Inbox items and deliveries renew theirs while they are handled, so
   a short lease costs nothing and a crash is recovered within seconds. A generation batch is
@@ -66,6 +68,10 @@ class Queue:
             return None
         return self.backoff(attempts, retry_after)
 
+
+ONE_TRY_KINDS = frozenset({"QuoteRequest"})
+"""Outbound activity types whose delivery an error answer ends (a timeout or 429 is still
+retried); the remix waiting for it is published as an unapproved quote (content/quotes.py)."""
 
 INBOX = Queue("inbox", lease=timedelta(seconds=30), max_attempts=5, backoff=mastodon_curve)
 DELIVERY = Queue("delivery", lease=timedelta(seconds=10), max_attempts=17, backoff=mastodon_curve)

@@ -19,7 +19,7 @@ When we remix a remote post:
 - `on_accept` takes the stamp, which must live on the Accept actor's own server, and
   publishes the remix with the quote fields; `on_stamp_deleted` (the author revoked it)
   makes it a plain link again, federated as an Update; `on_reject`, an error answer to the request
-  (not retried: instance/outbound/delivery.py ONE_TRY), or no answer within QUOTE_TIMEOUT
+  (not retried: instance/queues.py ONE_TRY_KINDS), or no answer within QUOTE_TIMEOUT
   (`expire_pending`) publishes a plain link and mention instead, respecting the author's
   choice.
 Remixes of posts on this instance are stamped locally, at once.

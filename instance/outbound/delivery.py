@@ -19,7 +19,8 @@ due row is left, so a test (or the worker loop) drives a whole fan-out with one 
   transaction records the outcomes so far and claims the next rows): 2xx done; retried on
   the delivery queue's schedule (instance/queues.py, Retry-After honoured), failed once it
   gives up; 410 forgets the follower (`forget_gone_inbox`); other 4xx failed with the
-  reason; a ONE_TRY activity (a QuoteRequest) fails at the first error answer. Domain
+  reason; an activity of a ONE_TRY_KINDS kind (a QuoteRequest:
+  instance/queues.py) fails at the first error answer. Domain
   health learns from every answer.
 - **Crash safety.** Claimed rows are leased for the queue's lease and the lease is renewed
   while they are in flight, so after a SIGKILL another start takes them again within `LEASE`
@@ -46,17 +47,13 @@ from activitypub.signatures import SignatureScheme
 from activitypub.urls import authority_of
 from instance import jobs
 from instance.outbound import domains
-from instance.queues import DELIVERY
+from instance.queues import DELIVERY, ONE_TRY_KINDS
 from instance.runtime import Runtime
 from instance.storage.models import Account, Delivery, Follow, OutboundActivity
 
 log = logging.getLogger("dreamloom.delivery")
 
 SCHEMES: frozenset[SignatureScheme] = frozenset({"cavage", "rfc9421"})
-ONE_TRY = frozenset({"QuoteRequest"})
-"""Activities a peer that answers with an error will never understand (GoToSocial 0.20
-answers a QuoteRequest with 500): not retried after an answer; a timeout or a 429 still
-is. The remix waiting for it is published as a link (instance/content/quotes.py)."""
 LEASE = DELIVERY.fixed_lease  # how long a claimed row is ours: recovery time after a crash
 LEASE_RENEW = LEASE.total_seconds() / 4  # leases of rows in flight are renewed this often
 SLOW_AFTER = 1.0  # seconds before an unanswered POST stops holding a concurrency slot
@@ -83,7 +80,7 @@ class Signed:
     key_id: str
     private_pem: str
     account_id: int
-    retried: bool = True  # False: an answer that is a failure is final (ONE_TRY)
+    retried: bool = True  # False: an answer that is a failure is final (queues.ONE_TRY_KINDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +307,7 @@ class DeliveryWorker:
         for activity_id, body, key_id, pem, account_id, kind in rows:
             if key_id and pem:
                 self.activities[activity_id] = Signed(
-                    body.encode(), key_id, pem, account_id, retried=kind not in ONE_TRY
+                    body.encode(), key_id, pem, account_id, retried=kind not in ONE_TRY_KINDS
                 )
         for activity_id in missing - self.activities.keys():
             self.activities[activity_id] = None
