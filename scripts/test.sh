@@ -17,6 +17,20 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+# A scratch directory everything agrees on (mktemp, Python's tempfile, PostgreSQL, Chromium):
+# $TMPDIR, else /tmp. CI machines have been seen with no /tmp at all: make it, or fall back.
+scratch_dir() {
+  local d
+  for d in "${TMPDIR:-}" /tmp /var/tmp /dev/shm; do
+    [ -n "$d" ] || continue
+    if [ ! -d "$d" ]; then mkdir -p "$d" 2>/dev/null && chmod 1777 "$d" 2>/dev/null || continue; fi
+    if [ -w "$d" ]; then echo "$d"; return; fi
+  done
+  mkdir -p .scratch && chmod 1777 .scratch && echo "$PWD/.scratch"
+}
+TMPDIR=$(scratch_dir)
+export TMPDIR
+
 bash scripts/install.sh "test,postgres"
 
 # A throwaway PostgreSQL on loopback for the tests marked `postgres`.
@@ -30,7 +44,7 @@ cleanup() {
 }
 if pgbin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1)" 2>/dev/null) \
     && [ -x "$pgbin/initdb" ]; then
-  pgdata=$(mktemp -d /tmp/dreamloom-pg.XXXXXX)
+  pgdata=$(mktemp -d "$TMPDIR/dreamloom-pg.XXXXXX")
   pgport=${DREAMLOOM_PG_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
   if [ "$(id -u)" = 0 ]; then chown postgres "$pgdata"; as_pg=(runuser -u postgres --); fi
   "${as_pg[@]}" "$pgbin/initdb" -D "$pgdata" -A trust -U dreamloom >/dev/null
