@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -12,11 +14,13 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from instance.app import create_app
 from instance.runtime import Runtime, open_runtime
 from instance.settings import Settings, settings_from_dict
 from instance.setup import ensure_instance
+from instance.storage.db import make_engine
 
 AP_ACCEPT = {"Accept": "application/activity+json"}
 
@@ -105,3 +109,24 @@ def new_account(runtime: Runtime) -> Callable[..., Any]:
             return await create_account(session, runtime.urls, NewAccount(username, **kwargs))
 
     return make
+
+
+@pytest.fixture
+async def pg_database() -> AsyncIterator[str]:
+    """A fresh database on the test PostgreSQL that scripts/test.sh starts; dropped after."""
+    from tests.conftest import TEST_POSTGRES_URL
+
+    if not TEST_POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("DREAMLOOM_TEST_POSTGRES_URL is not set: scripts/test.sh starts PostgreSQL")
+        pytest.skip("no PostgreSQL (run the tests with scripts/test.sh)")
+    name = f"dl_{secrets.token_hex(6)}"
+    admin = make_engine(TEST_POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(TEST_POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.dispose()

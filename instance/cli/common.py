@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -51,10 +52,27 @@ DirOption = Annotated[
     typer.Option("--dir", help="Instance directory (holding config.toml).", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+YesOption = Annotated[
+    bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts).")
+]
+
 
 def fail(message: str, code: int = 1) -> None:
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def confirm_or_abort(question: str, yes: bool) -> None:
+    """The one question before anything destructive, skipped with --yes. No answer (end of
+    input, as from /dev/null in a script) is a no: nothing changes and the exit code is 1."""
+    if yes:
+        return
+    try:
+        agreed = typer.confirm(question, default=False)
+    except click.exceptions.Abort:
+        agreed = False
+    if not agreed:
+        fail("aborted, nothing changed (--yes skips this question)")
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

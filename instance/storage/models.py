@@ -40,7 +40,7 @@ AskOutcome = Literal["queued", "refused", "dropped"]
 QuoteState = Literal["pending", "accepted", "link", "unapproved"]
 """A remix of ours: waiting for the parent's author, approved (stamp), published as a link
 (refused or unanswered), or as a quote that the parent's server cannot approve."""
-WorkStatus = Literal["queued", "running", "done", "failed", "blocked", "gone"]
+WorkStatus = Literal["queued", "running", "done", "failed", "blocked", "gone", "cancelled"]
 """queued/running/done/failed for every work row; generation jobs can be blocked (safety
 checker), deliveries gone (410)."""
 
@@ -125,6 +125,8 @@ class Account(Base):
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    # set by an admin (`dreamloom account suspend`): refused to federate and hidden; follows kept
+    suspended_at: Mapped[datetime | None] = mapped_column(TZDateTime, index=True)
 
 
 class RemoteKey(Base):
@@ -336,6 +338,42 @@ class Report(Base):
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    # False: a Flag another server sent us; True: one our admin filed about a remote account
+    outgoing: Mapped[bool] = mapped_column(Boolean, default=False)
+    forwarded_at: Mapped[datetime | None] = mapped_column(TZDateTime)  # our Flag sent there
+    action_taken: Mapped[list[Any]] = mapped_column(JSON, default=list)  # e.g. ["suspend"]
+
+
+DomainSeverity = Literal["suspend", "silence", "noop"]
+"""Mastodon's domain block severities: suspend (defederate), silence (off public timelines),
+noop (no block; with reject_media, media only)."""
+
+
+class DomainBlock(Base):
+    """An admin's policy for a remote domain and its subdomains (instance/moderation/)."""
+
+    __tablename__ = "domain_blocks"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)  # lower-case, IDNA
+    severity: Mapped[DomainSeverity] = mapped_column(String(16), default="suspend")
+    reject_media: Mapped[bool] = mapped_column(Boolean, default=False)
+    reject_reports: Mapped[bool] = mapped_column(Boolean, default=False)
+    public_comment: Mapped[str] = mapped_column(Text, default="")
+    private_comment: Mapped[str] = mapped_column(Text, default="")
+    obfuscate: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, onupdate=utcnow)
+
+
+class InstanceFlag(Base):
+    """A small instance-wide switch an admin sets from the CLI and workers read at run time
+    (e.g. `generator.paused`)."""
+
+    __tablename__ = "instance_flags"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, onupdate=utcnow)
 
 
 # -- durable work rows ---------------------------------------------------------------------

@@ -9,13 +9,10 @@ is a failure, not a skip.
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from instance import jobs
 from instance.errors import QueueFullError
@@ -23,7 +20,6 @@ from instance.generation.requests import enqueue
 from instance.inbound.worker import InboxWorker
 from instance.outbound.fanout import enqueue as enqueue_activity
 from instance.queues import DELIVERY
-from instance.storage.db import make_engine
 from instance.storage.migrate import current_revision, head_revision
 from instance.storage.models import (
     Account,
@@ -33,29 +29,10 @@ from instance.storage.models import (
     InboxItem,
     Notification,
 )
-from tests.conftest import TEST_POSTGRES_URL
 from tests.instance.inbox_helpers import post
 from tests.instance_fixtures import AP_ACCEPT, make_settings
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def pg_database():
-    if not TEST_POSTGRES_URL:
-        if os.environ.get("CI"):
-            pytest.fail("DREAMLOOM_TEST_POSTGRES_URL is not set: scripts/test.sh starts PostgreSQL")
-        pytest.skip("no PostgreSQL (run the tests with scripts/test.sh)")
-    name = f"dl_{secrets.token_hex(6)}"
-    admin = make_engine(TEST_POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(TEST_POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.dispose()
 
 
 @pytest.fixture

@@ -53,10 +53,29 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("suspended_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
         sa.UniqueConstraint("key_id", name=op.f("uq_accounts_key_id")),
         sa.UniqueConstraint("uri", name=op.f("uq_accounts_uri")),
         sa.UniqueConstraint("username_key", "domain", name=op.f("uq_accounts_username_key")),
+    )
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_accounts_suspended_at"), ["suspended_at"], unique=False
+        )
+
+    op.create_table(
+        "domain_blocks",
+        sa.Column("domain", sa.String(length=255), nullable=False),
+        sa.Column("severity", sa.String(length=16), nullable=False),
+        sa.Column("reject_media", sa.Boolean(), nullable=False),
+        sa.Column("reject_reports", sa.Boolean(), nullable=False),
+        sa.Column("public_comment", sa.Text(), nullable=False),
+        sa.Column("private_comment", sa.Text(), nullable=False),
+        sa.Column("obfuscate", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("domain", name=op.f("pk_domain_blocks")),
     )
     op.create_table(
         "domain_health",
@@ -98,6 +117,13 @@ def upgrade() -> None:
     with op.batch_alter_table("inbox_seen", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_inbox_seen_seen_at"), ["seen_at"], unique=False)
 
+    op.create_table(
+        "instance_flags",
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("value", sa.JSON(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_instance_flags")),
+    )
     op.create_table(
         "remote_keys",
         sa.Column("key_id", sa.String(length=2048), nullable=False),
@@ -244,6 +270,9 @@ def upgrade() -> None:
         sa.Column("comment", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("outgoing", sa.Boolean(), nullable=False),
+        sa.Column("forwarded_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("action_taken", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
             ["reporter_id"],
             ["accounts.id"],
@@ -631,6 +660,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_remote_keys_owner_uri"))
 
     op.drop_table("remote_keys")
+    op.drop_table("instance_flags")
     with op.batch_alter_table("inbox_seen", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_inbox_seen_seen_at"))
 
@@ -641,5 +671,9 @@ def downgrade() -> None:
 
     op.drop_table("inbox_items")
     op.drop_table("domain_health")
+    op.drop_table("domain_blocks")
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_accounts_suspended_at"))
+
     op.drop_table("accounts")
     # ### end Alembic commands ###
