@@ -10,12 +10,14 @@ Errors a person can fix are one line on stderr and a non-zero exit, never a trac
     social.py    follow, like, boost, remix, delete, timeline, notifications, ...
     admin.py     pin, unpin, reports
     bench.py     bench inbox, fanout, timeline
+    generator_admin.py  queue cancel, generator pause/resume/status
 """
 
-from instance.cli import accounts, admin, bench, generate, server, social
+from instance.cli import accounts, admin, bench, generate, generator_admin, server, social
 from instance.cli.common import app
 
-COMMAND_MODULES = (accounts, admin, bench, generate, server, social)  # each adds its commands
+# each adds its commands
+COMMAND_MODULES = (accounts, admin, bench, generate, generator_admin, server, social)
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ def confirm_or_abort(question: str, yes: bool) -> None:
         return
     try:
         agreed = typer.confirm(question, default=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):  # typer 0.2x raises its own Abort
         agreed = False
     if not agreed:
         fail("aborted, nothing changed (--yes skips this question)")

@@ -242,13 +242,20 @@ async def list_jobs(rt: Runtime, *, everything: bool, limit: int = 100) -> list[
     ]
 
 
-@app.command()
+queue_app = typer.Typer(help="Show generation jobs; `queue cancel ID` cancels one.")
+app.add_typer(queue_app, name="queue")
+
+
+@queue_app.callback(invoke_without_command=True)
 def queue(
+    ctx: typer.Context,
     everything: Annotated[bool, typer.Option("--all", help="Include finished jobs.")] = False,
     directory: DirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show generation jobs: queued, running, failed and blocked (with reasons)."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings = settings_for(directory)
 
     async def go(rt: Runtime) -> tuple[list[dict[str, Any]], int]:

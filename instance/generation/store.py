@@ -7,6 +7,9 @@ schedule (instance/queues.py):
                                |   \\--fail-------> failed | blocked     (reason kept)
                                '--fail(retry)--> queued at now + 30 s x 2^(attempts-1)
     running with an expired lease --requeue_stale--> queued    (the worker died)
+    queued | running --`dreamloom queue cancel`--> cancelled (a running job's image is dropped)
+
+Nothing is claimed while the admin has paused the generator (instance/generation/control.py).
 
 `claim_batch` takes the shape key of the oldest due job, then up to N due jobs of that key in
 enqueue order. `complete` and `fail` only touch a row this store claimed *and still holds*
@@ -35,6 +38,7 @@ from generator.recipe import GenerationResult, Recipe
 from generator.worker import Job, JobId
 from instance import jobs
 from instance.content.ai_label import ai_alt_text
+from instance.generation import control
 from instance.generation.steps import FAILURE_STEPS, STEPS, StepContext
 from instance.queues import GENERATION
 from instance.runtime import Runtime
@@ -68,6 +72,8 @@ class DbJobStore:
     async def claim_batch(self, limit: int, *, lease_s: float) -> list[Job]:
         now = self.rt.now()
         async with self.rt.session() as s:
+            if await control.is_paused(s):  # `dreamloom generator pause`: nothing starts
+                return []
             key = await s.scalar(
                 select(GenerationJob.shape_key)
                 .where(jobs.due(GenerationJob, now))
@@ -105,7 +111,7 @@ class DbJobStore:
             .execution_options(synchronize_session=False)
         )
         if res.rowcount != 1:  # type: ignore[attr-defined]
-            log.warning("generation job %s is no longer ours (lease lost); dropping", jid)
+            log.warning("generation job %s is no longer ours (lease lost, cancelled)", jid)
             return None
         return await s.get(GenerationJob, jid, populate_existing=True)
 

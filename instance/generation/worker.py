@@ -142,7 +142,7 @@ class GenerationWorker:
 
 
 # -- one job, start to finish (the CLI) ------------------------------------------------------
-FINAL: tuple[WorkStatus, ...] = ("done", "failed", "blocked")
+FINAL: tuple[WorkStatus, ...] = ("done", "failed", "blocked", "cancelled")
 Stage = Callable[[str], None]
 
 
