@@ -64,9 +64,11 @@ async def enqueue(
     to: Iterable[Account] = (),
     to_followers: bool = False,
     object_uri: str | None = None,
+    inboxes: Iterable[str] = (),
 ) -> OutboundActivity:
     """Store `activity` (sent as `account`) and one queued Delivery per target inbox, due
-    now. `to`: accounts that get it in person; `to_followers`: the account's followers."""
+    now. `to`: accounts that get it in person; `to_followers`: the account's followers;
+    `inboxes`: inboxes named outright (a Flag goes to the reported server's shared inbox)."""
     personal = [r for r in map(recipient, to) if r is not None]
     crowd = await followers(session, account) if to_followers else []
     row = OutboundActivity(
@@ -80,7 +82,7 @@ async def enqueue(
     session.add(row)
     await session.flush()
     now = rt.now()
-    for inbox in delivery_inboxes(crowd, personal):
+    for inbox in dict.fromkeys([*delivery_inboxes(crowd, personal), *inboxes]):
         if rt.urls.is_local(inbox):
             continue
         session.add(Delivery(activity_id=row.id, inbox_uri=inbox, host=authority_of(inbox),

@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import func, select
 
 from instance.accounts import get_local
+from instance.generation import asks
 from instance.generation.requests import enqueue
 from instance.generation.worker import GenerationWorker, load_configured_pipeline, staged_factory
 from instance.runtime import Runtime
-from instance.storage.models import GenerationJob, MediaAttachment, Post
+from instance.storage.models import Account, GenerationJob, MediaAttachment, Post
 from tests.instance.cli.conftest import CliInstance
 from tests.instance.generation_fixtures import share_cache, tiny_cache  # noqa: F401
 
@@ -112,11 +113,32 @@ def test_a_cancelled_queued_job_is_never_claimed(inst: CliInstance) -> None:
     assert "no generation job 'nope'" in one_error(inst.dl("queue", "cancel", "nope", "--yes"))
 
 
+async def ask(rt: Runtime) -> str:
+    """Someone on another server mentions the bot with a prompt; the job that answers."""
+    tiny(rt)
+    async with rt.session() as s:
+        bot = await get_local(s, "painter")
+        asker = Account(
+            username="alice", username_key="alice", domain="far.example", local=False,
+            uri="https://far.example/users/alice", kind="Person",
+        )  # fmt: skip
+        s.add(asker)
+        await s.flush()
+        post = Post(uri="https://far.example/statuses/1", account_id=asker.id, local=False,
+                    content="<p>@painter a heron</p>", source="@painter a heron")  # fmt: skip
+        s.add(post)
+        await s.flush()
+        assert await asks.on_mention(s, rt, post, bot, asker) == "queued"
+        job = await s.scalar(select(GenerationJob).where(GenerationJob.account_id == bot.id))
+        assert job is not None and "answer" in job.then
+        return job.public_id
+
+
 def test_a_running_job_cancelled_mid_generation_leaves_nothing(inst: CliInstance) -> None:
-    """The admin cancels a job while the GPU is making its image: the worker finishes the
-    batch, then discards the image file, writes no media row and runs no `then` step (no
-    post; for an ask, no reply)."""
-    (job,) = queue_jobs(inst, "a heron")
+    """The admin cancels an ask's job while the GPU is making its image: the worker finishes
+    the batch, then discards the image file, writes no media row and runs no `then` step:
+    the asker gets no reply (neither the picture nor a failure notice)."""
+    job = inst.db(ask)
     answers: list[Any] = []
 
     def cancel_while_generating(stage: str) -> None:
@@ -128,7 +150,7 @@ def test_a_running_job_cancelled_mid_generation_leaves_nothing(inst: CliInstance
     assert r.exit_code == 0, r.output
     assert '"was": "running"' in r.stdout
     assert jobs_by_id(inst)[job]["status"] == "cancelled"
-    assert counts(inst) == (0, 0)
+    assert counts(inst) == (1, 0)  # only the asker's post: no reply, no image
     media = inst.settings().media_path
     assert not list(media.glob("*.png")), "the cancelled job's image was left on disk"
 
