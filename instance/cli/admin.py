@@ -18,6 +18,7 @@ from instance.cli.common import (
     YesOption,
     app,
     confirm_or_abort,
+    err,
     fail,
     out,
     print_json,
@@ -163,8 +164,7 @@ def act_on_report(
     directory: DirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Act on a report (delete its posts, suspend the account, block its domain); the report
-    is then resolved with the actions recorded."""
+    """Act on a report: delete its posts, suspend the account, block its domain; resolves it."""
     settings = settings_for(directory)
     asked = (
         ("delete the reported posts", delete_posts),
@@ -223,7 +223,8 @@ def report(
             row = {**row, "forwarded_to": sent.inbox}
         return row
 
-    row = run(with_runtime(settings, go))
+    with err.status("finding the account and posts", spinner="dots"):
+        row = run(with_runtime(settings, go))
     if as_json:
         print_json(row)
         return
