@@ -14,14 +14,14 @@ Errors a person can fix are one line on stderr and a non-zero exit, never a trac
 """
 
 from instance.cli import accounts, admin, bench, generate, generator_admin, server, social
-from instance.cli.common import app
+from instance.cli.common import app, entry_point
 
 # each adds its commands
 COMMAND_MODULES = (accounts, admin, bench, generate, generator_admin, server, social)
 
 
 def main() -> None:
-    app()
+    entry_point()  # one error line for any unexpected exception
 
 
 __all__ = ["COMMAND_MODULES", "app", "main"]

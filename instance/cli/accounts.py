@@ -18,6 +18,7 @@ from instance.cli.common import (
     account_row,
     fail,
     out,
+    persona_text,
     print_json,
     run,
     settings_for,
@@ -142,7 +143,8 @@ def account_show(
         print_json(row)
         return
     for key, value in row.items():
-        out.print(f"[bold]{key}[/]: {escape(str(value))}", highlight=False)
+        shown = persona_text(value) if key == "persona" else str(value)
+        out.print(f"[bold]{key}[/]: {escape(shown)}", highlight=False)
 
 
 def _option(name: str, parse: Callable[[str], T], value: str | None) -> T | None:

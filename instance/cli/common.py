@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -83,6 +85,39 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise AssertionError("unreachable") from exc
 
 
+TRACEBACK_ENV = "DREAMLOOM_TRACEBACK"
+# The machine-learning libraries warn about their own deprecations on every generation; an
+# admin can do nothing about them. Filtered here, the one place, for every command.
+QUIET_LIBRARIES = r"(transformers|torchvision|diffusers|huggingface_hub|accelerate|torch)(\.|$)"
+
+
+def quiet_library_warnings() -> None:
+    for category in (FutureWarning, UserWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category, module=QUIET_LIBRARIES)
+
+
+def entry_point() -> None:
+    """The `dreamloom` entry point. Any exception a command did not expect is one
+    `error: ...` line and exit code 1, never a traceback; DREAMLOOM_TRACEBACK=1 shows it."""
+    quiet_library_warnings()
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("[bold red]error:[/] interrupted", highlight=False)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+            raise
+        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        err.print(
+            f"[bold red]error:[/] {escape(what)} "
+            f"(unexpected; set {TRACEBACK_ENV}=1 to see the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
+
+
 def settings_for(directory: Path | None) -> Settings:
     try:
         return load_settings(locate_config(directory))
@@ -102,6 +137,21 @@ async def with_runtime(settings: Settings, fn: Callable[[Runtime], Awaitable[T]]
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def persona_text(persona: dict[str, Any] | None) -> str:
+    """An AI account's persona as a person reads it: "style: ink wash; steps: 2; ..."."""
+    if not persona:
+        return "none"
+    parts: list[str] = []
+    for key, value in persona.items():
+        if isinstance(value, dict):
+            parts.extend(f"{k}: {v}" for k, v in value.items() if v not in ("", None))
+        elif isinstance(value, list):
+            parts.append(f"{key}: " + " | ".join(str(v) for v in value))
+        elif value not in ("", None):
+            parts.append(f"{key}: {value}")
+    return "; ".join(parts) or "none"
 
 
 def account_row(a: Account, settings: Settings) -> dict[str, Any]:
