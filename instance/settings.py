@@ -92,6 +92,16 @@ class GeneratorSettings:
     min_free_disk_mb: int = 1024
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass
+class LoggingSettings:
+    level: str = "info"  # debug | info | warning | error (instance/logs.py)
+    format: str = "text"  # text | json (one JSON object a line)
+
+
 @dataclass
 class Settings:
     instance: InstanceSettings = field(default_factory=InstanceSettings)
@@ -99,6 +109,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     federation: FederationSettings = field(default_factory=FederationSettings)
     generator: GeneratorSettings = field(default_factory=GeneratorSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
     config_path: Path | None = None
 
     # -- derived values, one place each ------------------------------------------------
@@ -217,6 +228,14 @@ def _validate(settings: Settings, path: Path | None) -> None:
         )
     if not 0 < settings.server.port < 65536:
         raise ConfigError(f"[server] port must be 1-65535, got {settings.server.port}{where}")
+    logs = settings.logging
+    logs.level, logs.format = logs.level.lower(), logs.format.lower()
+    if logs.level not in LOG_LEVELS:
+        raise ConfigError(
+            f"[logging] level must be {', '.join(LOG_LEVELS)}, got {logs.level!r}{where}"
+        )
+    if logs.format not in LOG_FORMATS:
+        raise ConfigError(f'[logging] format must be "text" or "json", got {logs.format!r}{where}')
     gen = settings.generator
     if gen.device not in {"auto", "cpu", "cuda", "mps"} and not gen.device.startswith("cuda:"):
         raise ConfigError(f"[generator] device must be auto, cpu, cuda or cuda:N{where}")

@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.markup import escape
 
 from generator.locating import BUILTIN_TINY
+from instance import logs
 from instance.app import create_app
 from instance.cli.common import (
     DirOption,
     app,
     db_app,
-    err,
     fail,
     out,
     run,
@@ -86,15 +85,15 @@ def serve(
     bind_host = host or settings.server.host
     bind_port = port or settings.server.port
     application = create_app(settings, run_workers=workers)
-    err.print(f"Dreamloom serving {settings.base_url} on http://{bind_host}:{bind_port}")
-    uvicorn.run(
+    # logs, the access log and the clean stop on SIGTERM: instance/logs.py
+    logs.serve(
         application,
+        settings.logging,
+        f"Dreamloom serving {settings.base_url} on http://{bind_host}:{bind_port}",
         host=bind_host,
         port=bind_port,
         proxy_headers=bool(settings.server.trusted_proxies.strip()),
         forwarded_allow_ips=settings.server.trusted_proxies.strip() or None,
-        log_level="warning",
-        access_log=False,
         server_header=False,
     )
 

@@ -124,6 +124,10 @@ class DbJobStore:
                     return
                 media = await self._record(s, row, result)
                 await self._then(s, row, media, result)
+            t = result.timings
+            took = round(t.load_ms + t.denoise_ms + t.decode_ms + t.encode_ms)
+            log.info("generation job %s done in %d ms (%dx%d)", job_id, took, result.width,
+                     result.height, extra={"job": int(job_id), "duration_ms": took})
         except Exception as exc:
             log.exception("the follow-up step of generation job %s failed", job_id)
             await self._after_step_failure(job_id, result, exc)
@@ -185,6 +189,9 @@ class DbJobStore:
             if row is None:
                 return
             delay = GENERATION.retry_delay(row.attempts) if retry else None
+            log.info("generation job %s failed%s: %s", job_id,
+                     ", retried later" if delay is not None else "", reason,
+                     extra={"job": int(job_id), "reason": reason})
             if delay is not None:
                 jobs.retry(row, now, delay, reason)
             else:

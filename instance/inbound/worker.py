@@ -174,6 +174,7 @@ class InboxWorker:
 
     async def handle(self, item: InboxItem) -> None:
         item_id, attempts, now = item.id, item.attempts, self.rt.now()
+        sender = item.actor_uri  # read now: a rollback below expires the row's attributes
         try:
             activity = Activity(json.loads(item.body))
             actor, obj = await dereference(self.rt, activity)
@@ -182,12 +183,16 @@ class InboxWorker:
                 jobs.finish(item, now)
                 await session.flush()  # write first: SQLite's write lock before any read
                 await dispatch(Inbound(self.rt, session, activity, actor, obj, now))
+            _log_item("handled", item_id, sender, activity.type)
         except Skip as skip:
             why = str(skip)
             await self._settle(item_id, lambda row: _skipped(row, now, why))
+            _log_item("skipped", item_id, sender, None, why)
         except (ActorUnavailable, FetchError, OperationalError) as exc:
             error = f"{type(exc).__name__}: {exc}"
             delay = retry_delay(attempts, exc)
+            outcome = "failed" if delay is None else "failed, retried later"
+            _log_item(outcome, item_id, sender, None, error)
             if delay is None:
                 await self._settle(item_id, lambda row: jobs.fail(row, now, error))
             else:
@@ -200,6 +205,16 @@ class InboxWorker:
     async def _settle(self, item_id: int, change: Callable[[InboxItem], None]) -> None:
         async with self.rt.session() as session:
             change(await session.get_one(InboxItem, item_id))
+
+
+def _log_item(what: str, item_id: int, actor: str, kind: str | None, reason: str = "") -> None:
+    """One info line per inbox item: handled, skipped or failed (with why), and from where."""
+    host = sender_host(actor)
+    log.info(
+        "inbox item %s%s from %s %s%s", item_id, f" ({kind})" if kind else "", host, what,
+        f": {reason}" if reason else "",
+        extra={"item": item_id, "kind": kind, "host": host, "outcome": what, "reason": reason},
+    )  # fmt: skip
 
 
 def sender_host(actor: str) -> str:

@@ -46,6 +46,7 @@ from activitypub.errors import DeliveryError
 from activitypub.signatures import SignatureScheme
 from activitypub.urls import authority_of
 from instance import jobs
+from instance.moderation import suspension
 from instance.outbound import domains
 from instance.queues import DELIVERY, ONE_TRY_KINDS
 from instance.runtime import Runtime
@@ -269,6 +270,7 @@ class DeliveryWorker:
                 jobs.due(Delivery, now),
                 Delivery.host.not_in(domains.unavailable_hosts()),
                 Delivery.id.not_in([job.id for job in in_flight]),
+                Delivery.activity_id.not_in(suspension.held_activities()),  # held, not lost
             )
             .subquery()
         )
@@ -330,6 +332,15 @@ class DeliveryWorker:
                 answered_hosts.add(row.host)
             signed = self.activities.get(row.activity_id)
             self._apply(row, outcome, now, retried=signed is None or signed.retried)
+            if outcome.kind == "delivered":
+                log.info("delivered to %s (%s)", row.host, outcome.status,
+                         extra={"host": row.host, "inbox": row.inbox_uri, "status": outcome.status})
+            else:
+                status_now: str = row.status  # what _apply made it
+                then = "retried later" if status_now == "queued" else f"{status_now}, not retried"
+                log.info("delivery to %s failed: %s (%s)", row.host, outcome.detail, then,
+                         extra={"host": row.host, "inbox": row.inbox_uri, "reason": outcome.detail,
+                                "status": outcome.status, "next": row.status})
             if outcome.kind == "delivered" and outcome.scheme != self.schemes.get(
                 row.host, "cavage"
             ):
