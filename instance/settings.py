@@ -28,6 +28,11 @@ from instance.errors import ConfigError
 
 CONFIG_FILENAME = "config.toml"
 ENV_PREFIX = "DREAMLOOM_"
+# The repository's own config.toml is documentation, marked `example = true` at its top:
+# a command run next to it without --dir or DREAMLOOM_CONFIG acts on the quick-start
+# instance that scripts/start.sh makes in this directory instead (locate_config).
+EXAMPLE_MARKER = "example"
+QUICK_START_DIR = "instance-data"
 
 @dataclass
 class InstanceSettings:
@@ -265,6 +270,8 @@ def settings_from_dict(
     where = _where(path)
     settings = Settings(config_path=path.resolve() if path else None)
     for section, values in data.items():
+        if section == EXAMPLE_MARKER and isinstance(values, bool):
+            continue  # the example's marker; loading it on purpose (--dir) is fine
         if section not in SECTIONS:
             known = ", ".join(f"[{s}]" for s in SECTIONS)
             raise ConfigError(f"unknown section [{section}]{where} (known sections: {known})")
@@ -303,6 +310,12 @@ def load_settings(path: Path, env: dict[str, str] | None = None) -> Settings:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        if path.parent.name == QUICK_START_DIR and is_example(path.parent.parent / CONFIG_FILENAME):
+            raise ConfigError(
+                f"no quick-start instance at {path.parent} (the config.toml here is only the "
+                "example): make it with `bash scripts/start.sh`, or `dreamloom init --domain "
+                f"HOST --dir {QUICK_START_DIR}`; or point --dir at another instance"
+            ) from None
         raise ConfigError(
             f"no configuration at {path}: run `dreamloom init --domain HOST` there, "
             "or point --dir / DREAMLOOM_CONFIG at an instance"
@@ -316,8 +329,17 @@ def load_settings(path: Path, env: dict[str, str] | None = None) -> Settings:
     return settings_from_dict(data, path, env)
 
 
+def is_example(path: Path) -> bool:
+    """Whether `path` is the repository's example config.toml (`example = true` on top)."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8")).get(EXAMPLE_MARKER) is True
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+
+
 def locate_config(directory: Path | None, env: dict[str, str] | None = None) -> Path:
-    """--dir PATH, else DREAMLOOM_CONFIG, else ./config.toml."""
+    """--dir PATH, else DREAMLOOM_CONFIG, else ./config.toml, unless that is the example:
+    then ./instance-data/config.toml, the quick-start instance (which may not exist yet)."""
     environ = env if env is not None else os.environ
     if directory is not None:
         return (
@@ -325,7 +347,10 @@ def locate_config(directory: Path | None, env: dict[str, str] | None = None) -> 
         )
     if environ.get("DREAMLOOM_CONFIG"):
         return Path(environ["DREAMLOOM_CONFIG"])
-    return Path.cwd() / CONFIG_FILENAME
+    here = Path.cwd() / CONFIG_FILENAME
+    if is_example(here):
+        return Path.cwd() / QUICK_START_DIR / CONFIG_FILENAME
+    return here
 
 
 def as_toml_dict(settings: Settings) -> dict[str, dict[str, Any]]:
