@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from instance.content.text import plain_text
 from instance.content.visibility import publicly_listed, visible_to
+from instance.moderation.suspension import shown_author
 from instance.storage.models import Account, Boost, Follow, MediaAttachment, Mention, Post
 from instance.urls import LocalUrls
 
@@ -67,7 +68,8 @@ async def read(
     now: datetime,
 ) -> list[Entry]:
     """One page of a timeline, newest first. `kind`: home/local/federated, or "account"."""
-    where = [*_posts_where(kind, viewer, author), Post.deleted_at.is_(None)]
+    # suspended (and deleted) authors are hidden everywhere: instance/moderation/suspension.py
+    where = [*_posts_where(kind, viewer, author), Post.deleted_at.is_(None), shown_author()]
     # Home merges the posts of hundreds of accounts: asking for all of them and sorting would
     # sort every post they ever wrote, so look back over growing windows until one holds a page.
     upper = before or now
@@ -121,7 +123,12 @@ async def _page(
         boosts_q = (
             select(Boost.post_id, Boost.id, Boost.published)
             .join(Post, Post.id == Boost.post_id)
-            .where(Boost.account_id.in_(followed), Post.deleted_at.is_(None), publicly_listed())
+            .where(
+                Boost.account_id.in_(followed),
+                Post.deleted_at.is_(None),
+                publicly_listed(),
+                shown_author(),
+            )
         )
         if before is not None:
             boosts_q = boosts_q.where(Boost.published < before)

@@ -8,9 +8,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from instance.accounts import find_local
+from activitypub.objects import AS_CONTEXT
 from instance.content import collections
 from instance.content.render import actor_document, collection_page, ordered_collection
+from instance.content.suspensions import suspended_actor
+from instance.moderation import suspension
 from instance.routes.common import (
     ActivityJSONResponse,
     error_json,
@@ -22,11 +24,22 @@ from instance.storage.models import Account
 from instance.urls import INSTANCE_ACTOR_USERNAME
 
 
-async def _account_or_404(request: Request, username: str) -> Account | Response:
+async def _account_or_404(
+    request: Request, username: str, *, suspended_ok: bool = False
+) -> Account | Response:
+    """The account, or the answer instead: 404, 410 once deleted, 403 while suspended
+    (instance/moderation/suspension.py; the actor itself is still served, minimal)."""
     async with runtime(request).sessions() as session:
-        account = await find_local(session, username)
+        account = await suspension.local_owner(session, username)
     if account is None:
         return error_json("no such account", 404)
+    status = suspension.page_status(account)
+    if status == suspension.GONE_STATUS:
+        return ActivityJSONResponse(
+            {"@context": AS_CONTEXT, "id": account.uri, "type": "Tombstone"}, status_code=status
+        )
+    if status is not None and not suspended_ok:
+        return error_json("this account is suspended", status)
     return account
 
 
@@ -38,10 +51,12 @@ async def actor(request: Request) -> Response:
         if username == INSTANCE_ACTOR_USERNAME:
             return RedirectResponse("/about", status_code=303, headers={"Vary": "Accept"})
         return RedirectResponse(f"/@{username}", status_code=303, headers={"Vary": "Accept"})
-    found = await _account_or_404(request, username)
+    found = await _account_or_404(request, username, suspended_ok=True)
     if isinstance(found, Response):
         return found
     rt = runtime(request)
+    if suspension.is_suspended(found):  # Mastodon's minimal actor, so its key still verifies
+        return ActivityJSONResponse(suspended_actor(rt, found))
     doc = actor_document(found, rt.urls, rt.settings.host, rt.settings.generator.model)
     return ActivityJSONResponse(doc)
 

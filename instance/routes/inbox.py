@@ -46,6 +46,7 @@ from instance.errors import Refused
 from instance.inbound.intake import Intake, admit
 from instance.inbound.keyring import KeyRing
 from instance.inbound.limits import InboxLimits
+from instance.moderation import suspension
 from instance.routes.common import client_ip, error_json, runtime
 from instance.runtime import Runtime
 
@@ -135,6 +136,9 @@ async def receive(request: Request, rt: Runtime, intake: Intake, body: bytes) ->
     username = request.path_params.get("username")
     if username is not None and not await intake.has_account(username):
         return error_json("no such account", 404)
+    async with rt.sessions() as session:  # an admin suspended this remote account
+        if await suspension.refuses_actor(session, signed.owner):
+            return error_json("this account is suspended here", 403)
     try:
         stored = admit(document, signed.owner, rt.urls)
         if stored is not None:

@@ -12,6 +12,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from instance.inbound.media_cache import RemoteMedia
+from instance.moderation import suspension
 from instance.routes.common import error_json, runtime
 
 SAFE_NAME = re.compile(r"^[0-9a-z]{20,64}\.(png|jpg)$")  # our generated names only
@@ -38,9 +39,12 @@ async def media(request: Request) -> Response:
     name = request.path_params["name"]
     if not SAFE_NAME.match(name):
         return error_json("no such file", 404)
-    path = runtime(request).settings.media_path / name
+    rt = runtime(request)
+    path = rt.settings.media_path / name
     if not path.is_file():
         return error_json("no such file", 404)
+    if await rt.service(suspension.HiddenMedia).hidden(name):
+        return error_json("this account is suspended", suspension.SUSPENDED_STATUS)
     return FileResponse(
         path,
         media_type=TYPES[name.rsplit(".", 1)[1]],

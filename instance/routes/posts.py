@@ -20,6 +20,7 @@ from instance.content.notes import create_json, note_json
 from instance.content.quotes import stamp_json
 from instance.content.render import collection_page, ordered_collection
 from instance.content.visibility import served_unsigned
+from instance.moderation import suspension
 from instance.routes.common import (
     ActivityJSONResponse,
     error_json,
@@ -35,9 +36,12 @@ async def find_post(request: Request) -> tuple[Account, Post] | Response:
     anyone may see it; else the answer: 404, or 410 with a Tombstone once deleted."""
     rt = runtime(request)
     async with rt.sessions() as session:
-        account = await find_local(session, request.path_params["username"])
+        account = await suspension.local_owner(session, request.path_params["username"])
         if account is None:
             return error_json("no such post", 404)
+        status = suspension.page_status(account)  # 410 once deleted, 403 while suspended
+        if status is not None:
+            return error_json("this account is suspended or deleted", status)
         post = await session.scalar(
             select(Post)
             .where(Post.public_id == request.path_params["public_id"],

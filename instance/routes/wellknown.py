@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from activitypub.notes import DREAMLOOM_TERMS
 from instance import __version__
-from instance.accounts import find_local
+from instance.moderation import suspension
 from instance.routes.common import JRDResponse, error_json, runtime
 from instance.storage.models import Account, Post
 from instance.urls import INSTANCE_ACTOR_USERNAME
@@ -38,13 +38,14 @@ async def webfinger(request: Request) -> Response:
                     select(Account).where(
                         Account.local.is_(True),
                         (Account.uri == key) | (Account.url == key),
-                        Account.deleted_at.is_(None),
                     )
                 )
             else:
-                account = await find_local(session, key)
+                account = await suspension.local_owner(session, key)
         if account is None:
             return None
+        if suspension.is_gone(account):  # a suspended account is still found
+            raise WebFingerError(f"{account.username} was deleted", suspension.GONE_STATUS)
         profile = None if account.username == INSTANCE_ACTOR_USERNAME else account.url
         return FingerTarget(account.username, account.uri, profile, account.avatar_url)
 

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from instance.accounts import MAX_PASSWORD_BYTES, find_local, hash_password, needs_rehash
 from instance.accounts import verify_password as check_password
+from instance.moderation import suspension
 from instance.routes.common import client_ip, runtime
 from instance.storage.models import Account
 from instance.urls import INSTANCE_ACTOR_USERNAME
@@ -66,6 +67,8 @@ async def login(request: Request, form: dict[str, str]) -> Response:
         account = await find_local(session, username) if username else None
         if account is not None and account.username == INSTANCE_ACTOR_USERNAME:
             account = None
+        if account is not None and not suspension.may_log_in(account):
+            account = None  # suspended: refused like a wrong password, after the same work
         ok = await asyncio.to_thread(check_password, account or _decoy(), password)
         ok = ok and account is not None
         if ok and account is not None and needs_rehash(account):

@@ -10,10 +10,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from instance import __version__
-from instance.accounts import find_local, list_local
+from instance.accounts import list_local
 from instance.content import collections, timelines
 from instance.content.lineage import lineage_of
 from instance.content.timelines import Entry
+from instance.moderation import suspension
 from instance.routes.common import ActivityJSONResponse, runtime, wants_activity_json
 from instance.routes.posts import find_post, note_of
 from instance.urls import INSTANCE_ACTOR_USERNAME
@@ -52,9 +53,12 @@ async def profile(request: Request) -> Response:
     rt = runtime(request)
     username = request.path_params["username"]
     async with rt.sessions() as session:
-        account = await find_local(session, username)
+        account = await suspension.local_owner(session, username)
         if account is None or account.username == INSTANCE_ACTOR_USERNAME:
             return page(request, "home.html", {"accounts": []}, status=404)
+        status = suspension.page_status(account)  # 403 suspended, 410 deleted
+        if status is not None:
+            return page(request, "home.html", {"accounts": []}, status=status)
         viewer = await current_account(request, session)
         entries = await timelines.read(session, "account", author=account, viewer=viewer,
                                        now=rt.now())  # fmt: skip

@@ -35,6 +35,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from instance.moderation import suspension
 from instance.runtime import Runtime
 from instance.storage.models import Account
 
@@ -188,7 +189,7 @@ async def current_account(request: Request, session: Any) -> Account | None:
     if (
         account is None
         or not account.local
-        or account.deleted_at is not None
+        or not suspension.may_log_in(account)  # suspended or deleted
         or not hmac.compare_digest(password_key(rt, account), s.key)
     ):
         return None
