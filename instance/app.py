@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -26,12 +27,14 @@ from instance.setup import ensure_instance
 from instance.web import (
     compose,
     follow,
+    icons,
     login,
     notifications,
     pages,
     post_actions,
     timelines,
 )
+from instance.web.errors import ErrorPages
 from instance.workers import Worker, Workers
 
 
@@ -49,6 +52,7 @@ def all_routes() -> list[BaseRoute]:
         *follow.routes,
         *notifications.routes,
         *post_actions.routes,
+        *icons.routes,
     ]
 
 
@@ -88,6 +92,7 @@ def create_app(
         routes=all_routes(),
         lifespan=lifespan,
         exception_handlers={ClientDisconnect: gone_client},
+        middleware=[Middleware(ErrorPages)],  # browsers get the site's 404/410 page
     )
 
 

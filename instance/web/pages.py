@@ -19,6 +19,7 @@ from instance.routes.common import ActivityJSONResponse, runtime, wants_activity
 from instance.routes.posts import find_post, note_of
 from instance.urls import INSTANCE_ACTOR_USERNAME
 from instance.web.cards import cards
+from instance.web.errors import not_found
 from instance.web.sessions import current_account
 from instance.web.templating import HERE, page
 
@@ -55,10 +56,12 @@ async def profile(request: Request) -> Response:
     async with rt.sessions() as session:
         account = await suspension.local_owner(session, username)
         if account is None or account.username == INSTANCE_ACTOR_USERNAME:
-            return page(request, "home.html", {"accounts": []}, status=404)
+            return not_found(request, f"There is no account @{username} on this instance.")
         status = suspension.page_status(account)  # 403 suspended, 410 deleted
         if status is not None:
-            return page(request, "home.html", {"accounts": []}, status=status)
+            gone = status == 410
+            said = "This account has been deleted." if gone else "This account is suspended."
+            return not_found(request, said, status)
         viewer = await current_account(request, session)
         entries = await timelines.read(session, "account", author=account, viewer=viewer,
                                        now=rt.now())  # fmt: skip
