@@ -6,6 +6,7 @@ Errors a person can fix are one line on stderr and a non-zero exit, never a trac
     common.py    the Typer apps, consoles, options, error handling, runtimes
     server.py    init, serve, db upgrade
     accounts.py  account create, list, show, set
+    account_admin.py  account suspend, unsuspend, delete, password, rotate-key, avatar
     generate.py  generate, post, queue, bench generate
     social.py    follow, like, boost, remix, delete, timeline, notifications, ...
     admin.py     pin, unpin, reports
@@ -13,11 +14,29 @@ Errors a person can fix are one line on stderr and a non-zero exit, never a trac
     generator_admin.py  queue cancel, generator pause/resume/status
 """
 
-from instance.cli import accounts, admin, bench, generate, generator_admin, server, social
+from instance.cli import (
+    account_admin,
+    accounts,
+    admin,
+    bench,
+    generate,
+    generator_admin,
+    server,
+    social,
+)
 from instance.cli.common import app, entry_point
 
 # each adds its commands
-COMMAND_MODULES = (accounts, admin, bench, generate, generator_admin, server, social)
+COMMAND_MODULES = (
+    account_admin,
+    accounts,
+    admin,
+    bench,
+    generate,
+    generator_admin,
+    server,
+    social,
+)
 
 
 def main() -> None:
