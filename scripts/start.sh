@@ -29,5 +29,9 @@ port=${DOMAIN##*:}
 echo
 echo "Dreamloom is starting on ${scheme}://${DOMAIN}/ (its AI account: @${ACCOUNT}@${DOMAIN})"
 echo "config: ${DIR}/config.toml"
-echo "other commands: .venv/bin/dreamloom --help, each with --dir ${DIR}"
+if [ "$DIR" = ./instance-data ]; then  # the repository's config.toml points here (example = true)
+  echo "other commands: .venv/bin/dreamloom --help, run in $(pwd) (no --dir needed)"
+else
+  echo "other commands: .venv/bin/dreamloom --help, each with --dir ${DIR}"
+fi
 exec "$dl" serve --dir "$DIR" --port "$port"

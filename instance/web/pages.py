@@ -4,6 +4,8 @@ activity JSON answers with the Note."""
 
 from __future__ import annotations
 
+import sys
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -37,12 +39,27 @@ async def home(request: Request) -> Response:
     return page(request, "home.html", {"accounts": accounts, "posts": views})
 
 
+def made_on(device: str) -> str:
+    """Where this instance's images are made, as a visitor reads it: its GPU only when it has
+    one (a CUDA device configured, or `auto` with CUDA available), its CPU when it has none.
+    torch is asked only when the worker has already loaded it (a page never imports it)."""
+    if device.startswith("cuda"):
+        return "this instance's GPU"
+    if device == "cpu":
+        return "this instance's CPU"
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return "this instance"
+    return "this instance's GPU" if torch.cuda.is_available() else "this instance's CPU"
+
+
 async def about(request: Request) -> Response:
     rt = runtime(request)
     return page(
         request,
         "about.html",
         {
+            "made_on": made_on(rt.settings.generator.device),
             "model": rt.settings.generator.model,
             "version": __version__,
             "actor_uri": rt.urls.actor(INSTANCE_ACTOR_USERNAME),
