@@ -133,24 +133,27 @@ def account_unsuspend(
     _suspension(directory, who, as_json, lift=True)
 
 
-async def _deliver_until_done(rt: Runtime, activity_id: int, timeout_s: float) -> tuple[int, int]:
+async def _deliver_until_done(
+    rt: Runtime, activity_id: int, timeout_s: float
+) -> account_delete.Progress:
     """Send the Delete's deliveries from here (alongside a running `dreamloom serve`: rows
-    are leased, never sent twice at once) until each has ended or `timeout_s` passed."""
+    are leased, never sent twice at once) until each has ended, or waits for a paused
+    server, or `timeout_s` passed."""
     worker = DeliveryWorker(rt)
-    ended, total = await account_delete.delivery_progress(rt, activity_id)
+    now = await account_delete.delivery_progress(rt, activity_id)
     deadline = time.monotonic() + timeout_s
     with Progress(
         TextColumn("Delete to known inboxes"), BarColumn(), MofNCompleteColumn(), console=err,
         transient=True,
     ) as bar:  # fmt: skip
-        task = bar.add_task("deliveries", total=total, completed=ended)
-        while ended < total and time.monotonic() < deadline:
+        task = bar.add_task("deliveries", total=now.total, completed=now.ended)
+        while not now.settled and time.monotonic() < deadline:
             await worker.run_once()
-            ended, total = await account_delete.delivery_progress(rt, activity_id)
-            bar.update(task, completed=ended, total=total)
-            if ended < total:
+            now = await account_delete.delivery_progress(rt, activity_id)
+            bar.update(task, completed=now.ended, total=now.total)
+            if not now.settled:
                 await asyncio.sleep(WAIT_POLL_S)  # retries wait for their time
-    return ended, total
+    return now
 
 
 @account_app.command("delete")
@@ -186,7 +189,8 @@ def account_delete_cmd(
             done = await account_delete.delete_account(rt, account)
         ended, total = 0, done.inboxes
         if wait:
-            ended, total = await _deliver_until_done(rt, done.activity_id, timeout)
+            now = await _deliver_until_done(rt, done.activity_id, timeout)
+            ended, total = now.ended, now.total
         keys_dropped = await account_delete.forget_spent_keys(rt)
         return {
             "account": name,

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from activitypub.objects import AS_CONTEXT, AS_PUBLIC
 from activitypub.urls import authority_of
 from instance.errors import UserError
+from instance.outbound.domains import unavailable_hosts
 from instance.outbound.fanout import serialise
 from instance.runtime import Runtime
 from instance.storage.ids import new_public_id
@@ -162,25 +163,38 @@ async def _purge(s: AsyncSession, row: Account) -> None:
         delete(Like).where(or_(Like.account_id == row.id, Like.post_id.in_(mine))),
         delete(Boost).where(or_(Boost.account_id == row.id, Boost.post_id.in_(mine))),
         delete(Follow).where(or_(Follow.follower_id == row.id, Follow.followee_id == row.id)),
-        delete(GenerationJob).where(
-            GenerationJob.account_id == row.id, GenerationJob.status.in_(("queued", "running"))
-        ),
+        update(GenerationJob)
+        .where(GenerationJob.account_id == row.id, GenerationJob.status.in_(("queued", "running")))
+        .values(status="cancelled", last_error="the account was deleted"),
         delete(MediaAttachment).where(MediaAttachment.account_id == row.id),
         delete(Post).where(Post.account_id == row.id),
     ):
         await s.execute(stmt.execution_options(synchronize_session=False))
 
 
-async def delivery_progress(rt: Runtime, activity_id: int) -> tuple[int, int]:
-    """(ended, total) deliveries of the Delete."""
+@dataclass(frozen=True)
+class Progress:
+    ended: int  # done, failed, gone (or cancelled)
+    paused: int  # waiting for a paused or blocked server (instance/outbound/domains.py)
+    total: int
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more will happen soon: every delivery ended or waits for a paused server."""
+        return self.ended + self.paused >= self.total
+
+
+async def delivery_progress(rt: Runtime, activity_id: int) -> Progress:
+    """Where the Delete's deliveries stand."""
+    ours = Delivery.activity_id == activity_id
+    open_ = Delivery.status.not_in(FINISHED)
     async with rt.sessions() as s:
-        total = await s.scalar(select(func.count()).where(Delivery.activity_id == activity_id))
-        ended = await s.scalar(
-            select(func.count()).where(
-                Delivery.activity_id == activity_id, Delivery.status.in_(FINISHED)
-            )
+        total = await s.scalar(select(func.count()).where(ours))
+        ended = await s.scalar(select(func.count()).where(ours, ~open_))
+        paused = await s.scalar(
+            select(func.count()).where(ours, open_, Delivery.host.in_(unavailable_hosts()))
         )
-    return int(ended or 0), int(total or 0)
+    return Progress(int(ended or 0), int(paused or 0), int(total or 0))
 
 
 async def forget_spent_keys(rt: Runtime) -> int:

@@ -18,7 +18,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from instance.accounts import NewAccount, create_account, get_local, verify_password
-from instance.content import actions, timelines
+from instance.content import account_delete, actions, timelines
 from instance.content.posting import Draft, publish
 from instance.inbound import resolve
 from instance.inbound.worker import InboxWorker
@@ -29,6 +29,7 @@ from instance.setup import ensure_instance
 from instance.storage.models import (
     Account,
     Delivery,
+    DomainHealth,
     Follow,
     InboxItem,
     OutboundActivity,
@@ -411,3 +412,40 @@ def test_suspension_ends_web_sessions_and_hides_media(
                 assert (await login(other, "painter")).status_code == 303
 
     inst.db(scenario)
+
+
+def test_delete_keeps_the_key_while_a_delivery_waits(cli_instance: CliInstance) -> None:
+    """`delete --wait` does not wait for a server whose deliveries are paused: it returns,
+    the Delete stays queued there and the private key is kept (the receiver still has to
+    verify it); once that delivery has ended the key is dropped."""
+    inst = cli_instance
+    inst.ok("account", "create", "painter", "--no-pictures")
+
+    async def arrange(rt: Runtime) -> None:
+        async with rt.session() as s:
+            s.add(Account(username="far", username_key="far", domain="paused.example",
+                          local=False, uri="https://paused.example/users/far",
+                          inbox_uri="https://paused.example/users/far/inbox",
+                          shared_inbox_uri="https://paused.example/inbox"))  # fmt: skip
+            s.add(DomainHealth(host="paused.example", paused=True))
+
+    inst.db(arrange)
+    done = inst.json("account", "delete", "painter", "--wait", "--yes", "--timeout", "60")
+    assert done["inboxes"] == 1 and done["deliveries_ended"] == 0
+    assert done["key_dropped"] is False
+
+    async def end_it(rt: Runtime) -> tuple[bool, int, bool]:
+        async with rt.session() as s:
+            (row,) = await s.scalars(select(Delivery))
+            painter = await s.scalar(select(Account).where(Account.username == "painter"))
+            assert painter is not None
+            had_key = painter.private_key_pem is not None
+            assert row.status == "queued" and row.inbox_uri == "https://paused.example/inbox"
+            row.status = "done"
+        dropped = await account_delete.forget_spent_keys(rt)
+        async with rt.sessions() as s:
+            painter = await s.scalar(select(Account).where(Account.username == "painter"))
+            assert painter is not None
+            return had_key, dropped, painter.private_key_pem is None
+
+    assert inst.db(end_it) == (True, 1, True)
