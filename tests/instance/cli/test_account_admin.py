@@ -174,42 +174,51 @@ def test_suspended_remote_account_is_refused_at_the_inbox_and_hidden(
     cli_instance: CliInstance, tmp_path: Path
 ) -> None:
     """A suspended remote account (named by @user@host): its activities get 403 at our
-    inbox and no inbox row is stored; its posts leave the federated timeline. Unsuspended,
-    its next activity is taken again."""
+    inbox and no inbox row is stored; its posts leave the federated timeline and the
+    replies collection of our post it answered. Unsuspended, they show again."""
     inst = cli_instance
     inst.ok("account", "create", "painter", "--no-pictures")
 
     async def scenario(rt: Runtime) -> None:
-        async with other_server(tmp_path / "far") as far, serve_live(rt):
+        async with other_server(tmp_path / "far") as far, serve_live(rt) as base:
+            async with rt.session() as s:
+                ours = await publish(s, rt, await get_local(s, "painter"), Draft("a painting"))
+            theirs = await resolve.post(far, ours.uri)
             async with far.session() as s:
                 troll = await create_account(s, far.urls, NewAccount("troll"))
-                post = await publish(s, far, troll, Draft("hello world"))
-            # we know its post (fetched), so it is on our federated timeline
+                post = await publish(s, far, troll, Draft("ugly", in_reply_to=theirs))
+            # we know its reply (fetched): on our federated timeline and in our replies
             await resolve.post(rt, post.uri)
             handle = f"troll@{far.settings.host}"
+            replies = f"/users/painter/posts/{ours.public_id}/replies?page=1"
+
+            async def shown_here() -> tuple[bool, bool]:
+                async with rt.sessions() as s:
+                    listed = await timelines.read(s, "federated", now=rt.now())
+                async with httpx.AsyncClient(base_url=base) as web:
+                    items = (await web.get(replies, headers=AJ)).json()["orderedItems"]
+                return post.uri in [e.post.uri for e in listed], post.uri in items
+
+            assert await shown_here() == (True, True)
 
             r = await in_thread(inst, "account", "suspend", handle, "--json")
             assert r.exit_code == 0, r.output
             assert json.loads(r.stdout)["local"] is False
 
-            async with rt.sessions() as s:
-                shown = await timelines.read(s, "federated", now=rt.now())
-                assert post.uri not in [e.post.uri for e in shown]
+            assert await shown_here() == (False, False)
             target = await resolve.account(far, f"painter@{rt.settings.host}")
             async with far.session() as s:
                 await actions.follow(s, far, await s.get_one(Account, troll.id), target)
             await DeliveryWorker(far).run_once()
             async with far.sessions() as s:
-                (status,) = await s.scalars(select(Delivery.last_status))
-            assert status == 403
+                statuses = set(await s.scalars(select(Delivery.last_status)))
+            assert statuses == {403}, statuses  # the Follow (and the reply's Create)
             async with rt.sessions() as s:
                 assert await s.scalar(select(func.count()).select_from(InboxItem)) == 0
 
             r = await in_thread(inst, "account", "unsuspend", f"@{handle}")
             assert r.exit_code == 0, r.output
-            async with rt.sessions() as s:
-                shown = await timelines.read(s, "federated", now=rt.now())
-                assert post.uri in [e.post.uri for e in shown]
+            assert await shown_here() == (True, True)
 
     inst.db(scenario)
 
