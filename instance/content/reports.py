@@ -29,7 +29,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from instance.accounts import ensure_instance_actor
-from instance.content import posting
+from instance.content import posting, suspensions
 from instance.content.counters import recount
 from instance.errors import UserError
 from instance.outbound.fanout import enqueue
@@ -207,9 +207,6 @@ async def act(
         deleted = await _delete_posts(rt, post_uris)
         actions.append("delete-posts")
     if suspend and target is not None:
-        # TEMPORARY in-function import until helper ACCOUNTS lands the module
-        from instance.content import suspensions  # type: ignore[attr-defined]
-
         await suspensions.suspend(rt, target)
         actions.append("suspend")
     if block_domain and target is not None:
