@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from instance.runtime import Runtime
 from instance.storage.models import Account, MediaAttachment, OutboundActivity, Post
@@ -80,9 +81,10 @@ def held_activities() -> Any:
 
 def shown_author() -> Any:
     """A WHERE clause for post queries: the author is not suspended (nor deleted)."""
+    author = aliased(Account)  # its own FROM, even in a query that joins Account already
     return ~exists().where(
-        Account.id == Post.account_id,
-        or_(Account.suspended_at.is_not(None), Account.deleted_at.is_not(None)),
+        author.id == Post.account_id,
+        or_(author.suspended_at.is_not(None), author.deleted_at.is_not(None)),
     )
 
 
