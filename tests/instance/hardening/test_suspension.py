@@ -1,0 +1,65 @@
+"""The suspension rule (instance/moderation/suspension.py) at the inbox and at delivery, with
+a remote actor that signs like Mastodon (tests/instance/fediverse.py)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from instance.content import suspensions
+from instance.content.posting import Draft, delete, edit, publish
+from instance.inbound import resolve
+from instance.moderation.suspension import held_activities
+from instance.storage.models import Account, InboxItem, OutboundActivity
+from tests.instance.inbox_helpers import count, post
+
+
+async def test_a_suspended_remote_actor_gets_403_and_nothing_is_stored(
+    client, runtime, fedi
+) -> None:
+    """Every activity of a suspended remote account, signed or forwarded to the shared or a
+    personal inbox, gets 403 and no inbox row; another account of the same server is still
+    taken; unsuspended, the same actor is taken again."""
+    alice, bob = fedi.actor("alice"), fedi.actor("bob")
+    known = await resolve.account(runtime, alice.uri)
+    assert await suspensions.suspend(runtime, known) is True
+    assert await suspensions.suspend(runtime, known) is False  # nothing changed
+
+    for path in ("/inbox", "/actor/inbox"):
+        r = await post(client, runtime, alice, alice.create(), path)
+        assert r.status_code == 403, r.text
+    assert await count(runtime, InboxItem) == 0
+    assert (await post(client, runtime, bob, bob.create())).status_code == 202
+
+    assert await suspensions.unsuspend(runtime, known) is True
+    assert (await post(client, runtime, alice, alice.create())).status_code == 202
+    assert await count(runtime, InboxItem) == 2
+
+
+async def test_only_what_takes_things_back_leaves_a_suspended_account(runtime, new_account) -> None:
+    """While suspended, an account's queued Create and post Update are held; its Delete,
+    its Undo and the actor Update announcing the suspension are not. Unsuspended, nothing
+    of it is held."""
+    painter = await new_account("painter")
+    async with runtime.session() as s:
+        me = await s.get_one(Account, painter.id)
+        first = await publish(s, runtime, me, Draft("one"))
+        second = await publish(s, runtime, me, Draft("two"))
+        await edit(s, runtime, me, second, text="two, edited")
+        await delete(s, runtime, me, first)
+    async with runtime.session() as s:  # an Undo, as unlike/unboost/unfollow queue them
+        s.add(OutboundActivity(uri=f"{painter.uri}#undo-1", account_id=painter.id, kind="Undo",
+                               body="{}"))  # fmt: skip
+    assert await suspensions.suspend(runtime, painter)
+
+    async def held() -> list[str]:
+        async with runtime.sessions() as s:
+            rows = await s.execute(
+                select(OutboundActivity.kind, OutboundActivity.object_uri)
+                .where(OutboundActivity.id.in_(held_activities()))
+                .order_by(OutboundActivity.id)
+            )
+            return [f"{kind} {'actor' if obj == painter.uri else 'post'}" for kind, obj in rows]
+
+    assert await held() == ["Create post", "Create post", "Update post"]
+    assert await suspensions.unsuspend(runtime, painter)
+    assert await held() == []
