@@ -33,12 +33,15 @@ SUSPENDED_EXTENSION = {"suspended": "toot:suspended"}
 
 def suspended_actor(rt: Runtime, account: Account) -> dict[str, Any]:
     """The actor document of a suspended local account, as Mastodon serves it: the ids,
-    inboxes and key (so its Deletes and Undos still verify), nothing a person wrote, and
-    `suspended: true`."""
+    inboxes and key (so its Deletes and Undos still verify), the username as its name,
+    nothing a person wrote, not discoverable, and `suspended: true`."""
     doc = actor_of(rt, account)
     for key in ("icon", "image"):
         doc.pop(key, None)
-    doc.update(name="", summary="", attachment=[], tag=[], suspended=True)
+    doc.update(name=account.username, summary="", attachment=[], tag=[], suspended=True)
+    for key in ("discoverable", "indexable", "manuallyApprovesFollowers"):
+        if key in doc:
+            doc[key] = False  # as Mastodon's ActorSerializer has them for a suspended account
     context = list(doc.get("@context") or [])
     context.append(SUSPENDED_EXTENSION)
     doc["@context"] = context

@@ -109,7 +109,8 @@ def test_suspend_federates_holds_and_unsuspend_releases(
     actor and WebFinger still answer, a post queued before stays held (not lost, not
     sent); unsuspending sends the full actor and the held post then arrives. Follows stay."""
     inst = cli_instance
-    inst.ok("account", "create", "painter", "--bio", "I paint", "--no-pictures")
+    inst.ok("account", "create", "painter", "--bio", "I paint", "--display-name", "Pat P",
+            "--no-pictures")  # fmt: skip
 
     async def scenario(rt: Runtime) -> None:
         async with other_server(tmp_path / "far") as far, serve_live(rt) as base:
@@ -126,7 +127,8 @@ def test_suspend_federates_holds_and_unsuspend_releases(
             await settle(rt, far)
             seen = await far_view(far, theirs.uri)
             assert seen.raw is not None and seen.raw.get("suspended") is True
-            assert seen.display_name in ("", "painter") and "I paint" not in seen.summary
+            assert seen.display_name == "painter" and "I paint" not in seen.summary
+            assert seen.discoverable is False
             async with far.sessions() as s:  # the Create stayed held here
                 assert await s.scalar(select(Post).where(Post.uri == post.uri)) is None
             async with rt.sessions() as s:
@@ -161,7 +163,7 @@ def test_suspend_federates_holds_and_unsuspend_releases(
             await settle(rt, far)
             seen = await far_view(far, theirs.uri)
             assert seen.raw is not None and "suspended" not in seen.raw
-            assert "I paint" in seen.summary
+            assert "I paint" in seen.summary and seen.display_name == "Pat P"
             async with far.sessions() as s:  # the held Create went out at last
                 assert await s.scalar(select(Post.id).where(Post.uri == post.uri)) is not None
             async with httpx.AsyncClient(base_url=base) as web:
