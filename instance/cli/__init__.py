@@ -12,6 +12,7 @@ Errors a person can fix are one line on stderr and a non-zero exit, never a trac
     admin.py     pin, unpin, reports
     bench.py     bench inbox, fanout, timeline
     generator_admin.py  queue cancel, generator pause/resume/status
+    maintenance.py  media prune, backup, restore, doctor
 """
 
 from instance.cli import (
@@ -21,6 +22,7 @@ from instance.cli import (
     bench,
     generate,
     generator_admin,
+    maintenance,
     server,
     social,
 )
@@ -34,6 +36,7 @@ COMMAND_MODULES = (
     bench,
     generate,
     generator_admin,
+    maintenance,
     server,
     social,
 )

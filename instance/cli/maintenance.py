@@ -1,0 +1,115 @@
+"""Maintenance commands: `backup`, `restore`. The rules are in instance/maintenance/
+(backup.py, restore.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from instance.cli.common import (
+    DirOption,
+    JsonOption,
+    YesOption,
+    app,
+    confirm_or_abort,
+    err,
+    fail,
+    out,
+    print_json,
+    run,
+    settings_for,
+)
+from instance.errors import UserError
+from instance.maintenance import backup as backup_mod
+from instance.maintenance import restore as restore_mod
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """A UserError raised outside `run(...)` is one error line too."""
+    try:
+        yield
+    except UserError as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def spinner(what: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr naming the member being handled; a callback to advance it."""
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} files"),
+        TimeElapsedColumn(), console=err, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task(what, total=None)
+
+        def advance(name: str) -> None:
+            progress.update(task, advance=1, description=f"{what} {escape(name)}")
+
+        yield advance
+
+
+@app.command("backup")
+def backup(
+    path: Annotated[Path, typer.Argument(help="The .tar.gz to write (or a directory for it).")],
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write the database, media, C2PA keys and config.toml into one .tar.gz with a
+    manifest of checksums (written to a temporary name, renamed when complete)."""
+    settings = settings_for(directory)
+    with user_errors():
+        target = backup_mod.target_path(path, settings)
+    revision = run(backup_mod.schema_revision(settings))
+    try:
+        with user_errors(), spinner("backing up") as advance:
+            manifest = backup_mod.write_backup(settings, target, revision, advance)
+    except OSError as exc:
+        fail(f"backup failed, nothing written: {exc}")
+        return
+    row = {
+        "path": str(target),
+        "files": len(manifest["files"]),
+        "bytes": target.stat().st_size,
+        "schema_revision": revision,
+        "database": manifest["database"],
+        "dreamloom_version": manifest["dreamloom_version"],
+    }
+    if as_json:
+        print_json(row)
+        return
+    out.print(f"wrote {escape(row['path'])}: {row['files']} files, {row['bytes']} bytes, "
+              f"{row['database']} schema {revision}", highlight=False)  # fmt: skip
+
+
+@app.command("restore")
+def restore(
+    path: Annotated[Path, typer.Argument(help="A .tar.gz written by `dreamloom backup`.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an instance that has accounts or posts.")
+    ] = False,
+    directory: DirOption = None,
+    yes: YesOption = False,
+) -> None:
+    """Restore a backup onto an empty instance (checksums verified before anything changes;
+    this instance's database URL is kept; the schema is migrated to head after)."""
+    settings = settings_for(directory)
+    with user_errors(), spinner("verifying") as advance:
+        manifest = restore_mod.verify(path, advance)
+    contents = run(restore_mod.instance_contents(settings))
+    with user_errors():
+        restore_mod.check_target(settings, manifest, contents, force)
+    confirm_or_abort(
+        f"Replace this instance's database, media and keys with {path} "
+        f"({manifest.get('domain')}, {manifest.get('created_at')})?",
+        yes,
+    )
+    with spinner("restoring") as advance:
+        revision = run(restore_mod.restore(settings, path, manifest, advance))
+    out.print(f"restored {escape(str(path))} ({manifest.get('domain')}): schema at {revision}",
+              highlight=False)  # fmt: skip
