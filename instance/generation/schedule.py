@@ -128,6 +128,7 @@ def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
         Account.local.is_(True),
         Account.kind == "Service",
         Account.deleted_at.is_(None),
+        Account.suspended_at.is_(None),  # a suspended account posts nothing
         Account.schedule_minutes.is_not(None),
         Account.next_post_at <= now,
     )

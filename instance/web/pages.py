@@ -32,7 +32,11 @@ async def home(request: Request) -> Response:
     """The instance's accounts and its latest public posts (the local timeline), with images."""
     rt = runtime(request)
     async with rt.sessions() as session:
-        accounts = [a for a in await list_local(session) if a.username != INSTANCE_ACTOR_USERNAME]
+        accounts = [
+            a
+            for a in await list_local(session)
+            if a.username != INSTANCE_ACTOR_USERNAME and a.suspended_at is None
+        ]
         entries = await timelines.read(session, "local", limit=HOME_POSTS, now=rt.now())
         viewer = await current_account(request, session)
         views = await cards(session, rt, entries, viewer)

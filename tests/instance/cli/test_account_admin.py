@@ -141,6 +141,8 @@ def test_suspend_federates_holds_and_unsuspend_releases(
                 assert await s.scalar(select(func.count()).select_from(Follow)) == 1
 
             async with httpx.AsyncClient(base_url=base) as web:
+                home = (await web.get("/")).text  # neither listed nor its posts shown
+                assert f"@painter@{rt.settings.host}" not in home and "before the" not in home
                 actor = await web.get("/users/painter", headers=AJ)
                 assert actor.status_code == 200 and actor.json()["suspended"] is True
                 assert actor.json()["publicKey"]["publicKeyPem"]  # its Deletes still verify
@@ -168,6 +170,7 @@ def test_suspend_federates_holds_and_unsuspend_releases(
                 assert await s.scalar(select(Post.id).where(Post.uri == post.uri)) is not None
             async with httpx.AsyncClient(base_url=base) as web:
                 assert (await web.get("/@painter")).status_code == 200
+                assert f"@painter@{rt.settings.host}" in (await web.get("/")).text
 
     inst.db(scenario)
 

@@ -3,14 +3,25 @@ a remote actor that signs like Mastodon (tests/instance/fediverse.py)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
 from sqlalchemy import select
 
 from instance.content import suspensions
 from instance.content.posting import Draft, delete, edit, publish
+from instance.generation.schedule import ScheduleWorker, set_schedule
 from instance.inbound import resolve
 from instance.moderation.suspension import held_activities
-from instance.storage.models import Account, InboxItem, OutboundActivity
+from instance.storage.models import Account, GenerationJob, InboxItem, OutboundActivity
 from tests.instance.inbox_helpers import count, post
+from tests.instance_fixtures import make_settings
+
+
+@pytest.fixture
+def settings(tmp_path):
+    gen = {"model": "builtin:tiny", "device": "cpu", "min_free_disk_mb": 1, "max_queue": 8}
+    return make_settings(tmp_path / "instance", generator=gen)
 
 
 async def test_a_suspended_remote_actor_gets_403_and_nothing_is_stored(
@@ -63,3 +74,18 @@ async def test_only_what_takes_things_back_leaves_a_suspended_account(runtime, n
     assert await held() == ["Create post", "Create post", "Update post"]
     assert await suspensions.unsuspend(runtime, painter)
     assert await held() == []
+
+
+async def test_a_suspended_ai_account_posts_nothing_on_its_schedule(runtime, new_account) -> None:
+    """A suspended AI account's due slot queues no picture; unsuspended, it posts again."""
+    bot = await new_account("bot", ai=True, persona={"style": "ink wash"})
+    async with runtime.session() as s:
+        row = await s.get_one(Account, bot.id)
+        set_schedule(row, 60, runtime.now() - timedelta(hours=2))  # its slot is due
+    assert await suspensions.suspend(runtime, bot)
+    worker = ScheduleWorker(runtime)
+    assert await worker.run_once() == 0
+    assert await count(runtime, GenerationJob) == 0
+    assert await suspensions.unsuspend(runtime, bot)
+    assert await worker.run_once() == 1
+    assert await count(runtime, GenerationJob) == 1
