@@ -101,9 +101,10 @@ def dump_database(settings: Settings, into: Path) -> tuple[str, Path]:
         if not source or not Path(source).is_file():
             raise UserError(f"no SQLite database at {source}")
         target = into / "dreamloom.sqlite"
-        with contextlib.closing(sqlite3.connect(source)) as src, contextlib.closing(
-            sqlite3.connect(target)
-        ) as dst:
+        with (
+            contextlib.closing(sqlite3.connect(source)) as src,
+            contextlib.closing(sqlite3.connect(target)) as dst,
+        ):
             src.backup(dst)  # a consistent copy while the server keeps writing
         return SQLITE_MEMBER, target
     target = into / "dreamloom.pgdump"

@@ -122,9 +122,9 @@ async def instance_contents(settings: Settings) -> tuple[int, int]:
         await upgrade(engine)
         async with make_sessionmaker(engine)() as s:
             accounts = await s.scalar(
-                select(func.count()).select_from(Account).where(
-                    Account.local, Account.username != INSTANCE_ACTOR_USERNAME
-                )
+                select(func.count())
+                .select_from(Account)
+                .where(Account.local, Account.username != INSTANCE_ACTOR_USERNAME)
             )
             posts = await s.scalar(select(func.count()).select_from(Post))
         return int(accounts or 0), int(posts or 0)
