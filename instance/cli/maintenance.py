@@ -1,12 +1,12 @@
-"""Maintenance commands: `backup`, `restore`. The rules are in instance/maintenance/
-(backup.py, restore.py)."""
+"""Maintenance commands: `media prune`, `backup`, `restore`. The rules are in
+instance/maintenance/ (prune.py, backup.py, restore.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -24,10 +24,18 @@ from instance.cli.common import (
     print_json,
     run,
     settings_for,
+    with_runtime,
 )
 from instance.errors import UserError
 from instance.maintenance import backup as backup_mod
+from instance.maintenance import prune as prune_mod
 from instance.maintenance import restore as restore_mod
+from instance.runtime import Runtime
+
+media_app = typer.Typer(
+    help="The media directory and the remote media cache.", no_args_is_help=True
+)
+app.add_typer(media_app, name="media")
 
 
 @contextmanager
@@ -52,6 +60,68 @@ def spinner(what: str) -> Iterator[Callable[[str], None]]:
             progress.update(task, advance=1, description=f"{what} {escape(name)}")
 
         yield advance
+
+
+@media_app.command("prune")
+def media_prune(
+    remote_older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--remote-older-than", help="Delete cached remote images unused this long (30d, 12h)."
+        ),
+    ] = None,
+    orphans: Annotated[
+        bool,
+        typer.Option("--orphans", help="Report media files no row names, rows with no file."),
+    ] = False,
+    fix: Annotated[bool, typer.Option("--fix", help="With --orphans: delete/clear them.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete cached remote images past an age; find (and with --fix remove) orphans."""
+    if remote_older_than is None and not orphans:
+        fail("say what to prune: --remote-older-than AGE and/or --orphans")
+    if fix and not orphans:
+        fail("--fix goes with --orphans")
+    with user_errors():
+        age = None if remote_older_than is None else prune_mod.parse_duration(remote_older_than)
+    settings = settings_for(directory)
+
+    async def go(rt: Runtime) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        if age is not None:
+            result["remote"] = await prune_mod.prune_remote(rt, age, dry_run=dry_run)
+        if orphans:
+            found = await prune_mod.find_orphans(rt)
+            fixing = fix and not dry_run
+            if fixing:
+                await prune_mod.fix_orphans(rt, found)
+            result["orphans"] = {**found.as_json(), "fixed": fixing}
+        return result
+
+    result = run(with_runtime(settings, go))
+    if as_json:
+        print_json(result)
+        return
+    if "remote" in result:
+        r = result["remote"]
+        verb = "would delete" if dry_run else "deleted"
+        out.print(f"remote media cache: {verb} {len(r['files'])} files ({r['bytes']} bytes)",
+                  highlight=False)  # fmt: skip
+    if "orphans" in result:
+        o = result["orphans"]
+        for f in o["files"]:
+            out.print(f"orphan file: {escape(f)}", highlight=False)
+        for row in o["media_rows"]:
+            out.print(f"media row {row['id']}: file {escape(row['file_name'])} is missing",
+                      highlight=False)  # fmt: skip
+        for p in o["pictures"]:
+            out.print(f"account {p['account_id']} {p['which']}: file "
+                      f"{escape(p['file_name'])} is missing", highlight=False)  # fmt: skip
+        total = len(o["files"]) + len(o["media_rows"]) + len(o["pictures"])
+        state = "fixed" if o["fixed"] else ("none" if not total else "run again with --fix")
+        out.print(f"{total} orphans: {state}", highlight=False)
 
 
 @app.command("backup")

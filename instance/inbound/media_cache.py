@@ -183,9 +183,16 @@ class RemoteMedia:
             await asyncio.to_thread(_unlink_all, self.directory, public_ids)
             self._stored = None  # counted again on the next write
 
-    async def prune(self) -> int:
-        """Delete files unused for CACHE_DAYS; how many went."""
-        return await asyncio.to_thread(_prune, self.directory, CACHE_DAYS * 86400)
+    async def prune(self, max_age_s: float = CACHE_DAYS * 86400) -> int:
+        """Delete files unused for `max_age_s` (CACHE_DAYS by default); how many went."""
+        gone = await asyncio.to_thread(_prune, self.directory, max_age_s)
+        self._stored = None  # counted again on the next write
+        return gone
+
+    def stale(self, max_age_s: float) -> list[tuple[Path, int]]:
+        """(path, size) of the files `prune(max_age_s)` would delete now."""
+        cutoff = time.time() - max_age_s
+        return sorted((path, size) for used, size, path in _files(self.directory) if used < cutoff)
 
 
 async def drop_remote_media(
