@@ -1,5 +1,5 @@
-"""Maintenance commands: `media prune`, `backup`, `restore`. The rules are in
-instance/maintenance/ (prune.py, backup.py, restore.py)."""
+"""Maintenance commands: `media prune`, `backup`, `restore`, `doctor`. The rules are in
+instance/maintenance/ (prune.py, backup.py, restore.py, doctor.py)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,11 @@ from instance.cli.common import (
 )
 from instance.errors import UserError
 from instance.maintenance import backup as backup_mod
+from instance.maintenance import doctor as doctor_mod
 from instance.maintenance import prune as prune_mod
 from instance.maintenance import restore as restore_mod
 from instance.runtime import Runtime
+from instance.settings import locate_config
 
 media_app = typer.Typer(
     help="The media directory and the remote media cache.", no_args_is_help=True
@@ -183,3 +185,18 @@ def restore(
         revision = run(restore_mod.restore(settings, path, manifest, advance))
     out.print(f"restored {escape(str(path))} ({manifest.get('domain')}): schema at {revision}",
               highlight=False)  # fmt: skip
+
+
+@app.command("doctor")
+def doctor(directory: DirOption = None, as_json: JsonOption = False) -> None:
+    """Check config, database, media dir, disk, clock, model and WebFinger; exit 1 on FAIL."""
+    checks = run(doctor_mod.run_checks(locate_config(directory)))
+    if as_json:
+        print_json([{"check": c.name, "status": c.status, "detail": c.detail} for c in checks])
+    else:
+        colour = {"OK": "green", "WARN": "yellow", "FAIL": "red"}
+        for c in checks:
+            out.print(f"[{colour[c.status]}]{c.status:<4}[/] {c.name:<10} {escape(c.detail)}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+    if any(c.status == "FAIL" for c in checks):
+        raise typer.Exit(1)
