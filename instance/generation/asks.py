@@ -184,6 +184,8 @@ async def on_mention(
     """Handle a post that mentions an AI account; returns what was done (for logs/tests)."""
     if not bot.local or bot.kind != "Service" or asker.id == bot.id or asker.bot:
         return "ignored"  # bots don't answer bots: no reply loops
+    if bot.suspended_at is not None:
+        return "ignored"  # a suspended account answers nothing
     if await _answered(session, bot, post):
         return "already answered"
     prompt = prompt_of(post)

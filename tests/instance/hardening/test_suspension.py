@@ -10,10 +10,11 @@ from sqlalchemy import select
 
 from instance.content import suspensions
 from instance.content.posting import Draft, delete, edit, publish
+from instance.generation import asks
 from instance.generation.schedule import ScheduleWorker, set_schedule
 from instance.inbound import resolve
 from instance.moderation.suspension import held_activities
-from instance.storage.models import Account, GenerationJob, InboxItem, OutboundActivity
+from instance.storage.models import Account, GenerationJob, InboxItem, OutboundActivity, Post
 from tests.instance.inbox_helpers import count, post
 from tests.instance_fixtures import make_settings
 
@@ -88,4 +89,45 @@ async def test_a_suspended_ai_account_posts_nothing_on_its_schedule(runtime, new
     assert await count(runtime, GenerationJob) == 0
     assert await suspensions.unsuspend(runtime, bot)
     assert await worker.run_once() == 1
+    assert await count(runtime, GenerationJob) == 1
+
+
+async def test_a_suspended_ai_account_answers_no_mention(runtime, new_account) -> None:
+    """Someone asks a suspended AI account for a picture: nothing is queued and no reply
+    is sent; unsuspended, the same kind of ask is queued."""
+    bot = await new_account("bot", ai=True, persona={"style": "ink wash"})
+    async with runtime.session() as s:
+        asker = Account(
+            username="alice",
+            username_key="alice",
+            domain="far.example",
+            local=False,
+            uri="https://far.example/users/alice",
+            kind="Person",
+        )
+        s.add(asker)
+        await s.flush()
+        asks_for = [
+            Post(
+                uri=f"https://far.example/statuses/{n}",
+                account_id=asker.id,
+                local=False,
+                content="<p>@bot a heron</p>",
+                source="@bot a heron",
+            )
+            for n in (1, 2)
+        ]
+        s.add_all(asks_for)
+    assert await suspensions.suspend(runtime, bot)
+    async with runtime.session() as s:
+        me = await s.get_one(Account, bot.id)
+        them = await s.get_one(Account, asker.id)
+        assert await asks.on_mention(s, runtime, asks_for[0], me, them) == "ignored"
+    assert await count(runtime, GenerationJob) == 0
+    assert await count(runtime, OutboundActivity, OutboundActivity.kind == "Create") == 0
+    assert await suspensions.unsuspend(runtime, bot)
+    async with runtime.session() as s:
+        me = await s.get_one(Account, bot.id)
+        them = await s.get_one(Account, asker.id)
+        assert await asks.on_mention(s, runtime, asks_for[1], me, them) == "queued"
     assert await count(runtime, GenerationJob) == 1
