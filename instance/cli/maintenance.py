@@ -169,7 +169,8 @@ def restore(
     yes: YesOption = False,
 ) -> None:
     """Restore a backup onto an empty instance (checksums verified before anything changes;
-    this instance's database URL is kept; the schema is migrated to head after)."""
+    this instance's database URL is kept; the schema is migrated to head after). Stop
+    `dreamloom serve` first."""
     settings = settings_for(directory)
     with user_errors(), spinner("verifying") as advance:
         manifest = restore_mod.verify(path, advance)

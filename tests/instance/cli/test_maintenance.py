@@ -251,3 +251,21 @@ def test_sqlite_backup_onto_postgres_is_refused(
     assert "holds a sqlite database and this instance uses postgresql" in one_error(
         pg.dl("restore", str(archive), "--yes")
     )
+
+
+def test_backup_without_pg_dump_is_one_clear_line(
+    cli_instance: CliInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL, no pg_dump on PATH nor under /usr/lib/postgresql/*/bin is one error
+    line naming it, and nothing is left in the target directory. SQLite needs no tool."""
+    monkeypatch.setattr(backup_mod.shutil, "which", lambda name: None)
+    monkeypatch.setattr(backup_mod, "glob", lambda pattern: [])
+    target = tmp_path / "out"
+    target.mkdir()
+    r = cli_instance.dl("backup", str(target / "b.tar.gz"))
+    if cli_instance.database == "postgres":
+        assert "pg_dump was not found" in one_error(r)
+        assert list(target.iterdir()) == []
+    else:
+        assert r.exit_code == 0, r.output
+        assert [p.name for p in target.iterdir()] == ["b.tar.gz"]
