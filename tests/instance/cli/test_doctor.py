@@ -7,7 +7,9 @@ import asyncio
 import json
 from pathlib import Path
 
-from instance.runtime import open_runtime
+from sqlalchemy import text
+
+from instance.runtime import Runtime, open_runtime
 from tests.instance.cli.conftest import CliInstance
 from tests.instance.cli.test_account_admin import follow_ours, in_thread, other_server
 from tests.instance_fixtures import serve_live
@@ -68,3 +70,29 @@ def test_doctor_passes_with_the_server_up_and_a_peer(
         assert r.exit_code == (1 if failed else 0), r.output
 
     asyncio.run(scenario())
+
+
+def test_doctor_fails_on_an_unmigrated_database_and_an_uncached_hub_model(
+    cli_instance: CliInstance,
+) -> None:
+    """A database whose schema is not at head is a FAIL naming `dreamloom db upgrade`; a hub
+    model that is not in the local cache, with the hub offline (the tests set
+    HF_HUB_OFFLINE=1), is a FAIL and nothing is downloaded."""
+    inst = cli_instance
+
+    async def unstamp(rt: Runtime) -> None:
+        async with rt.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM alembic_version"))
+
+    inst.db(unstamp)
+    config = inst.directory / "config.toml"
+    config.write_text(
+        config.read_text().replace('model = "builtin:tiny"', 'model = "nobody/no-such-model"')
+    )
+    r = inst.dl("doctor", "--json")
+    assert r.exit_code == 1, r.output
+    checks = _by_name(json.loads(r.stdout))
+    assert checks["database"]["status"] == "FAIL"
+    assert "dreamloom db upgrade" in checks["database"]["detail"]
+    assert checks["model"]["status"] == "FAIL"
+    assert "not in the local cache" in checks["model"]["detail"]
