@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -118,6 +118,9 @@ class SafeFetcher:
         self.media_max_bytes = media_max_bytes
         self.deadline = deadline
         self.max_redirects = max_redirects
+        self.host_guard: Callable[[str], Awaitable[str | None]] | None = None
+        """The instance's rule for a host (set by the instance): a refusal reason or None,
+        asked at every hop."""
         self._local_any_port: set[str] = set()
         self._local_exact: set[tuple[str, int | None]] = set()
         for entry in local_hosts:
@@ -211,6 +214,10 @@ class SafeFetcher:
         current = url
         for _ in range(self.max_redirects + 1):
             self._check_target(current)
+            if self.host_guard is not None:
+                reason = await self.host_guard(origin_of(current).host)
+                if reason:
+                    raise BlockedAddressError(current, reason)
             request = self._build_request(current, accept, signer)
             response = await self.client.send(request, stream=True)
             try:

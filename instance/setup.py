@@ -10,6 +10,7 @@ import tomli_w
 from generator.provenance import Credentials, ensure_instance_credentials
 from instance.accounts import ensure_instance_actor
 from instance.errors import ConfigError
+from instance.moderation import domains
 from instance.runtime import Runtime
 from instance.settings import CONFIG_FILENAME, Settings, load_settings, settings_from_dict
 
@@ -56,6 +57,7 @@ async def ensure_instance(rt: Runtime) -> None:
         actor = await ensure_instance_actor(session, rt.urls, rt.settings.instance.name)
     assert actor.key_id and actor.private_key_pem
     rt.signer = (actor.key_id, actor.private_key_pem)
+    domains.guard_fetchers(rt)  # blocked domains are refused at every fetch hop
 
 
 def c2pa_credentials(settings: Settings) -> Credentials:

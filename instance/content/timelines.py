@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from instance.content.text import plain_text
 from instance.content.visibility import publicly_listed, visible_to
+from instance.moderation import domains
 from instance.moderation.suspension import shown_author
 from instance.storage.models import Account, Boost, Follow, MediaAttachment, Mention, Post
 from instance.urls import LocalUrls
@@ -70,6 +71,8 @@ async def read(
     """One page of a timeline, newest first. `kind`: home/local/federated, or "account"."""
     # suspended (and deleted) authors are hidden everywhere: instance/moderation/suspension.py
     where = [*_posts_where(kind, viewer, author), Post.deleted_at.is_(None), shown_author()]
+    # suspended domains everywhere, silenced ones off public timelines: moderation/domains.py
+    where.append(domains.shown_domain(public=kind in ("local", "federated")))
     # Home merges the posts of hundreds of accounts: asking for all of them and sorting would
     # sort every post they ever wrote, so look back over growing windows until one holds a page.
     upper = before or now
@@ -128,6 +131,8 @@ async def _page(
                 Post.deleted_at.is_(None),
                 publicly_listed(),
                 shown_author(),
+                domains.shown_domain(),  # a boost of a suspended domain's post is dropped
+                ~domains.author_domain_hidden(Boost.account_id),  # and one it made
             )
         )
         if before is not None:

@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from activitypub.errors import FetchError, InvalidURLError
 from activitypub.urls import host_of
 from instance.inbound.limits import InboxLimits
+from instance.moderation import domains
 from instance.runtime import Runtime
 from instance.storage.models import MediaAttachment, Post
 
@@ -125,6 +126,7 @@ class RemoteMedia:
                     MediaAttachment.public_id == public_id,
                     MediaAttachment.file_name.is_(None),
                     Post.deleted_at.is_(None),
+                    ~domains.author_media_rejected(Post.account_id),  # neither fetched nor served
                 )
             )
 

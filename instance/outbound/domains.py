@@ -24,10 +24,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import CompoundSelect, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from instance.storage.models import DomainHealth
+from instance.moderation.domains import host_blocked
+from instance.storage.models import Delivery, DomainHealth
 
 PAUSE_AFTER_DAYS = 7
 
@@ -37,10 +39,14 @@ def is_domain_failure(status: int | None) -> bool:
     return status is None or status >= 500
 
 
-def unavailable_hosts() -> Select[str]:
-    """A subquery of hosts whose deliveries must wait: paused (or blocked by an admin)."""
-    return select(DomainHealth.host).where(
-        or_(DomainHealth.paused.is_(True), DomainHealth.blocked.is_(True))
+def unavailable_hosts() -> CompoundSelect[tuple[str]]:
+    """A subquery of hosts whose deliveries must not go out now: paused, or under a domain
+    an admin suspended (instance/moderation/domains.py, the one source of that rule;
+    `DomainHealth.blocked` is no longer read)."""
+    queued = aliased(Delivery)
+    return union(
+        select(DomainHealth.host).where(DomainHealth.paused.is_(True)),
+        select(queued.host).where(host_blocked(queued.host)),
     )
 
 

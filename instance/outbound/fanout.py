@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.addressing import Recipient, delivery_inboxes
 from activitypub.urls import authority_of
+from instance.moderation import domains
 from instance.runtime import Runtime
 from instance.storage.models import Account, Delivery, Follow, OutboundActivity
 
@@ -82,8 +83,9 @@ async def enqueue(
     session.add(row)
     await session.flush()
     now = rt.now()
+    suspended = await domains.suspended_domains(session)  # never delivered to
     for inbox in dict.fromkeys([*delivery_inboxes(crowd, personal), *inboxes]):
-        if rt.urls.is_local(inbox):
+        if rt.urls.is_local(inbox) or domains.under(authority_of(inbox), suspended):
             continue
         session.add(Delivery(activity_id=row.id, inbox_uri=inbox, host=authority_of(inbox),
                              run_at=now, created_at=now))  # fmt: skip

@@ -11,7 +11,8 @@ The order is the policy; nothing that can wait runs before the 202:
 2. overload: past `Intake.max_pending` requests verifying or storing at once -> 503 +
    Retry-After;
 3. Content-Type: activity+json or ld+json with the ActivityStreams profile, else 415;
-4. JSON object, else 400;
+4. JSON object, else 400; then a keyId host or actor host under a suspended domain
+   (instance/moderation/domains.py) -> 403, before any key fetch or signature check;
 5. HTTP signature on the raw path, query and headers (activitypub.signatures) with keys from
    the KeyRing, and the Host header must be ours -> 401 with the reason; a `Delete` from a
    signer we never saw is accepted and
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,7 +39,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from activitypub.errors import SignatureError
+from activitypub.errors import InvalidURLError, SignatureError
 from activitypub.fetch import is_activitypub_content_type
 from activitypub.keys import PublicKeyInfo
 from activitypub.signatures import verify_request
@@ -46,7 +48,7 @@ from instance.errors import Refused
 from instance.inbound.intake import Intake, admit
 from instance.inbound.keyring import KeyRing
 from instance.inbound.limits import InboxLimits
-from instance.moderation import suspension
+from instance.moderation import domains, suspension
 from instance.routes.common import client_ip, error_json, runtime
 from instance.runtime import Runtime
 
@@ -101,6 +103,11 @@ async def receive(request: Request, rt: Runtime, intake: Intake, body: bytes) ->
     if not isinstance(document, dict):
         return error_json("body is not a JSON object", 400)
 
+    async with rt.sessions() as session:  # a suspended domain: before any key fetch
+        for host in claimed_hosts(request, document):
+            if await domains.is_suspended_host(session, host):
+                return error_json("this instance does not federate with your domain", 403)
+
     ring = rt.service(KeyRing)
     is_delete = document.get("type") == "Delete"
     unknown_signer = False
@@ -151,6 +158,29 @@ async def receive(request: Request, rt: Runtime, intake: Intake, body: bytes) ->
     except Refused as refused:
         return error_json(refused.reason, refused.status)
     return accepted()
+
+
+_KEY_ID = re.compile(r'keyid\s*=\s*"([^"]*)"', re.IGNORECASE)
+
+
+def claimed_hosts(request: Request, document: dict[str, Any]) -> set[str]:
+    """The hosts a request speaks for before anything is verified: its signature's keyId
+    (draft-cavage `Signature`, RFC 9421 `Signature-Input`) and the activity's actor."""
+    named: list[str] = []
+    for header in ("signature", "signature-input"):
+        named += _KEY_ID.findall(request.headers.get(header, ""))
+    actor = document.get("actor")
+    if isinstance(actor, dict):
+        actor = actor.get("id")
+    if isinstance(actor, str):
+        named.append(actor)
+    hosts = set()
+    for uri in named:
+        try:
+            hosts.add(host_of(uri))
+        except InvalidURLError:
+            continue
+    return hosts
 
 
 def as_text(body: bytes, stored: dict[str, Any], document: dict[str, Any]) -> str:
