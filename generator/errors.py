@@ -7,6 +7,7 @@ The tree (all subclass :class:`Exception`; catch :class:`GeneratorError` for "an
     │   └── PromptTooLongError the prompt needs more tokens than the text encoder takes
     ├── ModelLoadError         the `[generator] model` setting cannot be loaded
     │   └── HubUnavailableError  a hub id was given but the hub is offline / unreachable
+    │       └── HubUnreachableError  a download from the hub failed for want of a connection
     ├── ParentImageError       a remix's parent image is missing, too big or not an image
     ├── GenerationTimeout      a batch ran past its deadline (checked between steps)
     ├── OutOfGPUMemory         the device ran out of memory (CUDA OOM, normalised)
@@ -45,6 +46,10 @@ class ModelLoadError(GeneratorError):
 
 class HubUnavailableError(ModelLoadError):
     """A hub model id was configured, but the hub is offline or unreachable."""
+
+
+class HubUnreachableError(HubUnavailableError):
+    """Fetching a model failed: no connection to the hub, a timeout, or ``HF_HUB_OFFLINE``."""
 
 
 class ParentImageError(GeneratorError):

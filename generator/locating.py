@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from generator import hub
 from generator.errors import MODEL_SETTING, HubUnavailableError, ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,23 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
 
 
+def effective_model(model: str, cache_dir: Path) -> str:
+    """The model that runs for the setting: ``auto`` is :func:`generator.hub.auto_model` once
+    fetched into ``cache_dir`` and builtin:tiny until then; anything else is itself."""
+    if model != hub.AUTO:
+        return model
+    repo = hub.auto_model()
+    return repo if hub.cached_dir(repo, cache_dir) is not None else BUILTIN_TINY
+
+
 def locate(model: str, cache_dir: Path, hub_cache: Path | None) -> tuple[str, Path | None, str]:
-    """-> (what to pass to from_pretrained, local directory or None, published name)."""
+    """-> (what to pass to from_pretrained, local directory or None, published name).
+
+    A hub id fetched by :func:`generator.hub.fetch` loads from Dreamloom's cache."""
+    model = effective_model(model, cache_dir)
+    fetched = hub.cached_dir(model, cache_dir)
+    if fetched is not None:
+        return str(fetched), fetched, model
     if model in BUILTIN_MODELS:
         from generator import tiny
 
@@ -214,6 +230,10 @@ class ModelDefaults:
 def files_on_disk(model: str, cache_dir: Path, hub_cache: Path | None = None) -> Path | None:
     """The model's directory if its files are already on disk; never builds, downloads or
     loads anything. A builtin model counts once built, a hub id once in the local cache."""
+    model = effective_model(model, cache_dir)
+    fetched = hub.cached_dir(model, cache_dir)
+    if fetched is not None:
+        return fetched
     if model in BUILTIN_MODELS:
         from generator import tiny
 
@@ -266,9 +286,10 @@ def model_defaults(model: str, cache_dir: Path, hub_cache: Path | None = None) -
     configs, 1024 for SDXL and 512 otherwise (64 for builtin:tiny). Turbo models (by name,
     and builtin:tiny) take 1 step without guidance; others 25 steps at guidance 7.5 (5.0 for
     SDXL)."""
+    model = effective_model(model, cache_dir)
     configs = _configs(files_on_disk(model, cache_dir, hub_cache))
     sdxl = ARCH_BY_CLASS.get(str(configs.get("index", {}).get("_class_name", ""))) == "sdxl"
-    turbo = model == BUILTIN_TINY or "turbo" in model.lower()
+    turbo = model == BUILTIN_TINY or any(k in model.lower() for k in ("turbo", "sdxs"))
     native = 1024 if sdxl and not turbo else 512
     sample = configs.get("unet", {}).get("sample_size")
     blocks = configs.get("vae", {}).get("block_out_channels")

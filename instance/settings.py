@@ -79,7 +79,8 @@ class FederationSettings:
 
 @dataclass
 class GeneratorSettings:
-    model: str = "builtin:tiny"
+    model: str = "builtin:tiny"  # "auto": generator/hub.py picks one for the hardware
+    hub_endpoint: str = ""  # "": HF_ENDPOINT, else huggingface_hub's default (generator/hub.py)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto | float32 | float16 | bfloat16
     steps: int = 0  # 0: the model's own default (1 for turbo models, 25 otherwise)
