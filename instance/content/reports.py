@@ -32,6 +32,7 @@ from instance.accounts import ensure_instance_actor
 from instance.content import posting, suspensions
 from instance.content.counters import recount
 from instance.errors import UserError
+from instance.moderation import domains
 from instance.outbound.fanout import enqueue
 from instance.runtime import Runtime
 from instance.storage.ids import new_public_id
@@ -210,10 +211,7 @@ async def act(
         await suspensions.suspend(rt, target)
         actions.append("suspend")
     if block_domain and target is not None:
-        # TEMPORARY in-function import until helper FEDERATION lands the module
-        from instance.moderation import domains  # type: ignore[attr-defined]
-
-        await domains.block_domain(rt, target.domain)
+        await domains.block_domain(rt, target.domain, private_comment=f"report {report_id}")
         actions.append("block-domain")
     async with rt.session() as s:
         report = await _get(s, report_id)

@@ -23,6 +23,7 @@ from instance.setup import ensure_instance
 from instance.storage.models import (
     Account,
     Delivery,
+    DomainBlock,
     OutboundActivity,
     Post,
     Report,
@@ -208,3 +209,46 @@ def test_reports_lists_resolves_and_acts(cli_instance: CliInstance) -> None:
     text = inst.ok("reports", "--resolve", str(rid2), "--all").stdout
     assert f"#{rid2} [handled]" in text and f"#{rid} [handled]" in text
     assert "no report 77" in one_error(inst.dl("reports", "--resolve", "77"))
+
+
+def test_act_suspends_and_blocks_the_reported_domain(cli_instance: CliInstance) -> None:
+    """On a report about a remote account, `act --suspend --block-domain --delete-posts`
+    suspends the account, blocks its domain and tombstones its reported post here."""
+    inst = cli_instance
+
+    async def arrange(rt: Runtime) -> int:
+        async with rt.session() as s:
+            spammer = Account(username="spam", username_key="spam", domain="spam.example",
+                              local=False, uri="https://spam.example/users/spam", kind="Person",
+                              inbox_uri="https://spam.example/users/spam/inbox")  # fmt: skip
+            s.add(spammer)
+            await s.flush()
+            post = Post(uri="https://spam.example/statuses/1", account_id=spammer.id,
+                        local=False, content="<p>buy</p>", visibility="public")  # fmt: skip
+            s.add(post)
+            await s.flush()
+            return spammer.id
+
+    spammer_id = inst.db(arrange)
+    # the account is known here, so `report` resolves it without the network
+    filed = inst.json("report", "https://spam.example/users/spam",
+                      "https://spam.example/statuses/1", "--comment", "spam")  # fmt: skip
+    r = inst.ok("reports", "act", str(filed["id"]), "--suspend", "--block-domain",
+                "--delete-posts", "--yes", "--json")  # fmt: skip
+    done = json.loads(r.stdout)
+    assert done["action_taken"] == ["delete-posts", "suspend", "block-domain"]
+    assert done["deleted_posts"] == 1 and done["account"] == "spam@spam.example"
+
+    async def after(rt: Runtime) -> tuple[Any, Any, Any]:
+        async with rt.sessions() as s:
+            spammer = await s.get_one(Account, spammer_id)
+            post = await s.scalar(select(Post).where(Post.uri == "https://spam.example/statuses/1"))
+            block = await s.get(DomainBlock, "spam.example")
+        return spammer.suspended_at, post.deleted_at if post else None, block
+
+    suspended_at, deleted_at, block = inst.db(after)
+    assert suspended_at is not None and deleted_at is not None
+    assert block is not None and block.severity == "suspend"
+    assert block.private_comment == f"report {filed['id']}"
+    (row,) = inst.json("reports", "--all")
+    assert row["resolved"] and row["action_taken"] == ["delete-posts", "suspend", "block-domain"]
