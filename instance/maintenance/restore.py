@@ -85,7 +85,7 @@ def verify(path: Path, progress: Progress) -> dict[str, Any]:
                     raise UserError(f"refused: {path} holds {problem} ({member.name!r})")
                 if not member.isfile():
                     continue
-                if member.name in seen:
+                if member.name in seen or (member.name == MANIFEST and manifest is not None):
                     raise UserError(f"refused: {path} holds {member.name!r} twice")
                 f = tar.extractfile(member)
                 assert f is not None

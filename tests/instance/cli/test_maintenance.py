@@ -114,6 +114,9 @@ def test_backup_wipe_restore_round_trip_and_a_follower_still_verifies(
             assert r.exit_code == 0, r.output
             assert "restored" in r.stdout and "schema at" in r.stdout
             assert (inst.settings().media_path / "picture1.png").read_bytes() == image
+            if inst.database == "sqlite":  # the database holds every private key
+                db_file = inst.settings().data_path / "dreamloom.db"
+                assert stat.S_IMODE(db_file.stat().st_mode) == 0o600
             c2pa = inst.settings().data_path / "c2pa"
             if c2pa.is_dir():
                 assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in c2pa.iterdir())
@@ -184,6 +187,9 @@ def test_hostile_or_damaged_archives_are_refused_before_anything_changes(
     dev = tarfile.TarInfo("media/dev")
     dev.type = tarfile.CHRTYPE
     cases.append(("device", dev, b"", "device"))
+    second = tarfile.TarInfo("manifest.json")
+    second.size = 2
+    cases.append(("second manifest", second, b"{}", "twice"))
     unlisted = tarfile.TarInfo("media/unlisted.png")
     unlisted.size = 3
     cases.append(("unlisted", unlisted, b"abc", "does not list"))
