@@ -10,8 +10,10 @@ The checks and their rules:
 - clock: the `Date` header of the most recently seen remote host against our clock: more
   than CLOCK_WARN_S off is a WARN, more than CLOCK_FAIL_S (signatures are refused past
   that) a FAIL; no known remote host, or it does not answer, is a WARN;
-- model: builtin models always load; a directory must hold model_index.json; a hub id must
-  be in the local cache (nothing is downloaded): missing is a FAIL offline, else a WARN;
+- model: builtin models always load (`auto` still on builtin:tiny, not fetched yet, is a
+  WARN); a directory must hold model_index.json; a hub id must be in Dreamloom's model
+  cache or the local Hugging Face cache (nothing is downloaded): missing is a FAIL
+  offline, else a WARN;
 - webfinger: the instance actor's WebFinger answers through the configured scheme and
   domain; no answer is a FAIL saying the server did not answer.
 """
@@ -32,8 +34,15 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import select
 
+from generator import hub
 from generator.errors import ModelLoadError
-from generator.locating import BUILTIN_MODELS, files_on_disk, hub_offline, locate
+from generator.locating import (
+    BUILTIN_MODELS,
+    effective_model,
+    files_on_disk,
+    hub_offline,
+    locate,
+)
 from instance.errors import ConfigError
 from instance.settings import Settings, load_settings
 from instance.storage.db import make_engine, make_sessionmaker
@@ -134,9 +143,16 @@ async def check_clock(peer_uri: str | None) -> Check:
 
 
 def check_model(settings: Settings) -> Check:
-    model = settings.generator.model
+    setting = settings.generator.model
+    model = effective_model(setting, settings.cache_path)
+    if setting == hub.AUTO and model in BUILTIN_MODELS:
+        return Check(
+            "model", "WARN", f"model = auto runs {model} until {hub.auto_model()} is fetched"
+        )
     if model in BUILTIN_MODELS:
         return Check("model", "OK", f"{model} (built in)")
+    if hub.cached_dir(model, settings.cache_path) is not None:
+        return Check("model", "OK", f"{model}: in Dreamloom's model cache")
     try:
         _source, local, _name = locate(model, settings.cache_path, None)
     except ModelLoadError as exc:
