@@ -11,6 +11,7 @@ Errors a person can fix are one line on stderr and a non-zero exit, never a trac
     social.py    follow, like, boost, remix, delete, timeline, notifications, ...
     admin.py     pin, unpin, reports
     bench.py     bench inbox, fanout, timeline
+    federation.py  domain block/silence/..., deliveries status/retry/purge, remote refresh
     generator_admin.py  queue cancel, generator pause/resume/status
     maintenance.py  media prune, backup, restore, doctor
 """
@@ -20,6 +21,7 @@ from instance.cli import (
     accounts,
     admin,
     bench,
+    federation,
     generate,
     generator_admin,
     maintenance,
@@ -34,6 +36,7 @@ COMMAND_MODULES = (
     accounts,
     admin,
     bench,
+    federation,
     generate,
     generator_admin,
     maintenance,

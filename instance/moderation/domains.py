@@ -372,7 +372,7 @@ def parse_blocklist(text: str) -> list[Entry]:
         if not stripped or stripped.startswith("#"):
             continue
         try:
-            domain = normalize_domain(stripped.split()[0])
+            domain = normalize_domain(stripped.split(" #")[0].strip())
         except UserError as exc:
             raise UserError(f"line {number}: {exc}") from exc
         entries[domain] = Entry(domain)
