@@ -29,9 +29,16 @@ class InitResult:
 
 
 def write_config(
-    directory: Path, domain: str, scheme: str, *, allow_private_addresses: bool = False
+    directory: Path,
+    domain: str,
+    scheme: str,
+    *,
+    allow_private_addresses: bool = False,
+    model: str = "auto",
 ) -> InitResult:
-    """Write config.toml unless one exists (an existing one is never changed)."""
+    """Write config.toml unless one exists (an existing one is never changed).
+
+    ``model`` defaults to "auto": a real model for the hardware (generator/hub.py)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / CONFIG_FILENAME
     if path.exists():
@@ -41,7 +48,7 @@ def write_config(
         raise ConfigError(f'--scheme must be "http" or "https", got {scheme!r}')
     data: dict[str, dict[str, object]] = {
         "instance": {"domain": domain, "scheme": scheme, "data_dir": "data"},
-        "generator": {"model": "builtin:tiny"},
+        "generator": {"model": model},
     }
     if allow_private_addresses:
         data["federation"] = {"allow_private_addresses": True}

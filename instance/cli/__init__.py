@@ -14,6 +14,7 @@ Errors a person can fix are one line on stderr and a non-zero exit, never a trac
     federation.py  domain block/silence/..., deliveries status/retry/purge, remote refresh
     generator_admin.py  queue cancel, generator pause/resume/status
     maintenance.py  media prune, backup, restore, doctor
+    model_admin.py  model info, fetch, warmup; the first-start model fetch
 """
 
 from instance.cli import (
@@ -25,6 +26,7 @@ from instance.cli import (
     generate,
     generator_admin,
     maintenance,
+    model_admin,
     server,
     social,
 )
@@ -40,6 +42,7 @@ COMMAND_MODULES = (
     generate,
     generator_admin,
     maintenance,
+    model_admin,
     server,
     social,
 )

@@ -17,7 +17,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from generator.bench import run_bench
-from generator.locating import BUILTIN_TINY
+from generator.locating import BUILTIN_TINY, effective_model
 from instance.accounts import get_local
 from instance.cli.common import (
     DirOption,
@@ -152,7 +152,7 @@ def _generate(
     directory: Path | None, username: str, prompt: str, as_json: bool, **options: Any
 ) -> None:
     settings = settings_for(directory)
-    if settings.generator.model == BUILTIN_TINY:
+    if effective_model(settings.generator.model, settings.cache_path) == BUILTIN_TINY:
         err.print(escape(TINY_NOTICE), style="yellow", highlight=False, soft_wrap=True)
 
     async def go(rt: Runtime) -> Outcome:

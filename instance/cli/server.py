@@ -20,6 +20,7 @@ from instance.cli.common import (
     settings_for,
     with_runtime,
 )
+from instance.cli.model_admin import ensure_model
 from instance.errors import ConfigError
 from instance.runtime import Runtime
 from instance.settings import locate_config
@@ -35,15 +36,23 @@ def init(
     allow_private_addresses: Annotated[
         bool, typer.Option(help="Federate with peers on loopback/private addresses (tests, LANs).")
     ] = False,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="auto (a real model for this hardware), builtin:tiny, a directory "
+            "or a hub id; written to a new config only."
+        ),
+    ] = "auto",
     directory: DirOption = None,
 ) -> None:
-    """Create an instance: config.toml (if absent), data directory, database, instance actor.
+    """Create an instance: config.toml (if absent), data directory, database, instance actor,
+    and the configured model fetched once (auto: a real one for this hardware).
 
     Safe to run again: nothing that exists is changed."""
     target = directory or locate_config(None).parent
     try:
         result = write_config(
-            target, domain, scheme, allow_private_addresses=allow_private_addresses
+            target, domain, scheme, allow_private_addresses=allow_private_addresses, model=model
         )
     except ConfigError as exc:
         fail(str(exc))
@@ -61,6 +70,7 @@ def init(
     if settings.generator.provenance:
         c2pa_credentials(settings)
         out.print(f"C2PA signing credentials: {settings.data_path / 'c2pa'}")
+    ensure_model(settings)  # auto / a hub id: fetched once, with progress; one line if not
     if settings.generator.model == BUILTIN_TINY:
         out.print(
             "[yellow]note:[/] "
@@ -84,6 +94,7 @@ def serve(
     settings = settings_for(directory)
     bind_host = host or settings.server.host
     bind_port = port or settings.server.port
+    ensure_model(settings)  # the first start fetches the model once, with progress
     application = create_app(settings, run_workers=workers)
     # logs, the access log and the clean stop on SIGTERM: instance/logs.py
     logs.serve(

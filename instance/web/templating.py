@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from activitypub.urls import safe_link
-from generator.locating import BUILTIN_TINY
+from generator.locating import BUILTIN_TINY, effective_model
 from instance.routes.common import runtime
 from instance.web.sessions import template_context
 
@@ -39,11 +39,14 @@ SECURITY_HEADERS = {
 
 def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
     rt = runtime(request)
+    model = rt.settings.generator.model
+    tiny = effective_model(model, rt.settings.cache_path) == BUILTIN_TINY
     base = {
         "instance_name": rt.settings.instance.name,
         "description": rt.settings.instance.description,
         "host": rt.settings.host,
-        "tiny_model": rt.settings.generator.model == BUILTIN_TINY,
+        "tiny_model": tiny,
+        "model_not_fetched": tiny and model != BUILTIN_TINY,  # "auto" before its fetch
     }
     response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
     response.headers["Vary"] = "Accept"

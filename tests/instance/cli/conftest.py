@@ -79,7 +79,7 @@ def make_cli_instance(directory: Path, database_url: str = "") -> CliInstance:
     r = runner.invoke(
         app,
         ["init", "--domain", domain, "--scheme", "http", "--allow-private-addresses",
-         "--dir", str(directory)],
+         "--model", "builtin:tiny", "--dir", str(directory)],
         catch_exceptions=False,
     )  # fmt: skip
     if database_url:
