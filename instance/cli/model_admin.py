@@ -7,6 +7,7 @@ generator/locating.py ``effective_model``). This module only reports and shows p
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -93,37 +94,39 @@ def fetch_with_progress(settings: Settings, repo: str, *, show: bool = True) -> 
             bar.stop()
 
 
-def ensure_model(settings: Settings) -> None:
+def ensure_model(settings: Settings, *, log: logging.Logger | None = None) -> None:
     """First start (`init`, `serve`): fetch the configured hub model once, with progress.
 
     Nothing to do for builtin models, directories and models already on disk. When the hub
-    cannot be reached, one line says so and (for ``auto``) that builtin:tiny runs meanwhile."""
+    cannot be reached, one line says so and (for ``auto``) that builtin:tiny runs meanwhile.
+    With ``log`` (serve), the lines are log records, and the bar shows only with text logs."""
+
+    def say(text: str, *, warn: bool = False) -> None:
+        if log is not None:
+            (log.warning if warn else log.info)("%s", text)
+        elif warn:
+            err.print(escape(f"warning: {text}"), style="yellow", highlight=False, soft_wrap=True)
+        else:
+            out.print(escape(text), highlight=False, soft_wrap=True)
+
     configured = settings.generator.model
     repo = wanted_repo(settings)
     if repo is None or files_on_disk(repo, settings.cache_path) is not None:
         return
     if configured == hub.AUTO and repo in hub.LICENCES:
-        out.print(
-            escape(f"model: {repo} (auto), licence: {hub.LICENCES[repo]}"),
-            highlight=False,
-            soft_wrap=True,
-        )
+        say(f"model: {repo} (auto), licence: {hub.LICENCES[repo]}")
+    show = log is None or settings.logging.format == "text"
     try:
-        result = fetch_with_progress(settings, repo)
+        result = fetch_with_progress(settings, repo, show=show)
     except ModelLoadError as exc:
         meanwhile = (
             "running on builtin:tiny (noise) until `dreamloom model fetch` succeeds"
             if configured == hub.AUTO
             else "generation fails until `dreamloom model fetch` succeeds"
         )
-        err.print(
-            escape(f"warning: the model {repo} could not be fetched: {exc}; {meanwhile}"),
-            style="yellow",
-            highlight=False,
-            soft_wrap=True,
-        )
+        say(f"the model {repo} could not be fetched: {exc}; {meanwhile}", warn=True)
         return
-    out.print(escape(f"model {repo} ready in {result.path}"), highlight=False, soft_wrap=True)
+    say(f"model {repo} ready in {result.path}")
 
 
 def model_info(settings: Settings) -> dict[str, Any]:

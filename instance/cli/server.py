@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -94,7 +95,8 @@ def serve(
     settings = settings_for(directory)
     bind_host = host or settings.server.host
     bind_port = port or settings.server.port
-    ensure_model(settings)  # the first start fetches the model once, with progress
+    logs.configure_logging(settings.logging)  # the fetch's lines are log lines
+    ensure_model(settings, log=logging.getLogger("dreamloom.model"))  # once, with progress
     application = create_app(settings, run_workers=workers)
     # logs, the access log and the clean stop on SIGTERM: instance/logs.py
     logs.serve(
