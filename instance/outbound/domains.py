@@ -43,10 +43,11 @@ def unavailable_hosts() -> CompoundSelect[tuple[str]]:
     """A subquery of hosts whose deliveries must not go out now: paused, or under a domain
     an admin suspended (instance/moderation/domains.py, the one source of that rule;
     `DomainHealth.blocked` is no longer read)."""
-    queued = aliased(Delivery)
+    # each distinct host is checked once against the blocks, not each of its rows
+    hosts = select(aliased(Delivery).host).distinct().subquery()
     return union(
         select(DomainHealth.host).where(DomainHealth.paused.is_(True)),
-        select(queued.host).where(host_blocked(queued.host)),
+        select(hosts.c.host).where(host_blocked(hosts.c.host)),
     )
 
 
