@@ -19,6 +19,7 @@ from instance.storage.models import (
     DomainHealth,
     Follow,
     InboxItem,
+    Post,
 )
 from tests.instance.cli.conftest import CliInstance
 from tests.instance.loopback_peer import loopback_peer
@@ -199,6 +200,19 @@ def test_remote_refresh(cli_instance: CliInstance) -> None:
                 return await s.scalar(select(Account.display_name).where(Account.uri == alice.uri))
 
         assert inst.db(name) == "Alice Renamed"
+
+        note = alice.note("<p>first words</p>")
+        peer.serve(note["id"], note)
+        assert inst.json("remote", "refresh", note["id"])["kind"] == "post"
+        peer.serve(note["id"], {**note, "content": "<p>edited words</p>",
+                                "updated": "2030-01-01T00:00:00Z"})  # fmt: skip
+        inst.ok("remote", "refresh", note["id"])
+
+        async def content(rt: Runtime) -> str | None:
+            async with rt.sessions() as s:
+                return await s.scalar(select(Post.content).where(Post.uri == note["id"]))
+
+        assert "edited words" in (inst.db(content) or "")
         gets = len(peer.gets())
         inst.ok("domain", "block", "localhost", "--yes")
         assert "blocked" in one_error(inst.dl("remote", "refresh", alice.uri))
