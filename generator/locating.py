@@ -57,11 +57,16 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
 
 def effective_model(model: str, cache_dir: Path) -> str:
     """The model that runs for the setting: ``auto`` is :func:`generator.hub.auto_model` once
-    fetched into ``cache_dir`` and builtin:tiny until then; anything else is itself."""
+    fetched into ``cache_dir`` (else the other model ``auto`` can pick, if that one was fetched,
+    e.g. with ``device = "cpu"`` on a GPU machine), and builtin:tiny until then; anything else
+    is itself."""
     if model != hub.AUTO:
         return model
-    repo = hub.auto_model()
-    return repo if hub.cached_dir(repo, cache_dir) is not None else BUILTIN_TINY
+    first = hub.auto_model()
+    for repo in (first, *(r for r in hub.LICENCES if r != first)):
+        if hub.cached_dir(repo, cache_dir) is not None:
+            return repo
+    return BUILTIN_TINY
 
 
 def locate(model: str, cache_dir: Path, hub_cache: Path | None) -> tuple[str, Path | None, str]:

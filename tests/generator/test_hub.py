@@ -196,3 +196,15 @@ def test_auto_runs_builtin_tiny_until_fetched(tmp_path: Path) -> None:
     """model = "auto" with nothing fetched locates builtin:tiny (the honest fallback)."""
     _source, _local, published = locate("auto", tmp_path, None)
     assert published == "builtin:tiny"
+
+
+def test_auto_runs_whichever_auto_model_was_fetched(
+    fake_hub: FakeHub, repo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetched auto model runs even when the detected hardware would pick the other one
+    (device = "cpu" on a GPU machine fetches the CPU model)."""
+    other = hub.AUTO_GPU if hub.auto_model() == hub.AUTO_CPU else hub.AUTO_CPU
+    with FakeHub({other: repo_dir}) as h:
+        hub.fetch(other, tmp_path, endpoint=h.url)
+    _source, local, published = locate("auto", tmp_path, None)
+    assert (published, local) == (other, hub.model_dir(other, tmp_path))

@@ -184,3 +184,50 @@ def test_explicit_tiny_model_option(tmp_path: Path) -> None:
     output = init(directory, "--model", "builtin:tiny")
     assert 'model = "builtin:tiny"' in (directory / "config.toml").read_text()
     assert "could not be fetched" not in output and "licence:" not in output
+
+
+def test_serve_fetches_the_model_at_first_start(
+    tmp_path: Path, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dreamloom serve` on a new "auto" config downloads the model before it answers, says
+    so in its log, and the front page then shows no test-model banner."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from instance.setup import write_config
+
+    port = free_port()
+    directory = tmp_path / "inst"
+    write_config(directory, f"127.0.0.1:{port}", "http", allow_private_addresses=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DREAMLOOM_", "HF_HUB_OFF"))}
+    env["HF_ENDPOINT"] = fake_hub.url
+    log = directory / "serve.log"
+    dreamloom = Path(sys.executable).with_name("dreamloom")
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [str(dreamloom), "serve", "--dir", str(directory), "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    repo = hub.auto_model()
+    text = log.read_text()
+    assert f"model {repo} ready" in text and f"licence: {hub.LICENCES[repo]}" in text, text
+    assert any(r.path.endswith("model_index.json") for r in fake_hub.file_gets())
+    assert "builtin:tiny" not in page and "could not be fetched" not in page
