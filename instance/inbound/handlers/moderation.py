@@ -1,7 +1,8 @@
 """Flag: another server reports our accounts or posts; the report waits for the admin
 (`dreamloom reports`). Reports about nothing of ours are dropped, and so are reports past
 MAX_OPEN_PER_REPORTER open ones from one actor or MAX_OPEN_PER_SERVER from one server: a
-flood of reports must not bury the ones an admin needs to read."""
+flood of reports must not bury the ones an admin needs to read. A domain blocked with
+`reject_reports` (instance/moderation/domains.py) has its reports dropped."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from instance.content.sanitize import clean_html
 from instance.errors import Skip
 from instance.inbound.context import Inbound
 from instance.inbound.handlers import lookup
+from instance.moderation import domains
 from instance.storage.idempotent import insert_one
 from instance.storage.models import Account, Report
 
@@ -21,6 +23,9 @@ MAX_OPEN_PER_SERVER = 50
 
 
 async def on_flag(ctx: Inbound) -> None:
+    policy = await domains.policy_for_host(ctx.session, ctx.actor.domain)
+    if policy is not None and policy.reject_reports:  # an admin's domain block says so
+        raise Skip("reports from this domain are rejected")
     target = None
     posts: list[str] = []
     for uri in ids_of(ctx.activity.raw.get("object"))[: MAX_REPORTED_POSTS + 1]:

@@ -258,3 +258,26 @@ async def test_a_thousand_blocked_domains_keep_pages_working(runtime, client) ->
     await DeliveryWorker(runtime).run_once()
     for path in ("/", "/users/painter", "/timeline/federated"):
         assert (await client.get(path)).status_code < 500
+
+
+async def test_reports_from_a_domain_with_reject_reports_are_dropped(
+    client, runtime, fedi, new_account
+) -> None:
+    """A Flag from a domain blocked with reject_reports (here only silenced, so its
+    activities still arrive) leaves no report; one from another domain still does."""
+    from instance.inbound.worker import InboxWorker
+    from instance.storage.models import Report
+    from tests.instance.inbox_helpers import post
+
+    bot = await new_account("painter", ai=True)
+    await domains.block_domain(runtime, "quiet.example", "silence", reject_reports=True)
+    for n, host in enumerate(("mods.quiet.example", "other.example")):
+        mod = fedi.actor(f"mod{n}", host)
+        answer = await post(client, runtime, mod, mod.activity("Flag", [bot.uri], content="x"))
+        assert answer.status_code == 202
+    await InboxWorker(runtime).run_once()
+    await InboxWorker(runtime).run_once()
+    async with runtime.sessions() as s:
+        reporters = list(await s.scalars(select(Account.domain).join(
+            Report, Report.reporter_id == Account.id)))  # fmt: skip
+    assert reporters == ["other.example"]
