@@ -60,6 +60,7 @@ LICENCES = {
 COMPLETE_MARKER = ".dreamloom-complete.json"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _CONFIG_SUFFIXES = (".json", ".txt", ".model")
+_PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth")
 _VARIANT = re.compile(r"^(?P<stem>.+)\.fp16\.safetensors$")
 
 Progress = Callable[[int, int], None]
@@ -268,6 +269,11 @@ def select_files(index: dict[str, Any], remote_files: list[str], *, fp16: bool) 
                 plan[f] = f
         plain = {f for f in inside if f.endswith(".safetensors") and not _VARIANT.match(f)}
         variants = {m["stem"] + ".safetensors": f for f in inside if (m := _VARIANT.match(f))}
+        if not plain and not variants and any(f.endswith(_PICKLE_SUFFIXES) for f in inside):
+            raise ModelLoadError(
+                f"the model's {comp} has no .safetensors weights (only pickled ones, which "
+                "Dreamloom does not download); pick a model that ships safetensors"
+            )
         for name in sorted(plain | set(variants)):
             use_variant = name in variants and (fp16 or name not in plain)
             plan[name] = variants[name] if use_variant else name

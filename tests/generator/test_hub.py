@@ -208,3 +208,24 @@ def test_auto_runs_whichever_auto_model_was_fetched(
         hub.fetch(other, tmp_path, endpoint=h.url)
     _source, local, published = locate("auto", tmp_path, None)
     assert (published, local) == (other, hub.model_dir(other, tmp_path))
+
+
+def test_component_with_only_pickled_weights_is_refused() -> None:
+    """A component whose weights exist only as .bin is refused with the reason (safetensors
+    only); components without weights (scheduler, tokenizer) need none."""
+    index = {
+        "_class_name": "StableDiffusionPipeline",
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+        "safety_checker": [None, None],
+    }
+    files = [
+        "model_index.json",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.bin",
+        "scheduler/scheduler_config.json",
+    ]
+    with pytest.raises(ModelLoadError, match=r"unet has no \.safetensors weights"):
+        hub.select_files(index, files, fp16=False)
+    files[2] = "unet/diffusion_pytorch_model.safetensors"
+    assert hub.select_files(index, files, fp16=False) == {f: f for f in files[1:]}
