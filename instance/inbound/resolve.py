@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
-from activitypub.errors import FetchError
+from activitypub.errors import FetchError, InvalidURLError
 from activitypub.objects import Activity, APObject
+from activitypub.urls import host_of
 from instance.accounts import find_local
 from instance.errors import ActorUnavailable, NotFound
 from instance.inbound.context import Inbound
 from instance.inbound.handlers.notes import store_note
 from instance.inbound.remote import resolve_actor
+from instance.moderation import domains
 from instance.runtime import Runtime
 from instance.storage.models import Account, Post
 from webfinger.client import WebFingerLookupError, finger, split_handle
@@ -34,6 +36,7 @@ async def account(rt: Runtime, who: str) -> Account:
             if found is None:
                 raise NotFound(f"no local account named {user!r}")
             return found
+        await _refuse_blocked(rt, host)
         try:
             uri, _ = await finger(
                 rt.http,
@@ -44,10 +47,22 @@ async def account(rt: Runtime, who: str) -> Account:
             )
         except WebFingerLookupError as exc:
             raise NotFound(str(exc)) from None
+    await _refuse_blocked(rt, uri)
     try:
         return await resolve_actor(rt, uri)
     except ActorUnavailable as exc:
         raise NotFound(str(exc)) from None
+
+
+async def _refuse_blocked(rt: Runtime, host_or_url: str) -> None:
+    """A suspended domain (instance/moderation/domains.py) is neither looked up nor acted on."""
+    try:
+        host = host_of(host_or_url) if "://" in host_or_url else host_or_url
+    except InvalidURLError:
+        return
+    async with rt.sessions() as session:
+        if await domains.is_suspended_host(session, host):
+            raise NotFound(f"{host} is blocked by this instance's admin")
 
 
 async def post(rt: Runtime, url: str) -> Post:

@@ -115,8 +115,9 @@ def test_a_blocked_fedify_peer_gets_403_and_nothing_more(
     )  # fmt: skip
     assert posts[0]["n"] == 0
 
-    # nothing goes out to it: a follow from our side is never delivered
-    dreamloom.cli("follow", "painter", fedify.actor_id)
+    # nothing goes out to it: a follow from our side is refused, and nothing is delivered
+    proc = dreamloom.cli("follow", "painter", fedify.actor_id)
+    assert proc.returncode == 1 and "blocked" in proc.stderr, proc.stderr
     time.sleep(3)  # the delivery worker polls every second or so
     assert len(fedify.requests()) == reached_fedify
     status = dreamloom.cli_json("deliveries", "status")
