@@ -99,6 +99,24 @@ async def policy_for_host(session: AsyncSession, host: str) -> DomainBlock | Non
     return max(rows, key=lambda row: len(row.domain))
 
 
+async def first_suspended(session: AsyncSession, hosts: Iterable[str]) -> str | None:
+    """The first of `hosts` under a suspend (its most specific row), in one query; None when
+    none is. The inbox asks this before any key fetch."""
+    chains = {host: parents(host) for host in hosts}
+    candidates = {name for chain in chains.values() for name in chain if name}
+    if not candidates:
+        return None
+    query = select(DomainBlock.domain, DomainBlock.severity).where(
+        DomainBlock.domain.in_(sorted(candidates))
+    )
+    found: dict[str, str] = {domain: severity for domain, severity in await session.execute(query)}
+    for host, chain in sorted(chains.items()):
+        severity = next((found[name] for name in chain if name in found), None)
+        if severity == "suspend":
+            return host
+    return None
+
+
 async def is_suspended_host(session: AsyncSession, host: str) -> bool:
     policy = await policy_for_host(session, host)
     return policy is not None and policy.severity == "suspend"

@@ -104,9 +104,8 @@ async def receive(request: Request, rt: Runtime, intake: Intake, body: bytes) ->
         return error_json("body is not a JSON object", 400)
 
     async with rt.sessions() as session:  # a suspended domain: before any key fetch
-        for host in claimed_hosts(request, document):
-            if await domains.is_suspended_host(session, host):
-                return error_json("this instance does not federate with your domain", 403)
+        if await domains.first_suspended(session, claimed_hosts(request, document)):
+            return error_json("this instance does not federate with your domain", 403)
 
     ring = rt.service(KeyRing)
     is_delete = document.get("type") == "Delete"

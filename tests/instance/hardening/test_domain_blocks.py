@@ -70,6 +70,9 @@ async def test_a_block_covers_subdomains_and_the_most_specific_row_wins(runtime)
         assert (await domains.policy_for_host(s, "x.media.bad.example")).severity == "noop"
         assert await domains.policy_for_host(s, "notbad.example") is None
         assert await domains.policy_for_host(s, "example") is None
+        # what the inbox asks, in one query: the most specific row decides
+        assert await domains.first_suspended(s, {"ok.example", "a.bad.example"}) == "a.bad.example"
+        assert await domains.first_suspended(s, {"x.media.bad.example", "ok.example"}) is None
     with pytest.raises(UserError, match="own domain"):
         await domains.block_domain(runtime, "127.0.0.1")
     assert await domains.unblock_domain(runtime, "bad.example")
