@@ -174,7 +174,9 @@ def fetch(
         raise _unreachable(base, "HF_HUB_OFFLINE is set")
     own = client is None
     http = client or httpx.Client(
-        timeout=httpx.Timeout(timeout_s), follow_redirects=True, headers=_auth_headers()
+        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+        follow_redirects=True,
+        headers=_auth_headers(),
     )
     try:
         return _fetch(http, repo_id, Path(cache_dir), base, fp16, revision, progress, retries)

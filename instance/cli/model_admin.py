@@ -171,12 +171,12 @@ def info(directory: DirOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(data)
         return
-    size = f"{data['cache_bytes'] / 1e6:.1f} MB" if data["cached"] else "not cached"
+    size = f"yes ({data['cache_bytes'] / 1e6:.1f} MB)" if data["cached"] else "no"
     comp = data["compile"]
     lines = [
         f"model: {data['configured']} -> {data['resolved']}",
         f"runs: {data['runs']}",
-        f"cached: {'yes' if data['cached'] else 'no'} ({size}) {data['cache_path']}",
+        f"cached: {size} {data['cache_path']}",
         f"device: {data['device']} {data['dtype']}",
         f"weights: {data['weights_hash'] or '-'}",
         f"compile: {'on' if comp['enabled'] else 'off'}, cache "
