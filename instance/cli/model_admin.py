@@ -111,7 +111,13 @@ def ensure_model(settings: Settings, *, log: logging.Logger | None = None) -> No
 
     configured = settings.generator.model
     repo = wanted_repo(settings)
-    if repo is None or files_on_disk(repo, settings.cache_path) is not None:
+    if repo is None:
+        return
+    if configured == hub.AUTO:  # auto runs only from Dreamloom's own cache (effective_model)
+        present = hub.cached_dir(repo, settings.cache_path)
+    else:  # a hub id also loads from the Hugging Face cache
+        present = files_on_disk(repo, settings.cache_path)
+    if present is not None:
         return
     if configured == hub.AUTO and repo in hub.LICENCES:
         say(f"model: {repo} (auto), licence: {hub.LICENCES[repo]}")
