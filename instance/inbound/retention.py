@@ -6,7 +6,8 @@ Rows still queued or running are never deleted.
 
 `RetentionWorker` (name "retention") prunes once an hour, in batches, so a large backlog
 never holds the database's write lock for long; it also clears the remote image cache of
-files unused for a week (media_cache.py).
+files unused for a week (media_cache.py), and drops the private key of a deleted account once
+its last Delete delivery has ended (content/account_delete.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
+from instance.content.account_delete import forget_spent_keys
 from instance.inbound.media_cache import RemoteMedia
 from instance.runtime import Runtime
 from instance.storage.models import InboxItem, InboxSeen
@@ -59,4 +61,5 @@ class RetentionWorker:
         self.last = now
         await prune(self.rt)
         await self.rt.service(RemoteMedia).prune()
+        await forget_spent_keys(self.rt)
         return 0  # pruning is not work that asks for another step at once
