@@ -22,13 +22,15 @@ domains are blocked (no expanding IN of thousands of names, which SQLite refuses
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, get_args
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, and_, delete, exists, literal, or_, select
+from sqlalchemy import ColumnElement, delete, exists, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -217,7 +219,7 @@ async def apply_suspension(session: AsyncSession, domain: str) -> Applied:
     items = await session.execute(
         delete(InboxItem).where(
             InboxItem.status.in_(("queued", "failed")),
-            or_(_url_host_under(InboxItem.actor_uri, domain)),
+            _url_host_under(InboxItem.actor_uri, domain),
         )
     )
     return Applied(_count(follows), _count(deliveries), _count(items))
@@ -243,7 +245,7 @@ def _url_host_under(column: Any, domain: str) -> ColumnElement[bool]:
     for scheme in ("https://", "http://"):
         for sep in ("/", ":"):
             clauses.append(column.like(f"{scheme}{domain}{sep}%"))
-            clauses.append(and_(column.like(f"{scheme}%.{domain}{sep}%")))
+            clauses.append(column.like(f"{scheme}%.{domain}{sep}%"))
     return or_(*clauses)
 
 
@@ -360,9 +362,6 @@ def _truthy(value: str) -> bool:
 def parse_blocklist(text: str) -> list[Entry]:
     """Mastodon's CSV export (header `#domain,#severity,...`), or one domain per line
     (lines starting with `#` are comments). Raises UserError naming the bad line."""
-    import csv
-    import io
-
     lines = text.splitlines()
     first = next((line for line in lines if line.strip()), "")
     entries: dict[str, Entry] = {}
@@ -398,9 +397,6 @@ def parse_blocklist(text: str) -> list[Entry]:
 
 
 def export_csv(rows: Iterable[DomainBlock]) -> str:
-    import csv
-    import io
-
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_HEADER)
