@@ -62,6 +62,8 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
         return "an absolute path"
     if ".." in parts or not parts:
         return "a '..' path"
+    if "/".join(parts) != name.rstrip("/") or "\\" in name:
+        return "a non-canonical path (empty or '.' parts)"
     if member.issym() or member.islnk():
         return "a link"
     if not (member.isfile() or member.isdir()):
@@ -149,6 +151,15 @@ def check_target(settings: Settings, manifest: dict[str, Any], contents: tuple[i
         )
 
 
+def _inside(root: Path, name: str) -> Path:
+    """`root` joined with the member's name below its top folder, never a path outside
+    `root` (an absolute remainder such as `media//etc/x` would otherwise replace it)."""
+    target = root.joinpath(*PurePosixPath(name).parts[1:])
+    if not target.resolve().is_relative_to(root.resolve()):
+        raise UserError(f"refused: {name!r} points outside {root}")
+    return target
+
+
 def _extract_to(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, mode: int) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     source = tar.extractfile(member)
@@ -233,11 +244,11 @@ async def restore(
                     assert f is not None
                     config = f.read()
                 elif name.startswith("media/"):
-                    _extract_to(tar, member, media / name[len("media/") :], 0o644)
+                    _extract_to(tar, member, _inside(media, name), 0o644)
                 elif name.startswith("c2pa/"):
                     c2pa.mkdir(parents=True, exist_ok=True)
                     os.chmod(c2pa, 0o700)
-                    _extract_to(tar, member, c2pa / name[len("c2pa/") :], 0o600)
+                    _extract_to(tar, member, _inside(c2pa, name), 0o600)
                 progress(name)
         if dumped is None:
             raise UserError(f"{path} holds no database")

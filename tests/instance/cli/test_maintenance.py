@@ -216,6 +216,40 @@ def test_hostile_or_damaged_archives_are_refused_before_anything_changes(
     assert not Path("/etc/evil").exists()
 
 
+def test_a_member_with_an_empty_path_part_cannot_write_outside_the_media_dir(
+    sqlite_instance: CliInstance, tmp_path: Path
+) -> None:
+    """A member named `media//ABSOLUTE/PATH` (its parts look relative, but what follows
+    `media/` is absolute), listed in a forged manifest with its right checksum, is refused
+    before anything changes, and nothing is written at the absolute path."""
+    import hashlib
+
+    inst = sqlite_instance
+    archive = tmp_path / "good.tar.gz"
+    inst.ok("backup", str(archive))
+    escaped = tmp_path / "outside" / "escaped.png"
+    escaped.parent.mkdir()
+    name = f"media/{escaped}"  # "media//tmp/.../escaped.png"
+    data = b"not yours"
+    hostile = tmp_path / "hostile.tar.gz"
+    with tarfile.open(archive, "r:gz") as src, tarfile.open(hostile, "w:gz") as dst:
+        for m in src.getmembers():
+            f = src.extractfile(m)
+            body = f.read() if f else b""
+            if m.name == "manifest.json":
+                manifest = json.loads(body)
+                digest = hashlib.sha256(data).hexdigest()
+                manifest["files"][name] = {"sha256": digest, "size": len(data)}
+                body = json.dumps(manifest).encode()
+                m.size = len(body)
+            dst.addfile(m, io.BytesIO(body))
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        dst.addfile(info, io.BytesIO(data))
+    assert "non-canonical" in one_error(inst.dl("restore", str(hostile), "--force", "--yes"))
+    assert not escaped.exists()
+
+
 def test_a_failure_mid_write_leaves_no_archive(
     sqlite_instance: CliInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
