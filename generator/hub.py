@@ -62,6 +62,8 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _CONFIG_SUFFIXES = (".json", ".txt", ".model")
 _PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth")
 _VARIANT = re.compile(r"^(?P<stem>.+)\.fp16\.safetensors$")
+# a component is one folder of the model directory: a plain name, never "", "." or ".."
+_COMPONENT = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 
 Progress = Callable[[int, int], None]
 """``progress(done_bytes, total_bytes)``; total is 0 while unknown."""
@@ -265,6 +267,11 @@ def select_files(index: dict[str, Any], remote_files: list[str], *, fp16: bool) 
     ]
     plan: dict[str, str] = {}
     for comp in components:
+        if not _COMPONENT.match(comp):
+            raise ModelLoadError(
+                f"the model's model_index.json names a component {comp!r}, which is not a "
+                "plain folder name; refusing to write outside the model directory"
+            )
         inside = [f for f in remote_files if f.startswith(f"{comp}/") and f.count("/") == 1]
         for f in inside:
             if f.endswith(_CONFIG_SUFFIXES) and ".fp16." not in f:

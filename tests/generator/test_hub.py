@@ -229,3 +229,20 @@ def test_component_with_only_pickled_weights_is_refused() -> None:
         hub.select_files(index, files, fp16=False)
     files[2] = "unet/diffusion_pytorch_model.safetensors"
     assert hub.select_files(index, files, fp16=False) == {f: f for f in files[1:]}
+
+
+@pytest.mark.parametrize("component", ["..", "", ".", "~/x", "unet/.."])
+def test_a_hostile_listing_cannot_name_files_outside_the_model_dir(component: str) -> None:
+    """A hub whose model_index.json names a component such as `..` or `` (and lists
+    `../evil.safetensors` or `/evil.json` for it) is refused: no local path of the plan
+    may leave the model directory, so nothing is written outside it."""
+    index = {"_class_name": "X", component: ["diffusers", "UNet2DConditionModel"]}
+    listing = [
+        "model_index.json",
+        f"{component}/config.json",
+        f"{component}/weights.safetensors",
+        "../evil.safetensors",
+        "/evil.json",
+    ]
+    with pytest.raises(ModelLoadError, match="not a plain folder name"):
+        hub.select_files(index, listing, fp16=False)
