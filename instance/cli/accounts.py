@@ -119,9 +119,11 @@ def account_list(directory: DirOption = None, as_json: JsonOption = False) -> No
     if as_json:
         print_json(rows)
         return
-    table = Table("handle", "type", "display name", "actor")
+    table = Table("handle", "type", "display name", "actor", "state")
     for r in rows:
-        table.add_row(r["handle"], "AI" if r["ai"] else r["type"], r["display_name"], r["actor"])
+        state = "deleted" if r["deleted_at"] else "suspended" if r["suspended_at"] else "active"
+        kind = "AI" if r["ai"] else r["type"]
+        table.add_row(r["handle"], kind, r["display_name"], r["actor"], state)
     out.print(table)
 
 

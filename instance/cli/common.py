@@ -171,4 +171,6 @@ def account_row(a: Account, settings: Settings) -> dict[str, Any]:
         "schedule_minutes": a.schedule_minutes,
         "next_post_at": a.next_post_at.isoformat() if a.next_post_at else None,
         "created_at": a.created_at.isoformat(),
+        "suspended_at": a.suspended_at.isoformat() if a.suspended_at else None,
+        "deleted_at": a.deleted_at.isoformat() if a.deleted_at else None,
     }

@@ -465,3 +465,20 @@ def test_delete_keeps_the_key_while_a_delivery_waits(cli_instance: CliInstance) 
             return had_key, painter.private_key_pem is None
 
     assert inst.db(end_it) == (True, True)
+
+
+def test_account_list_and_show_say_who_is_suspended(cli_instance: CliInstance) -> None:
+    """An admin sees a suspension where accounts are listed and shown, not only in its own
+    command: `account list` has a state column, `show` and `--json` the time."""
+    inst = cli_instance
+    inst.ok("account", "create", "painter", "--no-pictures")
+    inst.ok("account", "create", "poet", "--no-pictures")
+    inst.ok("account", "suspend", "painter")
+    rows = {r["username"]: r for r in inst.json("account", "list")}
+    assert rows["painter"]["suspended_at"] is not None
+    assert rows["poet"]["suspended_at"] is None
+    table = inst.ok("account", "list").stdout
+    assert "suspended" in table and "active" in table
+    assert inst.json("account", "show", "painter")["suspended_at"] is not None
+    inst.ok("account", "unsuspend", "painter")
+    assert inst.json("account", "show", "painter")["suspended_at"] is None
