@@ -53,9 +53,10 @@ AUTO_CPU = "IDKiro/sdxs-512-0.9"
 LICENCES = {
     AUTO_GPU: "Stability AI Community License (non-commercial use free; commercial use "
     "needs a Stability AI membership above USD 1M revenue) - see the model card",
-    AUTO_CPU: "CreativeML Open RAIL++-M (use restrictions in the licence) - see the model card",
+    AUTO_CPU: "listed as Apache-2.0 (not checked against its model card here) - read the "
+    "model card before commercial use",
 }
-"""The licence of each model ``auto`` can pick, as its model card states it."""
+"""The licence of each model ``auto`` can pick, as far as we could check it."""
 
 COMPLETE_MARKER = ".dreamloom-complete.json"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
