@@ -9,7 +9,9 @@ The checks and their rules:
   below twice that a WARN;
 - clock: the `Date` header of the most recently seen remote host against our clock: more
   than CLOCK_WARN_S off is a WARN, more than CLOCK_FAIL_S (signatures are refused past
-  that) a FAIL; no known remote host, or it does not answer, is a WARN;
+  that) a FAIL; no known remote host, or it does not answer, is a WARN; the peer is asked
+  through the SSRF-guarded client (activitypub.netguard), so a stored actor URI naming a
+  private or loopback address is never connected to (unless allow_private_addresses);
 - model: builtin models always load (`auto` still on builtin:tiny, not fetched yet, is a
   WARN); a directory must hold model_index.json; a hub id must be in Dreamloom's model
   cache or the local Hugging Face cache (nothing is downloaded): missing is a FAIL
@@ -34,6 +36,8 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import select
 
+from activitypub.errors import FetchError
+from activitypub.netguard import make_client
 from generator import hub
 from generator.errors import ModelLoadError
 from generator.locating import (
@@ -119,19 +123,20 @@ def check_disk(settings: Settings) -> Check:
     return Check("disk", "WARN" if free_mb < 2 * floor else "OK", line)
 
 
-async def check_clock(peer_uri: str | None) -> Check:
+async def check_clock(peer_uri: str | None, allow_private_addresses: bool = False) -> Check:
     if not peer_uri:
         return Check("clock", "WARN", "skipped: no known remote host to compare with")
     parts = urlsplit(peer_uri)
     origin = f"{parts.scheme}://{parts.netloc}/"
     try:
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client:
+        timeout = httpx.Timeout(HTTP_TIMEOUT_S)
+        async with make_client(allow_private_addresses, timeout=timeout) as client:
             started = time.time()
             response = await client.head(origin)
             ours = (started + time.time()) / 2
         date = response.headers.get("date")
         theirs = parsedate_to_datetime(date).timestamp() if date else None
-    except (httpx.HTTPError, TypeError, ValueError) as exc:
+    except (httpx.HTTPError, FetchError, TypeError, ValueError) as exc:
         return Check("clock", "WARN", f"skipped: {parts.netloc} did not answer ({exc})")
     if theirs is None:
         return Check("clock", "WARN", f"skipped: {parts.netloc} sent no Date header")
@@ -196,7 +201,7 @@ async def run_checks(config_path: Path) -> list[Check]:
         database,
         check_media(settings),
         check_disk(settings),
-        await check_clock(peer),
+        await check_clock(peer, settings.federation.allow_private_addresses),
         check_model(settings),
         await check_webfinger(settings),
     ]

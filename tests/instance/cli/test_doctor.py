@@ -96,3 +96,56 @@ def test_doctor_fails_on_an_unmigrated_database_and_an_uncached_hub_model(
     assert "dreamloom db upgrade" in checks["database"]["detail"]
     assert checks["model"]["status"] == "FAIL"
     assert "not in the local cache" in checks["model"]["detail"]
+
+
+def test_doctor_clock_check_never_connects_to_a_private_peer_address(
+    sqlite_instance: CliInstance,
+) -> None:
+    """The clock check asks the most recently seen remote host through the SSRF-guarded
+    client: a stored remote actor whose URI names a loopback address (an attacker's way to
+    make `doctor` send a request inside the network) is refused before any connect while
+    allow_private_addresses is off, and the check is a WARN instead."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from instance.storage.models import Account
+
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    internal = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=internal.serve_forever, daemon=True).start()
+    try:
+        inst = sqlite_instance
+        port = internal.server_address[1]
+
+        async def add_peer(rt: Runtime) -> None:
+            async with rt.sessions() as s, s.begin():
+                s.add(
+                    Account(
+                        username="admin", username_key="admin", domain=f"127.0.0.1:{port}",
+                        local=False, uri=f"http://127.0.0.1:{port}/users/admin",
+                    )
+                )  # fmt: skip
+
+        inst.db(add_peer)
+        config = inst.directory / "config.toml"
+        text_before = config.read_text()
+        assert "allow_private_addresses = true" in text_before
+        config.write_text(
+            text_before.replace("allow_private_addresses = true", "allow_private_addresses = false")
+        )
+        checks = _by_name(json.loads(inst.dl("doctor", "--json").stdout))
+        assert checks["clock"]["status"] == "WARN", checks["clock"]
+        assert hits == []
+    finally:
+        internal.shutdown()
+        internal.server_close()
