@@ -11,6 +11,9 @@ The rules:
 - One access line per HTTP request at info, written by `AccessLog` (uvicorn's own access log
   is off): `GET /@painter 200 3.2 ms`, plus `signed by HOST` for a request carrying an HTTP
   signature (the host of its keyId; the route verifies it, the log only names it).
+- A text line is one line: control characters in it (CR, LF, escapes; a path is
+  percent-decoded, an activity's type is the sender's) are written as `\\xNN`, so nothing a
+  request carries can forge a second log line or drive the admin's terminal.
 - A signal ends `serve` cleanly: the workers and the database are closed by the app's
   lifespan, then one line `Dreamloom stopped (SIGTERM, ...)` and exit code 0.
 """
@@ -53,6 +56,22 @@ _KEY_ID = re.compile(r'keyid\s*=\s*"([^"]+)"', re.IGNORECASE)
 _RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
 
 
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """`text` with every control character (tab excepted) written as `\\xNN`."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class TextFormatter(logging.Formatter):
+    """`TIME LEVEL LOGGER: MESSAGE`, the line itself never more than one line (a traceback
+    after it keeps its own lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return one_line(super().formatMessage(record))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, and the record's extra fields."""
 
@@ -77,9 +96,7 @@ def configure_logging(config: LoggingSettings, stream: Any = None) -> logging.Ha
     if config.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     level = LEVELS[config.level]
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -260,3 +260,39 @@ async def test_inbox_items_are_logged_at_info(
     assert any(m.endswith("(Follow) from remote.example handled") for m in messages), messages
     failed = [m for m in messages if m.startswith("inbox item 2 from remote.example failed: ")]
     assert len(failed) == 1 and "404" in failed[0] and boosted in failed[0], messages
+
+
+async def test_a_request_cannot_forge_a_log_line() -> None:
+    """Text logs: a path whose percent-decoding holds CR/LF (or a terminal escape), and an
+    activity type that does, still make exactly one line each; the control characters are
+    written as \\xNN, so no forged `dreamloom.access` line appears."""
+    import io
+
+    from instance.logs import AccessLog, configure_logging
+    from instance.settings import LoggingSettings
+
+    stream = io.StringIO()
+    handler = configure_logging(LoggingSettings(level="info", format="text"), stream=stream)
+    forged = "\r\n2026-01-01 00:00:00,000 INFO dreamloom.access: GET /admin 200 1.0 ms\x1b[2J"
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        pass
+
+    try:
+        scope = {"type": "http", "method": "GET", "path": "/x" + forged, "headers": []}
+        await AccessLog(app)(scope, receive, send)
+        logging.getLogger("dreamloom.inbound").info("inbox item 1 (%s) from a handled", forged)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert "GET /admin" not in "".join(line.split(": ", 1)[0] for line in lines)
+    assert all("\x1b" not in line and "\r" not in line for line in lines)
+    assert "\\x0d\\x0a2026-01-01" in lines[0]
