@@ -31,8 +31,9 @@ from instance.maintenance import backup as backup_mod
 from instance.maintenance import doctor as doctor_mod
 from instance.maintenance import prune as prune_mod
 from instance.maintenance import restore as restore_mod
+from instance.maintenance import running
 from instance.runtime import Runtime
-from instance.settings import locate_config
+from instance.settings import Settings, locate_config
 
 media_app = typer.Typer(
     help="The media directory and the remote media cache.", no_args_is_help=True
@@ -169,9 +170,14 @@ def restore(
     yes: YesOption = False,
 ) -> None:
     """Restore a backup onto an empty instance (checksums verified before anything changes;
-    this instance's database URL is kept; the schema is migrated to head after). Stop
-    `dreamloom serve` first."""
+    this instance's database URL is kept; the schema is migrated to head after). Refused
+    while `dreamloom serve` runs on this instance's data directory."""
     settings = settings_for(directory)
+    with user_errors(), running.stopped(settings):
+        _restore(settings, path, force, yes)
+
+
+def _restore(settings: Settings, path: Path, force: bool, yes: bool) -> None:
     with user_errors(), spinner("verifying") as advance:
         manifest = restore_mod.verify(path, advance)
     contents = run(restore_mod.instance_contents(settings))

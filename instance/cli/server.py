@@ -22,7 +22,8 @@ from instance.cli.common import (
     with_runtime,
 )
 from instance.cli.model_admin import ensure_model
-from instance.errors import ConfigError
+from instance.errors import ConfigError, UserError
+from instance.maintenance import running
 from instance.runtime import Runtime
 from instance.settings import locate_config
 from instance.setup import c2pa_credentials, write_config
@@ -98,17 +99,21 @@ def serve(
     logs.configure_logging(settings.logging)  # the fetch's lines are log lines
     ensure_model(settings, log=logging.getLogger("dreamloom.model"))  # once, with progress
     application = create_app(settings, run_workers=workers)
-    # logs, the access log and the clean stop on SIGTERM: instance/logs.py
-    logs.serve(
-        application,
-        settings.logging,
-        f"Dreamloom serving {settings.base_url} on http://{bind_host}:{bind_port}",
-        host=bind_host,
-        port=bind_port,
-        proxy_headers=bool(settings.server.trusted_proxies.strip()),
-        forwarded_allow_ips=settings.server.trusted_proxies.strip() or None,
-        server_header=False,
-    )
+    try:
+        with running.serving(settings):  # a restore refuses while this is held
+            # logs, the access log and the clean stop on SIGTERM: instance/logs.py
+            logs.serve(
+                application,
+                settings.logging,
+                f"Dreamloom serving {settings.base_url} on http://{bind_host}:{bind_port}",
+                host=bind_host,
+                port=bind_port,
+                proxy_headers=bool(settings.server.trusted_proxies.strip()),
+                forwarded_allow_ips=settings.server.trusted_proxies.strip() or None,
+                server_header=False,
+            )
+    except UserError as exc:
+        fail(str(exc))
 
 
 @db_app.command("upgrade")

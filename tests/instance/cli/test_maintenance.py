@@ -7,11 +7,17 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import shutil
+import signal
 import stat
+import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select, text
 from typer.testing import CliRunner
@@ -309,3 +315,38 @@ def test_backup_without_pg_dump_is_one_clear_line(
     else:
         assert r.exit_code == 0, r.output
         assert [p.name for p in target.iterdir()] == ["b.tar.gz"]
+
+
+def test_restore_is_refused_while_serve_runs(sqlite_instance: CliInstance, tmp_path: Path) -> None:
+    """A restore swaps the database and media under a running server's feet: while a real
+    `dreamloom serve` runs on the instance's data directory, restore is one error line and
+    changes nothing; once serve has stopped, the same restore goes through."""
+    inst = sqlite_instance
+    inst.ok("account", "create", "kept", "--no-pictures")
+    archive = tmp_path / "b.tar.gz"
+    inst.ok("backup", str(archive))
+    port = int(inst.domain.rsplit(":", 1)[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DREAMLOOM_")}
+    dreamloom = Path(sys.executable).with_name("dreamloom")
+    proc = subprocess.Popen(
+        [str(dreamloom), "serve", "--dir", str(inst.directory), "--port", str(port),
+         "--no-workers"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, "serve exited"
+            try:
+                httpx.get(f"{inst.base_url}/.well-known/nodeinfo", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        refused = one_error(inst.dl("restore", str(archive), "--force", "--yes"))
+        assert "serve is running" in refused and "stop it" in refused
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    inst.ok("restore", str(archive), "--force", "--yes")
+    assert {a["username"] for a in inst.json("account", "list")} == {"kept"}
