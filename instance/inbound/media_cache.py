@@ -14,6 +14,9 @@ URL from the request: this is no open proxy) through the safe fetcher, once:
 - the fetches have their own small HTTP pool and short deadline (`rt.media_fetcher`), at
   most PER_HOST at once to one host, and a host whose fetches failed HOST_FAILURES times is
   left alone for FAILED_QUIET_S: a slow or hostile image host cannot hold every fetch;
+- media whose author's domain rejects media is neither fetched nor served, and neither is
+  media whose own URL is on such a domain (a post from an allowed server can carry an image
+  hosted on a blocked one);
 - one fetch at a time per attachment, however many visitors ask;
 - a fetch that fails is not tried again for FAILED_QUIET_S;
 - the disk: nothing is fetched below the inbox's free-space watermark; past
@@ -84,7 +87,7 @@ class RemoteMedia:
         """The cached file of a remote attachment, fetched now if need be; None when there is
         no such attachment (or its post is gone) or its image cannot be had."""
         url = await self._url_of(public_id)
-        if url is None:
+        if url is None or await self._host_rejected(url):
             return None
         found = self._on_disk(public_id)
         if found is not None:
@@ -129,6 +132,15 @@ class RemoteMedia:
                     ~domains.author_media_rejected(Post.account_id),  # neither fetched nor served
                 )
             )
+
+    async def _host_rejected(self, url: str) -> bool:
+        """The URL's own host is under a block that rejects media (or is unusable)."""
+        try:
+            host = host_of(url)
+        except InvalidURLError:
+            return True
+        async with self.rt.sessions() as session:
+            return domains.rejects_media(await domains.policy_for_host(session, host))
 
     async def _fetch(self, public_id: str, url: str) -> Cached | None:
         try:
