@@ -34,7 +34,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -289,11 +289,14 @@ class DeliveryWorker:
         )
 
     async def _load_activities(self, session: AsyncSession, ids: set[int]) -> None:
+        """Bodies are cached across batches; keys are read for every batch, so a key rotated
+        by `dreamloom account rotate-key` signs this server's retries from the next batch."""
+        if len(self.activities) > 256:
+            self.activities.clear()
+        await self._refresh_keys(session, ids & self.activities.keys())
         missing = ids - self.activities.keys()
         if not missing:
             return
-        if len(self.activities) > 256:
-            self.activities.clear()
         rows = await session.execute(
             select(
                 OutboundActivity.id,
@@ -313,6 +316,26 @@ class DeliveryWorker:
                 )
         for activity_id in missing - self.activities.keys():
             self.activities[activity_id] = None
+
+    async def _refresh_keys(self, session: AsyncSession, cached: set[int]) -> None:
+        signed = {i: self.activities[i] for i in cached}
+        accounts = {x.account_id for x in signed.values() if x is not None}
+        if not accounts:
+            return
+        rows = await session.execute(
+            select(Account.id, Account.key_id, Account.private_key_pem).where(
+                Account.id.in_(accounts)
+            )
+        )
+        keys = {account_id: (key_id, pem) for account_id, key_id, pem in rows}
+        for activity_id, old in signed.items():
+            if old is None:
+                continue
+            key_id, pem = keys.get(old.account_id, (None, None))
+            if not key_id or not pem:
+                self.activities[activity_id] = None  # the key is gone: nothing to sign with
+            elif (key_id, pem) != (old.key_id, old.private_pem):
+                self.activities[activity_id] = replace(old, key_id=key_id, private_pem=pem)
 
     async def _record(self, session: AsyncSession, results: list[Result], now: datetime) -> None:
         by_id = {r.job.id: r for r in results}

@@ -16,7 +16,10 @@ from sqlalchemy import func, select
 
 import activitypub.delivery as ap_delivery
 from activitypub.delivery import next_attempt_delay
+from activitypub.httpsig.cavage import cavage_signing_string, parse_signature_header
+from activitypub.httpsig.common import rsa_verifies
 from instance.app import worker_factories
+from instance.content.key_rotation import rotate_key
 from instance.content.posting import Draft, publish
 from instance.outbound import delivery as delivery_mod
 from instance.outbound.delivery import DeliveryWorker
@@ -27,6 +30,7 @@ from instance.storage.models import Account, Delivery, DomainHealth, Follow, Out
 from tests.instance.delivery_helpers import (
     FakeClock,
     FakeInboxes,
+    Received,
     add_follower,
     post_to_followers,
 )
@@ -445,3 +449,37 @@ async def test_a_server_that_takes_rfc9421_is_signed_that_way_first(rt, bot) -> 
     await DeliveryWorker(rt).run_once()  # a new worker: what it knows comes from the database
     assert sorted(seen) == [("new.example", "rfc9421"), ("old.example", "cavage")]
     assert {r.status for r in await rows(rt)} == {"done"}
+
+
+def _signed_by(sent: Received, public_pem: str) -> bool:
+    params = parse_signature_header(sent.headers["signature"])
+    values = {name.lower(): value for name, value in sent.headers.items()}
+    text = cavage_signing_string(
+        "POST", httpx.URL(sent.url).raw_path.decode(), values, params.headers,
+        created=params.created, expires=params.expires,
+    )  # fmt: skip
+    return rsa_verifies(public_pem, params.signature, text.encode())
+
+
+async def test_a_retry_after_a_key_rotation_is_signed_with_the_new_key(
+    rt, bot, inboxes, clock
+) -> None:
+    """The running delivery worker reads the signing key for every batch: after
+    `dreamloom account rotate-key`, a retry of an activity queued before the rotation is
+    signed with the new key (peers re-fetch the key and accept it), not the old one."""
+    await add_follower(rt, bot, "alice", "a.example")
+    inboxes.script("a.example", 500, 202)
+    activity = await post_to_followers(rt, bot)
+    worker = DeliveryWorker(rt)
+    old_public = bot.public_key_pem
+    assert await worker.run_once() == 1  # the first try, with the old key: answered 500
+    await rotate_key(rt, bot)
+    async with rt.session() as s:
+        new_public = (await s.get_one(Account, bot.id)).public_key_pem
+    assert new_public != old_public
+    clock.advance(days=1)  # the retry is due (and the Update of the new key goes out too)
+    while await worker.run_once():
+        pass
+    first, retry = [r for r in inboxes.received if r.body == activity.body.encode()]
+    assert _signed_by(first, old_public)
+    assert _signed_by(retry, new_public) and not _signed_by(retry, old_public)
