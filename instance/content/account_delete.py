@@ -2,7 +2,9 @@
 
 1. **Federate.** One `Delete{object: the actor}`, signed with the account's key, goes to
    every inbox we know (every remote account's server, through its shared inbox when it has
-   one, de-duplicated), not only to the followers: any server may hold its posts.
+   one, de-duplicated), not only to the followers: any server may hold its posts. Never to
+   a suspended domain (instance/moderation/domains.py): nothing is sent there, and a
+   delivery queued for it would never end, so the key would never be dropped (rule 4).
 2. **Purge.** Its posts (with their media files), likes, boosts, follows both ways,
    notifications, pictures, profile, password and persona are removed.
 3. **Tombstone.** The account row stays with `deleted_at`: the actor, its posts and WebFinger
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from activitypub.objects import AS_CONTEXT, AS_PUBLIC
 from activitypub.urls import authority_of
 from instance.errors import UserError
+from instance.moderation import domains
 from instance.outbound.domains import unavailable_hosts
 from instance.outbound.fanout import serialise
 from instance.runtime import Runtime
@@ -110,7 +113,12 @@ async def delete_account(rt: Runtime, account: Account) -> Deleted:
         row = await s.get(Account, account.id)
         if row is None or row.deleted_at is not None:
             raise UserError(f"the account {account.username!r} is already deleted")
-        inboxes = [i for i in await known_inboxes(s) if not rt.urls.is_local(i)]
+        suspended = await domains.suspended_domains(s)
+        inboxes = [
+            i
+            for i in await known_inboxes(s)
+            if not rt.urls.is_local(i) and not domains.under(authority_of(i), suspended)
+        ]
         activity = delete_actor_activity(rt, row)
         outbound = OutboundActivity(
             uri=activity["id"], account_id=row.id, kind="Delete", object_uri=row.uri,
