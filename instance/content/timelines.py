@@ -133,6 +133,9 @@ async def _page(
                 shown_author(),
                 domains.shown_domain(),  # a boost of a suspended domain's post is dropped
                 ~domains.author_domain_hidden(Boost.account_id),  # and one it made
+                Boost.account_id.not_in(  # a suspended account's boosts are hidden too
+                    select(Account.id).where(Account.suspended_at.is_not(None))
+                ),
             )
         )
         if before is not None:

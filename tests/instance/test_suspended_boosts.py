@@ -1,0 +1,40 @@
+"""Home timelines (instance/content/timelines.py) and suspended boosters."""
+
+from __future__ import annotations
+
+from instance.content import timelines
+from instance.storage.models import Account, Boost
+from tests.instance.hardening.test_domain_blocks import (
+    create_account_named,
+    follow,
+    remote_account,
+    remote_post,
+)
+from tests.instance.loopback_peer import HttpActor
+
+
+async def test_a_suspended_accounts_boosts_leave_its_followers_home_timeline(runtime) -> None:
+    """A followed account (remote or local) that an admin suspends: the boosts it made before
+    the suspension no longer appear on its followers' home timeline (they did before)."""
+    me = await create_account_named(runtime, "painter")
+    local_booster = await create_account_named(runtime, "booster")
+    remote_booster = await remote_account(runtime, HttpActor("rb", "allowed.example", "", ""))
+    author = await remote_account(runtime, HttpActor("author", "fine.example", "", ""))
+    boosted = [await remote_post(runtime, author, 1), await remote_post(runtime, author, 2)]
+    async with runtime.session() as s:
+        s.add_all([follow(me, local_booster, 1), follow(me, remote_booster, 2)])
+        for n, (who, post) in enumerate(zip((local_booster, remote_booster), boosted, strict=True)):
+            s.add(Boost(uri=f"urn:boost:{n}", account_id=who.id, post_id=post.id,
+                        published=runtime.now()))  # fmt: skip
+
+    async def home() -> set[int]:
+        async with runtime.sessions() as s:
+            viewer = await s.get_one(Account, me.id)
+            entries = await timelines.read(s, "home", viewer=viewer, now=runtime.now())
+        return {e.post.id for e in entries}
+
+    assert {p.id for p in boosted} <= await home()
+    async with runtime.session() as s:
+        for who in (local_booster, remote_booster):
+            (await s.get_one(Account, who.id)).suspended_at = runtime.now()
+    assert not {p.id for p in boosted} & await home()
