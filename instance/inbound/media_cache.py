@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from activitypub.errors import FetchError, InvalidURLError
 from activitypub.urls import host_of
 from instance.inbound.limits import InboxLimits
-from instance.moderation import domains
+from instance.moderation import domains, suspension
 from instance.runtime import Runtime
 from instance.storage.models import MediaAttachment, Post
 
@@ -130,6 +130,7 @@ class RemoteMedia:
                     MediaAttachment.file_name.is_(None),
                     Post.deleted_at.is_(None),
                     ~domains.author_media_rejected(Post.account_id),  # neither fetched nor served
+                    suspension.shown_author(),  # nor a suspended account's
                 )
             )
 
