@@ -11,6 +11,7 @@ from sqlalchemy.orm import aliased, selectinload
 from instance.content.notes import create_json, note_json
 from instance.content.render import PAGE_SIZE
 from instance.content.visibility import served_unsigned_rows
+from instance.moderation.domains import shown_domain
 from instance.moderation.suspension import shown_author
 from instance.storage.models import Account, Follow, Post
 from instance.urls import LocalUrls
@@ -101,6 +102,7 @@ async def replies(session: AsyncSession, post: Post, page: int | None) -> tuple[
         Post.deleted_at.is_(None),
         served_unsigned_rows(),
         shown_author(),  # not by a suspended account (instance/moderation/suspension.py)
+        shown_domain(),  # nor by an account of a suspended domain (moderation/domains.py)
     )
     total = await session.scalar(select(func.count()).select_from(Post).where(*where)) or 0
     if page is None:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.urls import safe_link
 from instance.content.visibility import can_see, visible_to
+from instance.moderation.domains import shown_domain
 from instance.moderation.suspension import shown_author
 from instance.storage.models import Account, Post
 from instance.urls import LocalUrls
@@ -63,6 +64,7 @@ async def remixes(
             Post.deleted_at.is_(None),
             visible_to(viewer),
             shown_author(),  # not by a suspended account
+            shown_domain(),  # nor by an account of a suspended domain
         )
         .order_by(Post.published)
         .limit(limit)

@@ -38,3 +38,35 @@ async def test_a_suspended_accounts_boosts_leave_its_followers_home_timeline(run
         for who in (local_booster, remote_booster):
             (await s.get_one(Account, who.id)).suspended_at = runtime.now()
     assert not {p.id for p in boosted} & await home()
+
+
+async def test_replies_and_remixes_from_a_suspended_domain_are_not_listed(runtime) -> None:
+    """The replies collection of our post (which other servers backfill threads from) and
+    its remixes list leave out posts by accounts of a suspended domain; they listed them
+    before the block."""
+    from sqlalchemy import update
+
+    from instance.content import collections
+    from instance.content.lineage import remixes
+    from instance.content.posting import Draft, publish
+    from instance.moderation import domains
+    from instance.storage.models import Post
+
+    me = await create_account_named(runtime, "painter")
+    async with runtime.session() as s:
+        ours = await publish(s, runtime, me, Draft(text="hello"), federate=False)
+    gone = await remote_account(runtime, HttpActor("g", "gone.example", "", ""))
+    reply, quote = await remote_post(runtime, gone, 1), await remote_post(runtime, gone, 2)
+    async with runtime.session() as s:
+        await s.execute(update(Post).where(Post.id == reply.id).values(in_reply_to_id=ours.id))
+        await s.execute(update(Post).where(Post.id == quote.id).values(quote_id=ours.id))
+
+    async def listed() -> tuple[int, int]:
+        async with runtime.sessions() as s:
+            post = await s.get_one(Post, ours.id)
+            total, _ids = await collections.replies(s, post, None)
+            return total, len(await remixes(s, post, runtime.urls, None))
+
+    assert await listed() == (1, 1)
+    await domains.block_domain(runtime, "gone.example")
+    assert await listed() == (0, 0)
