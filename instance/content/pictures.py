@@ -18,6 +18,7 @@ from typing import Literal
 
 from PIL import Image, ImageOps
 
+from instance.content import renditions
 from instance.errors import ProfileError
 from instance.runtime import Runtime
 from instance.storage.ids import new_public_id
@@ -62,6 +63,7 @@ async def set_picture(rt: Runtime, account: Account, which: Picture, data: bytes
     png = await asyncio.to_thread(reshape, data, which)
     name = f"{new_public_id()}.png"  # the media route serves our generated names only
     await asyncio.to_thread(_write, rt.settings.media_path / name, png)
+    await asyncio.to_thread(renditions.make_all, rt.settings.media_path / name)
     url = rt.urls.media(name)
     if which == "avatar":
         account.avatar_url = url

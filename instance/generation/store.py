@@ -26,6 +26,7 @@ media row is kept and the job is marked failed with "image made, but <step> fail
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -37,6 +38,7 @@ from generator.errors import RecipeError
 from generator.recipe import GenerationResult, Recipe
 from generator.worker import Job, JobId
 from instance import jobs
+from instance.content import renditions
 from instance.content.ai_label import ai_alt_text
 from instance.generation import control
 from instance.generation.steps import FAILURE_STEPS, STEPS, StepContext
@@ -60,6 +62,14 @@ def result_json(result: GenerationResult) -> dict[str, Any]:
         "recipe": result.recipe.to_json(),
         "timings": result.timings.to_json(),
     }
+
+
+async def _renditions(result: GenerationResult) -> None:
+    """The image's smaller copies for srcset; a failure only costs the lazy path."""
+    try:
+        await asyncio.to_thread(renditions.make_all, result.path)
+    except Exception:
+        log.exception("the renditions of %s could not be made", result.path.name)
 
 
 class DbJobStore:
@@ -124,6 +134,7 @@ class DbJobStore:
                     return
                 media = await self._record(s, row, result)
                 await self._then(s, row, media, result)
+            await _renditions(result)
             t = result.timings
             took = round(t.load_ms + t.denoise_ms + t.decode_ms + t.encode_ms)
             log.info("generation job %s done in %d ms (%dx%d)", job_id, took, result.width,

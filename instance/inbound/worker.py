@@ -46,6 +46,7 @@ from instance.inbound.context import Inbound
 from instance.inbound.dispatch import dispatch
 from instance.inbound.keyring import KeyRing
 from instance.inbound.remote import find_actor, resolve_actor
+from instance.moderation import domains
 from instance.queues import INBOX
 from instance.runtime import Runtime
 from instance.storage.models import Account, InboxItem, Post
@@ -68,6 +69,7 @@ async def dereference(rt: Runtime, activity: Activity) -> tuple[Account, APObjec
     actor = await resolve_actor(rt, actor_uri)
     if actor.local:
         raise Skip("a local actor's activity arrived in the inbox")
+    await _refuse_moderated(rt, actor)
     embedded, object_id = activity.object, activity.object_id
     if activity.type == "Update" and embedded is not None and _announces_new_key(actor, embedded):
         # a signed Update announcing a new key (a rotation): the key is taken only from the
@@ -91,6 +93,17 @@ async def dereference(rt: Runtime, activity: Activity) -> tuple[Account, APObjec
             await resolve_actor(rt, fetched.attributed_to)
         return actor, fetched
     return actor, embedded
+
+
+async def _refuse_moderated(rt: Runtime, actor: Account) -> None:
+    """An actor an admin suspended, or of a suspended domain, is refused here too: the inbox
+    route only checks the signer and the hosts it can read before verifying, and a Create
+    forwarded by another (allowed) signer, or an actor given as a list, gets past those."""
+    if actor.suspended_at is not None:
+        raise Skip(f"{actor.uri} is suspended here")
+    async with rt.sessions() as session:
+        if await domains.is_suspended_host(session, actor.domain):
+            raise Skip(f"{actor.uri} is on a domain this instance does not federate with")
 
 
 def _announces_new_key(actor: Account, embedded: APObject) -> bool:

@@ -5,12 +5,14 @@ our cache (instance/inbound/media_cache.py), so our pages never send visitors el
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from instance.content import renditions
 from instance.inbound.media_cache import RemoteMedia
 from instance.moderation import suspension
 from instance.routes.common import error_json, runtime
@@ -37,6 +39,8 @@ async def remote_media(request: Request) -> Response:
 
 async def media(request: Request) -> Response:
     name = request.path_params["name"]
+    if renditions.parse(name) is not None:
+        return await rendition(request, name)
     if not SAFE_NAME.match(name):
         return error_json("no such file", 404)
     rt = runtime(request)
@@ -48,6 +52,26 @@ async def media(request: Request) -> Response:
     return FileResponse(
         path,
         media_type=TYPES[name.rsplit(".", 1)[1]],
+        headers={**HEADERS, "Cache-Control": "public, max-age=31536000, immutable"},
+    )
+
+
+async def rendition(request: Request, name: str) -> Response:
+    """A smaller copy of a stored image (instance/content/renditions.py), made on its first
+    request; hidden exactly when its original is."""
+    stem, width = renditions.parse(name) or ("", 0)
+    rt = runtime(request)
+    original = renditions.original_of(rt.settings.media_path, stem)
+    if original is None:
+        return error_json("no such file", 404)
+    if await rt.service(suspension.HiddenMedia).hidden(original.name):
+        return error_json("this account is suspended", suspension.SUSPENDED_STATUS)
+    path = await asyncio.to_thread(renditions.ensure, original, width)
+    if path is None:
+        return error_json("no such file", 404)
+    return FileResponse(
+        path,
+        media_type=renditions.MEDIA_TYPE,
         headers={**HEADERS, "Cache-Control": "public, max-age=31536000, immutable"},
     )
 

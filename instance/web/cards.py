@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.urls import safe_link
+from instance.content import renditions
 from instance.content.timelines import Entry
 from instance.content.visibility import can_boost
 from instance.runtime import Runtime
@@ -85,9 +86,21 @@ def card(
                 "src": (rt.urls.media(m.file_name) if m.file_name
                         else rt.urls.remote_media(m.public_id)),  # never hotlinked
                 "description": m.description,
+                "srcset": srcset(rt, m),
                 "width": m.width,
                 "height": m.height,
             }
             for m in media
         ],
     }
+
+
+def srcset(rt: Runtime, m: MediaAttachment) -> str:
+    """`srcset` of a local image: its renditions (instance/content/renditions.py, made on
+    first request for older images) and the original at its real width; empty for a remote
+    or a size-less image (the browser takes `src`)."""
+    if not m.file_name or not m.width:
+        return ""
+    sources = [f"{rt.urls.media(renditions.rendition_name(m.file_name, w))} {w}w"
+               for w in renditions.widths_for(m.width)]  # fmt: skip
+    return ", ".join([*sources, f"{rt.urls.media(m.file_name)} {m.width}w"])
