@@ -48,7 +48,12 @@ def actor_of(rt: Runtime, account: Account) -> dict[str, Any]:
 
 
 async def federate_actor(session: AsyncSession, rt: Runtime, account: Account) -> None:
-    """Send `Update{the full actor}` to the followers."""
+    """Send `Update{the full actor}` to the followers; nothing while `account` is suspended
+    (its followers were sent the minimal suspended actor, which a full one would undo; the
+    actor route serves the minimal one, with the current key: instance/content/
+    suspensions.py)."""
+    if account.suspended_at is not None:
+        return
     activity = build_update(
         activity_id=rt.urls.activity(account.username, new_public_id()),
         actor=account.uri,
