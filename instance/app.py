@@ -26,6 +26,7 @@ from instance.settings import Settings
 from instance.setup import ensure_instance
 from instance.web import (
     compose,
+    explore,
     follow,
     icons,
     login,
@@ -48,6 +49,7 @@ def all_routes() -> list[BaseRoute]:
         *pages.routes,
         *login.routes,  # local users: login, timelines, compose, follows, buttons
         *timelines.routes,
+        *explore.routes,
         *compose.routes,
         *follow.routes,
         *notifications.routes,

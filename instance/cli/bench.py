@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from instance.bench import fanout, inbox, overload, timeline
+from instance.bench import explore, fanout, inbox, overload, timeline
 from instance.cli.common import JsonOption, bench_app, fail
 from instance.errors import UserError
 
@@ -106,3 +106,22 @@ def bench_timeline(
         fail(str(exc))
         return
     _emit(r, as_json, timeline.table(r))
+
+
+@bench_app.command("explore")
+def bench_explore(
+    posts: Annotated[int, typer.Option(help="Posts to store (over the last 10 days).")] = 100_000,
+    repeats: Annotated[int, typer.Option(help="Timed rankings.")] = 100,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="An EMPTY database to use; its tables are dropped afterwards."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """p50/p95/p99 of the Explore ranking query (candidates and counts) with N posts stored."""
+    try:
+        r = explore.bench(posts, repeats, database_url)
+    except UserError as exc:
+        fail(str(exc))
+        return
+    _emit(r, as_json, explore.table(r))
