@@ -42,6 +42,7 @@ from starlette.routing import Route
 from activitypub.errors import InvalidURLError, SignatureError
 from activitypub.fetch import is_activitypub_content_type
 from activitypub.keys import PublicKeyInfo
+from activitypub.objects import id_of
 from activitypub.signatures import verify_request
 from activitypub.urls import host_of
 from instance.errors import Refused
@@ -168,10 +169,8 @@ def claimed_hosts(request: Request, document: dict[str, Any]) -> set[str]:
     named: list[str] = []
     for header in ("signature", "signature-input"):
         named += _KEY_ID.findall(request.headers.get(header, ""))
-    actor = document.get("actor")
-    if isinstance(actor, dict):
-        actor = actor.get("id")
-    if isinstance(actor, str):
+    actor = id_of(document.get("actor"))  # a string, an object or a list: as admit() reads it
+    if actor is not None:
         named.append(actor)
     hosts = set()
     for uri in named:
