@@ -1,7 +1,8 @@
 """Notifications for local accounts: follow, like, boost, mention, reply, remix.
 
 One row per (kind, recipient, sender, post): `dedupe_key` is unique, so the same activity
-delivered many times, or a like undone and redone, notifies once.
+delivered many times, or a like undone and redone, notifies once. The list leaves out
+notifications from a suspended account or an account of a suspended domain.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from instance.moderation.domains import host_blocked
 from instance.storage.idempotent import insert_rows
 from instance.storage.models import Account, Notification, NotificationKind, Post
 from instance.urls import LocalUrls
@@ -59,7 +61,11 @@ async def list_for(
         select(Notification, sender, Post)
         .join(sender, Notification.from_account_id == sender.id)
         .outerjoin(Post, Notification.post_id == Post.id)
-        .where(Notification.account_id == account.id)
+        .where(
+            Notification.account_id == account.id,
+            sender.suspended_at.is_(None),  # none from a suspended account
+            ~host_blocked(sender.domain),  # nor from a suspended domain (moderation/domains.py)
+        )
         .order_by(Notification.id.desc())
         .limit(limit)
     )

@@ -70,3 +70,30 @@ async def test_replies_and_remixes_from_a_suspended_domain_are_not_listed(runtim
     assert await listed() == (1, 1)
     await domains.block_domain(runtime, "gone.example")
     assert await listed() == (0, 0)
+
+
+async def test_notifications_from_suspended_accounts_and_domains_are_not_listed(
+    runtime,
+) -> None:
+    """A local account's notifications leave out those from a remote account an admin
+    suspended and from an account of a suspended domain; they were listed before."""
+    from instance.content.notifications import list_for, notify
+    from instance.moderation import domains
+
+    me = await create_account_named(runtime, "painter")
+    fine = await remote_account(runtime, HttpActor("fine", "fine.example", "", ""))
+    bad = await remote_account(runtime, HttpActor("bad", "fine.example", "", ""))
+    gone = await remote_account(runtime, HttpActor("gone", "gone.example", "", ""))
+    async with runtime.session() as s:
+        for who in (fine, bad, gone):
+            await notify(s, recipient=me, kind="follow", sender=who, now=runtime.now())
+
+    async def senders() -> set[str]:
+        async with runtime.sessions() as s:
+            return {n["from_uri"] for n in await list_for(s, me, runtime.urls)}
+
+    assert await senders() == {fine.uri, bad.uri, gone.uri}
+    async with runtime.session() as s:
+        (await s.get_one(Account, bad.id)).suspended_at = runtime.now()
+    await domains.block_domain(runtime, "gone.example")
+    assert await senders() == {fine.uri}
