@@ -233,7 +233,9 @@ def _fetch(
     target = model_dir(repo_id, cache_dir)
     target.mkdir(parents=True, exist_ok=True)
     state = _Transfer(progress, total=sizes["model_index.json"])
-    get = functools.partial(_download, http, base, repo_id, sha, state=state, retries=retries)
+    get = functools.partial(
+        _download, http, base, repo_id, sha, state=state, retries=retries, sizes=sizes
+    )
     get("model_index.json", target / "model_index.json")
     index = json.loads((target / "model_index.json").read_text(encoding="utf-8"))
     plan = select_files(index, list(sizes), fp16=fp16)
@@ -320,8 +322,12 @@ def _download(
     *,
     state: _Transfer,
     retries: int,
+    sizes: dict[str, int] | None = None,
 ) -> None:
-    """One file to ``dest`` via ``dest.part``, resuming from what the part file holds."""
+    """One file to ``dest`` via ``dest.part``, resuming from what the part file holds; never
+    more bytes than the listing gave for it (when it gave a size): a hub that sends more is
+    refused and the part file deleted, so a hostile or broken hub cannot fill the disk."""
+    limit = (sizes or {}).get(remote) or None
     url = f"{base}/{repo_id}/resolve/{sha}/{remote}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -358,6 +364,13 @@ def _download(
                 counted = have
                 with open(part, "ab" if resumed else "wb") as f:
                     for chunk in r.iter_bytes():  # as received: a drop loses nothing
+                        if limit is not None and counted + len(chunk) > limit:
+                            f.close()
+                            part.unlink(missing_ok=True)
+                            raise ModelLoadError(
+                                f"the model hub at {base} sent more than the {limit} bytes "
+                                f"its listing gives for {repo_id}/{remote}; refused"
+                            )
                         f.write(chunk)
                         counted += len(chunk)
                         state.add(len(chunk), network=True)

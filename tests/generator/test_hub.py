@@ -246,3 +246,51 @@ def test_a_hostile_listing_cannot_name_files_outside_the_model_dir(component: st
     ]
     with pytest.raises(ModelLoadError, match="not a plain folder name"):
         hub.select_files(index, listing, fp16=False)
+
+
+def test_a_hub_that_sends_more_than_its_listing_says_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub whose listing gives a file's size and then streams more bytes than that (a
+    hostile or broken hub filling the disk) is refused once the listed size is passed: a
+    ModelLoadError, and neither the file nor its part file is left behind."""
+    import json as json_mod
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    listing = {"sha": "abc", "siblings": [{"rfilename": "model_index.json", "size": 10}]}
+    sent: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            if self.path.startswith("/api/"):
+                body = json_mod.dumps(listing).encode()
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.end_headers()  # no Content-Length: streamed until the connection closes
+            try:
+                for _ in range(64):
+                    self.wfile.write(b"x" * 16384)
+                    sent.append(16384)
+            except OSError:
+                pass
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(ModelLoadError, match="sent more than the 10 bytes"):
+            hub.fetch(REPO, tmp_path, endpoint=url, retries=0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    target = hub.model_dir(REPO, tmp_path)
+    assert not (target / "model_index.json").exists()
+    assert not (target / "model_index.json.part").exists()
