@@ -10,14 +10,13 @@ from sqlalchemy import select
 from instance.generation.schedule import ScheduleWorker, set_schedule
 from instance.storage.models import Account, GenerationJob
 from tests.instance.generation_fixtures import Clock
-from tests.instance.test_postgres import pg_database  # noqa: F401
 from tests.instance_fixtures import make_settings
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def settings(tmp_path, pg_database):  # noqa: F811
+def settings(tmp_path, pg_database):
     gen = {"model": "builtin:tiny", "device": "cpu", "min_free_disk_mb": 1, "max_queue": 50}
     return make_settings(tmp_path / "instance", database={"url": pg_database}, generator=gen)
 
