@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+import ipaddress
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -61,6 +62,9 @@ def normalize_domain(text: str) -> str:
     raw = text.strip()
     if not raw:
         raise UserError("no domain given")
+    literal_ip = _ip_literal(raw)
+    if literal_ip is not None:
+        return literal_ip
     if "://" not in raw:
         raw = "//" + raw
     try:
@@ -71,19 +75,38 @@ def normalize_domain(text: str) -> str:
     if not host:
         raise UserError(f"not a domain: {text.strip()!r}")
     if ":" in host or re.fullmatch(r"[0-9.]+", host):
-        return host  # an IP literal
+        literal_ip = _ip_literal(host)
+        if literal_ip is None:  # "4" or "3.4" would cover every address ending so
+            raise UserError(f"not a domain or an IP address: {text.strip()!r}")
+        return literal_ip
     labels = host.split(".")
     if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
         raise UserError(f"not a domain: {text.strip()!r}")
     return host
 
 
+def _ip_literal(text: str) -> str | None:
+    """`text` (an IP address, IPv6 possibly in brackets) in its one spelling, else None."""
+    try:
+        return ipaddress.ip_address(text.strip().strip("[]")).compressed
+    except ValueError:
+        return None
+
+
 def parents(host: str) -> list[str]:
-    """`host` and each domain above it, most specific first (`a.b.c`, `b.c`, `c`)."""
-    bare = host.rsplit(":", 1)[0] if host.count(":") == 1 else host  # host:port -> host
-    bare = bare.strip("[]").lower().rstrip(".")
-    if ":" in bare:  # IPv6
-        return [bare]
+    """`host` and each domain above it, most specific first (`a.b.c`, `b.c`, `c`); an IP
+    address (`1.2.3.4`, `[2001:db8::1]:8443`) is only itself."""
+    host = host.strip()
+    if host.startswith("[") and "]" in host:  # [IPv6] or [IPv6]:port
+        bare = host[1 : host.index("]")]
+    elif host.count(":") == 1:  # host:port
+        bare = host.rsplit(":", 1)[0]
+    else:
+        bare = host
+    bare = bare.lower().rstrip(".")
+    literal_ip = _ip_literal(bare)
+    if literal_ip is not None:
+        return [literal_ip]
     labels = bare.split(".")
     return [".".join(labels[i:]) for i in range(len(labels))]
 
@@ -148,6 +171,8 @@ def _covers(column: Any, block: Any) -> ColumnElement[bool]:
         column.like(literal("%.") + domain),
         column.like(domain + literal(":%")),
         column.like(literal("%.") + domain + literal(":%")),
+        column == literal("[") + domain + literal("]"),  # IPv6 hosts are stored bracketed
+        column.like(literal("[") + domain + literal("]:%")),
     )
 
 
@@ -231,6 +256,8 @@ def _count(result: Any) -> int:
 
 def covers(column: Any, domain: str) -> ColumnElement[bool]:
     """`column` (a host or `host:port`) is `domain` or below it."""
+    if ":" in domain:  # IPv6: stored bracketed, nothing is below it
+        return or_(column == f"[{domain}]", column.like(f"[{domain}]:%"), column == domain)
     return or_(
         column == domain,
         column.like(f"%.{domain}"),
@@ -242,6 +269,10 @@ def covers(column: Any, domain: str) -> ColumnElement[bool]:
 def _url_host_under(column: Any, domain: str) -> ColumnElement[bool]:
     """An http(s) URL in `column` whose host is `domain` or below it."""
     clauses = []
+    if ":" in domain:  # IPv6 in a URL is bracketed
+        for scheme in ("https://", "http://"):
+            clauses += [column.like(f"{scheme}[{domain}]/%"), column.like(f"{scheme}[{domain}]:%")]
+        return or_(*clauses)
     for scheme in ("https://", "http://"):
         for sep in ("/", ":"):
             clauses.append(column.like(f"{scheme}{domain}{sep}%"))

@@ -284,3 +284,44 @@ async def test_reports_from_a_domain_with_reject_reports_are_dropped(
         reporters = list(await s.scalars(select(Account.domain).join(
             Report, Report.reporter_id == Account.id)))  # fmt: skip
     assert reporters == ["other.example"]
+
+
+def test_ip_addresses_are_one_spelling_and_cover_only_themselves() -> None:
+    """An IP literal is a block of that address alone, however it is written (IPv6 with or
+    without brackets and port); a bare number like `4` or `3.4` is refused, since as a
+    "parent domain" it would cover every address ending in it."""
+    for spelling in ("2001:DB8::1", "[2001:db8:0::1]:8443", "https://[2001:db8::1]/x"):
+        assert domains.normalize_domain(spelling) == "2001:db8::1"
+    assert domains.parents("[2001:db8::1]:8443") == ["2001:db8::1"]
+    assert domains.parents("1.2.3.4:80") == ["1.2.3.4"]
+    for garbage in ("4", "3.4", "999.1.1.1"):
+        with pytest.raises(UserError):
+            domains.normalize_domain(garbage)
+
+
+async def test_an_ipv6_block_covers_its_accounts_and_deliveries(runtime) -> None:
+    """Hosts with an IPv6 address are stored bracketed with their port
+    (`[2001:db8::1]:8443`): a block of `2001:db8::1` finds them in the inbox gate, in
+    fan-out's SQL and when its queued deliveries are dropped."""
+    host = "[2001:db8::1]:8443"
+    async with runtime.session() as s:
+        me = await create_account(s, runtime.urls, NewAccount("painter"))
+        far = Account(username="far", username_key="far", domain=host, local=False,
+                      uri=f"https://{host}/users/far", inbox_uri=f"https://{host}/i")  # fmt: skip
+        s.add(far)
+        await s.flush()
+        s.add(Follow(follower_id=far.id, followee_id=me.id, uri=f"https://{host}/f/1",
+                     accepted=True))  # fmt: skip
+        activity = OutboundActivity(uri="https://x/a/1", account_id=me.id, kind="Create", body="{}")
+        s.add(activity)
+        await s.flush()
+        s.add(Delivery(activity_id=activity.id, inbox_uri=f"https://{host}/i", host=host))
+    await domains.block_domain(runtime, "[2001:db8::1]")
+    async with runtime.sessions() as s:
+        assert await domains.first_suspended(s, [host]) == host
+        hidden = await s.scalar(
+            select(func.count()).select_from(Account).where(domains.host_blocked(Account.domain))
+        )
+        assert hidden == 1
+    assert await rows(runtime, Delivery) == 0
+    assert await rows(runtime, Follow) == 0
