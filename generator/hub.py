@@ -34,9 +34,11 @@ diffusers loads directly are all we need.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import os
 import re
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -180,12 +182,42 @@ def fetch(
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
         follow_redirects=True,
         headers=_auth_headers(),
+        event_hooks={"request": [redirect_guard(base)]},
     )
     try:
         return _fetch(http, repo_id, Path(cache_dir), base, fp16, revision, progress, retries)
     finally:
         if own:
             http.close()
+
+
+def redirect_guard(endpoint: str) -> Callable[[httpx.Request], None]:
+    """A request hook (httpx calls it for every hop of a redirect too): the configured
+    endpoint's own host may be anything the admin chose (a mirror on the LAN, a test hub on
+    loopback); any other host a hub redirects us to must be http(s) and resolve only to
+    public addresses, so a hostile mirror cannot make us fetch from the cloud metadata
+    service or an internal host and keep the answer in the model cache."""
+    own = httpx.URL(endpoint).host
+
+    def check(request: httpx.Request) -> None:
+        url = request.url
+        if url.scheme not in ("http", "https"):
+            raise ModelLoadError(f"the model hub redirected to a {url.scheme}: URL; refused")
+        if url.host == own:
+            return
+        try:
+            infos = socket.getaddrinfo(url.host, url.port or 443, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise _unreachable(endpoint, exc) from exc
+        for info in infos:
+            address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+            if not address.is_global:
+                raise ModelLoadError(
+                    f"the model hub redirected to {url.host} ({address}), which is not a "
+                    "public address; refused"
+                )
+
+    return check
 
 
 def _auth_headers() -> dict[str, str]:

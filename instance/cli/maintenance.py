@@ -171,7 +171,8 @@ def restore(
 ) -> None:
     """Restore a backup onto an empty instance (checksums verified before anything changes;
     this instance's database URL is kept; the schema is migrated to head after). Refused
-    while `dreamloom serve` runs on this instance's data directory."""
+    while `dreamloom serve` runs on this instance's data directory. Restore only archives
+    you made: a PostgreSQL dump runs as SQL with the database role's rights."""
     settings = settings_for(directory)
     with user_errors(), running.stopped(settings):
         _restore(settings, path, force, yes)

@@ -7,6 +7,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from generator import hub
@@ -294,3 +295,24 @@ def test_a_hub_that_sends_more_than_its_listing_says_is_refused(
     target = hub.model_dir(REPO, tmp_path)
     assert not (target / "model_index.json").exists()
     assert not (target / "model_index.json.part").exists()
+
+
+def test_a_redirect_off_the_hub_to_a_private_address_is_refused() -> None:
+    """The configured hub's own host may be private (a LAN mirror, this test's loopback
+    hub), but a redirect from it to another host must lead to public addresses only: a
+    hostile mirror cannot point a download at the metadata service or an internal host.
+    The refusal comes before the second request is sent."""
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(str(request.url))
+        return httpx.Response(302, headers={"Location": "http://localhost:9/secret"})
+
+    guard = hub.redirect_guard("http://127.0.0.1:8765")
+    with httpx.Client(transport=httpx.MockTransport(answer), follow_redirects=True,
+                      event_hooks={"request": [guard]}) as http:  # fmt: skip
+        with pytest.raises(ModelLoadError, match="not a public address"):
+            http.get("http://127.0.0.1:8765/o/n/resolve/main/model_index.json")
+        with pytest.raises(ModelLoadError, match="file: URL"):
+            guard(httpx.Request("GET", "file:///etc/passwd"))
+    assert sent == ["http://127.0.0.1:8765/o/n/resolve/main/model_index.json"]
