@@ -80,6 +80,7 @@ def card(
         "liked": liked,
         "boosted": boosted,
         "boostable": can_boost(post),
+        "visibility": post.visibility,
         "ai": made_by_a_model(post, author),
         "media": [
             {

@@ -22,6 +22,7 @@ from instance.routes.posts import find_post, note_of
 from instance.urls import INSTANCE_ACTOR_USERNAME
 from instance.web.cards import cards
 from instance.web.errors import not_found
+from instance.web.previews import post_tags, profile_tags
 from instance.web.sessions import current_account
 from instance.web.templating import HERE, page
 
@@ -92,8 +93,9 @@ async def profile(request: Request) -> Response:
             "followers": (await collections.followers(session, account, None))[0],
             "following": (await collections.following(session, account, None))[0],
         }
+    preview = profile_tags(rt, account, views)
     response = page(request, "profile.html", {"account": account, "counts": counts,
-                                              "posts": views})  # fmt: skip
+                                              "posts": views, "preview": preview})  # fmt: skip
     response.headers["Link"] = f'<{account.uri}>; rel="alternate"; type="application/activity+json"'
     return response
 
@@ -112,9 +114,10 @@ async def permalink(request: Request) -> Response:
         lineage = await lineage_of(session, post, rt.urls, viewer)
         (view,) = await cards(session, rt, [Entry(post.published, post, account, None)], viewer)
     mine = viewer is not None and viewer.id == account.id
+    preview = post_tags(rt, post, account, view)
     response = page(request, "post.html", {"account": account, "p": view, "post": post,
                                            "recipe": post.recipe, "lineage": lineage,
-                                           "mine": mine})  # fmt: skip
+                                           "mine": mine, "preview": preview})  # fmt: skip
     response.headers["Link"] = f'<{post.uri}>; rel="alternate"; type="application/activity+json"'
     return response
 
