@@ -52,7 +52,7 @@ def make_world(
                 "uri": f"https://{domain or 'bench.example'}/users/u{a}",
             }
         )
-    posts = []
+    posts: list[dict[str, Any]] = []
     step = SPAN / max(1, n_posts)
     for i in range(n_posts):
         author = rng.randint(1, n_accounts)
