@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.objects import AS_CONTEXT, AS_PUBLIC
 from activitypub.urls import authority_of
+from instance.content import renditions
 from instance.errors import UserError
 from instance.moderation import domains
 from instance.outbound.domains import unavailable_hosts
@@ -97,6 +98,7 @@ async def _media_files(session: AsyncSession, rt: Runtime, account: Account) -> 
     for url in (account.avatar_url, account.header_url):
         if url and url.startswith(prefix):
             names.add(url[len(prefix) :])
+    names |= {r for n in names if n for r in renditions.names_of(n)}  # their smaller copies
     return [rt.settings.media_path / n for n in sorted(n for n in names if n and "/" not in n)]
 
 

@@ -82,6 +82,18 @@ def make_all(original: Path) -> list[Path]:
     return made
 
 
+def names_of(name: str) -> list[str]:
+    """The file names every rendition of the stored image `name` would have."""
+    return [rendition_name(name, w) for w in WIDTHS]
+
+
+def is_rendition_of_one(name: str, originals: set[str]) -> bool:
+    """Whether `name` is a rendition of one of the stored images named in `originals` (a
+    rendition of an image no row names is an orphan, like the image)."""
+    parsed = parse(name)
+    return parsed is not None and any(f"{parsed[0]}.{ext}" in originals for ext in ("png", "jpg"))
+
+
 def remove_all(original: Path) -> None:
     """Drop an image's renditions (with the image itself, by its caller)."""
     for width in WIDTHS:

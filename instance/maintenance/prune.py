@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from instance.content import renditions
 from instance.errors import UserError
 from instance.inbound.media_cache import RemoteMedia
 from instance.runtime import Runtime
@@ -103,7 +104,8 @@ async def find_orphans(rt: Runtime) -> Orphans:
                 named.add(result["file_name"])
     if media_dir.is_dir():
         for path in sorted(media_dir.iterdir()):
-            if path.is_file() and not path.name.startswith(".tmp-") and path.name not in named:
+            kept = path.name in named or renditions.is_rendition_of_one(path.name, named)
+            if path.is_file() and not path.name.startswith(".tmp-") and not kept:
                 found.files.append(path)
     return found
 

@@ -200,3 +200,24 @@ async def test_a_hostile_prompt_stays_inside_its_attribute(runtime, client, new_
     page = (await client.get(post.url, headers={"Accept": "text/html"})).text
     assert "<script>" not in page and 'onload="alert' not in page
     assert tags_of(page)["og:description"].endswith(hostile)
+
+
+async def test_renditions_live_and_die_with_their_image(runtime, client, new_account):
+    """`media prune` counts an image's renditions as part of it (not orphans), but a
+    rendition whose image no row names is an orphan; deleting the account removes the
+    renditions with the image."""
+    from instance.content.account_delete import delete_account
+    from instance.maintenance.prune import find_orphans
+
+    alice = await new_account("alice", password=PASSWORD)
+    (post,) = await make_posts(client, runtime, ["a red lighthouse"])
+    async with runtime.sessions() as s:
+        media = await s.scalar(select(MediaAttachment).where(MediaAttachment.post_id == post.id))
+    original = runtime.settings.media_path / media.file_name
+    kept = [original.with_name(n) for n in renditions.names_of(original.name)]
+    assert all(p.is_file() for p in kept)
+    stray = runtime.settings.media_path / renditions.rendition_name(f"{'q' * 26}.png", 320)
+    stray.write_bytes(kept[0].read_bytes())
+    assert (await find_orphans(runtime)).files == [stray]
+    await delete_account(runtime, alice)
+    assert not original.exists() and not any(p.exists() for p in kept)
