@@ -221,3 +221,36 @@ async def test_renditions_live_and_die_with_their_image(runtime, client, new_acc
     assert (await find_orphans(runtime)).files == [stray]
     await delete_account(runtime, alice)
     assert not original.exists() and not any(p.exists() for p in kept)
+
+
+async def test_an_avatar_has_a_rendition_and_a_suspended_accounts_renditions_are_hidden(
+    runtime, client, new_account
+):
+    """An uploaded avatar (400 px) gets its 320 px rendition; once the account is suspended,
+    its renditions answer 403 like its images, also one not made yet."""
+    from instance.content.pictures import set_picture
+    from instance.content.suspensions import suspend
+    from instance.moderation.suspension import HiddenMedia
+
+    alice = await new_account("alice", password=PASSWORD)
+    (post,) = await make_posts(client, runtime, ["a red lighthouse"])
+    png = io.BytesIO()
+    Image.new("RGB", (900, 900), (200, 40, 90)).save(png, "PNG")
+    async with runtime.session() as s:
+        row = await s.get(Account, alice.id)
+        url = await set_picture(runtime, row, "avatar", png.getvalue())
+    name = url.rsplit("/", 1)[1]
+    small = renditions.rendition_name(name, 320)
+    assert (runtime.settings.media_path / small).is_file()
+    assert not (runtime.settings.media_path / renditions.rendition_name(name, 640)).exists()
+    assert (await client.get(runtime.urls.media(small))).status_code == 200
+    async with runtime.sessions() as s:
+        media = await s.scalar(select(MediaAttachment).where(MediaAttachment.post_id == post.id))
+    later = runtime.settings.media_path / renditions.rendition_name(media.file_name, 640)
+    later.unlink()
+    async with runtime.session() as s:
+        assert await suspend(runtime, await s.get(Account, alice.id))
+    runtime.service(HiddenMedia).read_at = -1.0  # read the suspended list now, not in 5 s
+    for hidden in (renditions.rendition_name(media.file_name, 320), later.name):
+        assert (await client.get(runtime.urls.media(hidden))).status_code == 403
+    assert not later.exists(), "nothing is made for a hidden image"
