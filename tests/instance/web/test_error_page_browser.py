@@ -1,8 +1,9 @@
 """The 404 page in a real browser (issue 15): a person opening a dead link sees the site's own
 page, styled, saying what is missing; the tab shows the site's icon.
 
-Headless system Chromium via playwright, as in test_web_browser.py; WEB_SCREENSHOTS=/dir
-keeps a screenshot of the page (not-found.png)."""
+Headless system Chromium via playwright, as in test_web_browser.py; a screenshot of the page
+(not-found.png) is a test artifact, in $WEB_SCREENSHOTS when set, else test-artifacts/screenshots/
+in the repository (git-ignored)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.skipif(
     not (Path(CHROMIUM).exists() or shutil.which("chromium")),
     reason="no system Chromium (scripts/test.sh installs it)",
 )
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "screenshots"
 
 
 async def test_a_dead_link_shows_the_styled_not_found_page(live, new_account) -> None:
@@ -46,9 +48,8 @@ async def test_a_dead_link_shows_the_styled_not_found_page(live, new_account) ->
             answer = await page.goto(f"{live}/@painter/no-such-post")
             assert answer is not None and answer.status == 404
             assert "No such post." in await page.inner_text("main")
-            shots = os.environ.get("WEB_SCREENSHOTS")
-            if shots:
-                Path(shots).mkdir(parents=True, exist_ok=True)
-                await page.screenshot(path=str(Path(shots) / "not-found.png"), full_page=True)
+            shots = Path(os.environ.get("WEB_SCREENSHOTS") or ARTIFACTS)
+            shots.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(shots / "not-found.png"), full_page=True)
         finally:
             await browser.close()
