@@ -8,10 +8,7 @@ $WEB_SCREENSHOTS when set, else to test-artifacts/screenshots/ in the repository
 from __future__ import annotations
 
 import io
-import os
-import shutil
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -19,19 +16,9 @@ from PIL import Image
 from instance.content import explore
 from instance.content.posting import Draft, publish
 from instance.storage.models import Account, MediaAttachment, Post
-from tests.instance.web.test_web_browser import ARGS, CHROMIUM, async_api
+from tests.instance.web.browser import chromium, needs_chromium, screenshots
 
-pytestmark = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() or shutil.which("chromium")),
-    reason="no system Chromium (scripts/test.sh installs it)",
-)
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "screenshots"
-
-
-def _shots() -> Path:
-    where = Path(os.environ.get("WEB_SCREENSHOTS") or ARTIFACTS)
-    where.mkdir(parents=True, exist_ok=True)
-    return where
+pytestmark = needs_chromium
 
 
 def _png(hue: int) -> bytes:
@@ -122,41 +109,35 @@ async def gallery(runtime, new_account):
 async def test_explore_and_a_lineage_tree_in_a_browser(live, gallery) -> None:
     """Explore shows the ranked pictures (the liked root first) with the header link; the
     remix's page shows root -> this post (highlighted) -> its remixes, the remote one a link."""
-    async with async_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-            args=ARGS,
-            headless=True,
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1000, "height": 800})
+        page.set_default_timeout(30_000)
+        await page.goto(f"{live}/local")
+        await page.click("header >> text=Explore")
+        assert page.url == f"{live}/explore"
+        assert await page.inner_text("h1") == "Explore"
+        # a grid of pictures: the order is read from the tiles' alt text; the much liked
+        # lighthouse ("a picture 10") ranks above the unliked, newer harbour 3 ("... 239")
+        alts = await page.eval_on_selector_all("main .tile img", "imgs => imgs.map(i => i.alt)")
+        assert alts.index("a picture 10") < alts.index("a picture 239")
+        for _ in range(20):  # scroll through, so lazily loaded pictures load too
+            await page.mouse.wheel(0, 600)
+            await page.wait_for_timeout(50)
+        await page.wait_for_load_state("networkidle")
+        loaded = await page.eval_on_selector_all(
+            "main img", "imgs => imgs.filter(i => i.complete && i.naturalWidth > 0).length"
         )
-        try:
-            page = await browser.new_page(viewport={"width": 1000, "height": 800})
-            page.set_default_timeout(30_000)
-            await page.goto(f"{live}/local")
-            await page.click("header >> text=Explore")
-            assert page.url == f"{live}/explore"
-            assert await page.inner_text("h1") == "Explore"
-            main = await page.inner_text("main")
-            assert main.index("a lighthouse at dusk") < main.index("quiet harbour 3")
-            for _ in range(20):  # scroll through, so lazily loaded pictures load too
-                await page.mouse.wheel(0, 600)
-                await page.wait_for_timeout(50)
-            await page.wait_for_load_state("networkidle")
-            loaded = await page.eval_on_selector_all(
-                "main img", "imgs => imgs.filter(i => i.complete && i.naturalWidth > 0).length"
-            )
-            assert loaded >= 7  # every picture arrived
-            await page.screenshot(path=str(_shots() / "explore.png"), full_page=True)
+        assert loaded >= 7  # every picture arrived
+        await page.screenshot(path=str(screenshots() / "explore.png"), full_page=True)
 
-            await page.goto(gallery["remix_url"])
-            tree = page.locator("section.lineage")
-            text = await tree.inner_text()
-            assert text.index("a lighthouse at dusk") < text.index("This post")
-            assert text.index("This post") < text.index("the snowstorm, in watercolour")
-            current = page.locator(".lineage-tree li.current > strong")
-            background = await current.evaluate("e => getComputedStyle(e).backgroundColor")
-            assert background not in ("rgba(0, 0, 0, 0)", "transparent")  # highlighted
-            remote = page.locator('.lineage-tree a[href="https://m.example/@mo/r1"]')
-            assert await remote.count() == 1
-            await page.screenshot(path=str(_shots() / "lineage.png"), full_page=True)
-        finally:
-            await browser.close()
+        await page.goto(gallery["remix_url"])
+        tree = page.locator("section.lineage")
+        text = await tree.inner_text()
+        assert text.index("a lighthouse at dusk") < text.index("This post")
+        assert text.index("This post") < text.index("the snowstorm, in watercolour")
+        current = page.locator(".lineage-tree li.current > strong")
+        background = await current.evaluate("e => getComputedStyle(e).backgroundColor")
+        assert background not in ("rgba(0, 0, 0, 0)", "transparent")  # highlighted
+        remote = page.locator('.lineage-tree a[href="https://m.example/@mo/r1"]')
+        assert await remote.count() == 1
+        await page.screenshot(path=str(screenshots() / "lineage.png"), full_page=True)

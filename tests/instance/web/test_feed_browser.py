@@ -10,29 +10,16 @@ test-artifacts/screenshots/ in the repository (git-ignored).
 from __future__ import annotations
 
 import io
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from instance.content.posting import Draft, publish
 from instance.storage.models import Account, MediaAttachment
-from tests.instance.web.test_web_browser import ARGS, CHROMIUM, async_api
+from tests.instance.web.browser import chromium, needs_chromium, screenshots
 
-pytestmark = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() or shutil.which("chromium")),
-    reason="no system Chromium (scripts/test.sh installs it)",
-)
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "screenshots"
+pytestmark = needs_chromium
 SIZE = 768  # wider than both renditions
-
-
-def _shots() -> Path:
-    where = Path(os.environ.get("WEB_SCREENSHOTS") or ARTIFACTS)
-    where.mkdir(parents=True, exist_ok=True)
-    return where
 
 
 def _png(hue: int) -> bytes:
@@ -68,52 +55,44 @@ async def posts(runtime, new_account):
 
 
 async def test_the_front_page_grid_and_a_profile_in_a_browser(live, posts) -> None:
-    async with async_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-            args=ARGS,
-            headless=True,
-        )
-        try:
-            page = await browser.new_page(viewport={"width": 900, "height": 1100})
-            page.set_default_timeout(30_000)
-            for path, shot in (("/", "feed-home.png"), ("/@painter", "feed-profile.png")):
-                answer = await page.goto(f"{live}{path}")
-                assert answer is not None and answer.status == 200
-                tiles = page.locator("article.tile")
-                assert await tiles.count() == posts
-                # several tiles to a row: the first three share a top edge
-                tops = await page.eval_on_selector_all(
-                    "article.tile", "els => els.slice(0, 3).map(e => e.getBoundingClientRect().top)"
-                )
-                assert len(set(tops)) == 1, tops
-                # scroll through so the lazy ones load too, then every picture is loaded
-                await page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
-                await page.wait_for_function(
-                    "[...document.querySelectorAll('article.tile img')]"
-                    ".every(i => i.complete && i.naturalWidth > 0)"
-                )
-                await page.evaluate("window.scrollTo(0, 0)")
-                chosen = await page.eval_on_selector_all(
-                    "article.tile img", "els => els.map(e => e.currentSrc)"
-                )
-                # a ~14rem tile at 1x takes the 320 px rendition, not the 768 px original
-                assert all(src.endswith(".w320.webp") for src in chosen), chosen
-                labels = await page.eval_on_selector_all(
-                    "article.tile .badge", "els => els.map(e => e.textContent)"
-                )
-                assert labels == ["AI-generated"] * posts
-                square = await page.eval_on_selector(
-                    "article.tile .pic",
-                    "e => Math.abs(e.clientWidth - e.clientHeight) <= 1",
-                )
-                assert square
-                # the author's name is shown whole on each tile, not cut to an ellipsis
-                whole = await page.eval_on_selector_all(
-                    "article.tile .who", "els => els.map(e => e.scrollWidth <= e.clientWidth)"
-                )
-                assert whole == [True] * posts
-                assert await page.inner_text("article.tile .who") == "The Painter"
-                await page.screenshot(path=str(_shots() / shot), full_page=True)
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 900, "height": 1100})
+        page.set_default_timeout(30_000)
+        for path, shot in (("/", "feed-home.png"), ("/@painter", "feed-profile.png")):
+            answer = await page.goto(f"{live}{path}")
+            assert answer is not None and answer.status == 200
+            tiles = page.locator("article.tile")
+            assert await tiles.count() == posts
+            # several tiles to a row: the first three share a top edge
+            tops = await page.eval_on_selector_all(
+                "article.tile", "els => els.slice(0, 3).map(e => e.getBoundingClientRect().top)"
+            )
+            assert len(set(tops)) == 1, tops
+            # scroll through so the lazy ones load too, then every picture is loaded
+            await page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+            await page.wait_for_function(
+                "[...document.querySelectorAll('article.tile img')]"
+                ".every(i => i.complete && i.naturalWidth > 0)"
+            )
+            await page.evaluate("window.scrollTo(0, 0)")
+            chosen = await page.eval_on_selector_all(
+                "article.tile img", "els => els.map(e => e.currentSrc)"
+            )
+            # a ~14rem tile at 1x takes the 320 px rendition, not the 768 px original
+            assert all(src.endswith(".w320.webp") for src in chosen), chosen
+            labels = await page.eval_on_selector_all(
+                "article.tile .badge", "els => els.map(e => e.textContent)"
+            )
+            assert labels == ["AI-generated"] * posts
+            square = await page.eval_on_selector(
+                "article.tile .pic",
+                "e => Math.abs(e.clientWidth - e.clientHeight) <= 1",
+            )
+            assert square
+            # the author's name is shown whole on each tile, not cut to an ellipsis
+            whole = await page.eval_on_selector_all(
+                "article.tile .who", "els => els.map(e => e.scrollWidth <= e.clientWidth)"
+            )
+            assert whole == [True] * posts
+            assert await page.inner_text("article.tile .who") == "The Painter"
+            await page.screenshot(path=str(screenshots() / shot), full_page=True)

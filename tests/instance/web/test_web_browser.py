@@ -3,15 +3,12 @@
 Headless Chromium from the system (/usr/bin/chromium, installed by scripts/test.sh; never
 `playwright install`), driven by the `playwright` package, against the `live` fixture
 (uvicorn on 127.0.0.1) with the generation worker running beside it on builtin:tiny.
-Set WEB_SCREENSHOTS=/some/dir to keep screenshots of the compose page and the post page.
+Screenshots of the compose and post pages are test artifacts (tests/instance/web/browser.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -19,26 +16,10 @@ from sqlalchemy import select
 from instance.generation.worker import GenerationWorker
 from instance.storage.models import Post
 from tests.instance.generation_fixtures import gen_settings, tiny_cache  # noqa: F401
+from tests.instance.web.browser import chromium, needs_chromium, screenshots
 from tests.instance.web_helpers import PASSWORD
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
-
-# scripts/test.sh installs both; in CI (CI=true) their absence is a failure, never a skip
-if os.environ.get("CI") and not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-    raise RuntimeError("no system Chromium: scripts/test.sh installs the chromium package")
-async_api = (
-    pytest.importorskip("playwright.async_api")
-    if not os.environ.get("CI")
-    else (__import__("playwright.async_api", fromlist=["async_api"]))
-)
-pytestmark = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() or shutil.which("chromium")),
-    reason="no system Chromium (scripts/test.sh installs it)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -58,47 +39,36 @@ async def generation_worker(rt, stop: asyncio.Event) -> None:
 
 async def test_log_in_prompt_see_the_image_and_like_it(runtime, live, new_account):
     await new_account("alice", password=PASSWORD)
-    shots = os.environ.get("WEB_SCREENSHOTS")
     stop = asyncio.Event()
     gpu = asyncio.create_task(generation_worker(runtime, stop))
     try:
-        async with async_api.async_playwright() as pw:
-            browser = await pw.chromium.launch(
-                executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-                args=ARGS,
-                headless=True,
-            )
-            try:
-                page = await browser.new_page(viewport={"width": 900, "height": 1000})
-                page.set_default_timeout(30_000)
-                await page.goto(f"{live}/login")
-                await page.fill("input[name=username]", "alice")
-                await page.fill("input[name=password]", PASSWORD)
-                await page.click("form[action='/login'] button")
-                await page.wait_for_url(f"{live}/home")
+        async with chromium() as browser:
+            page = await browser.new_page(viewport={"width": 900, "height": 1000})
+            page.set_default_timeout(30_000)
+            await page.goto(f"{live}/login")
+            await page.fill("input[name=username]", "alice")
+            await page.fill("input[name=password]", PASSWORD)
+            await page.click("form[action='/login'] button")
+            await page.wait_for_url(f"{live}/home")
 
-                await page.goto(f"{live}/compose")
-                await page.fill("textarea[name=prompt]", "a lighthouse at dusk")
-                await page.fill("input[name=negative]", "fog")
-                if shots:
-                    await page.screenshot(path=f"{shots}/compose.png", full_page=True)
-                await page.click("form.compose button")
-                await page.wait_for_url(f"{live}/jobs/*")
+            await page.goto(f"{live}/compose")
+            await page.fill("textarea[name=prompt]", "a lighthouse at dusk")
+            await page.fill("input[name=negative]", "fog")
+            await page.screenshot(path=str(screenshots() / "compose.png"), full_page=True)
+            await page.click("form.compose button")
+            await page.wait_for_url(f"{live}/jobs/*")
 
-                image = page.locator("article.post img")  # the page refreshes itself until done
-                await image.wait_for(state="visible")
-                loaded = await image.evaluate("img => img.complete && img.naturalWidth > 0")
-                assert loaded, "the image did not load"
-                await page.get_by_role("button", name="♡ Like").click()
-                await page.get_by_role("button", name="♥ Liked").wait_for()
-                assert "1 likes" in await page.locator("article.post .meta").inner_text()
+            image = page.locator("article.post img")  # the page refreshes itself until done
+            await image.wait_for(state="visible")
+            loaded = await image.evaluate("img => img.complete && img.naturalWidth > 0")
+            assert loaded, "the image did not load"
+            await page.get_by_role("button", name="♡ Like").click()
+            await page.get_by_role("button", name="♥ Liked").wait_for()
+            assert "1 likes" in await page.locator("article.post .meta").inner_text()
 
-                if shots:
-                    await page.click("article.post .meta a")
-                    await page.locator("article.post img").wait_for(state="visible")
-                    await page.screenshot(path=f"{shots}/post.png", full_page=True)
-            finally:
-                await browser.close()
+            await page.click("article.post .meta a")
+            await page.locator("article.post img").wait_for(state="visible")
+            await page.screenshot(path=str(screenshots() / "post.png"), full_page=True)
     finally:
         stop.set()
         await gpu
