@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from instance.runtime import Runtime, open_runtime
 from tests.instance.cli.conftest import CliInstance
-from tests.instance.cli.test_account_admin import follow_ours, in_thread, other_server
+from tests.instance.cli.helpers import follow_ours, in_thread, other_server
 from tests.instance_fixtures import serve_live
 
 

@@ -22,14 +22,8 @@ from instance.storage.models import (
     Post,
 )
 from tests.instance.cli.conftest import CliInstance
+from tests.instance.cli.helpers import one_error
 from tests.instance.loopback_peer import loopback_peer
-
-
-def one_error(r: Any) -> str:
-    assert r.exit_code == 1, r.output
-    lines = [x for x in r.stderr.splitlines() if x.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in r.output, r.output
-    return lines[0]
 
 
 async def count(rt: Runtime, model: Any, *where: Any) -> int:

@@ -18,6 +18,7 @@ from instance.generation.worker import GenerationWorker, load_configured_pipelin
 from instance.runtime import Runtime
 from instance.storage.models import Account, GenerationJob, MediaAttachment, Post
 from tests.instance.cli.conftest import CliInstance
+from tests.instance.cli.helpers import one_error
 from tests.instance.generation_fixtures import share_cache, tiny_cache  # noqa: F401
 
 
@@ -81,13 +82,6 @@ def counts(inst: CliInstance) -> tuple[int, int]:
         return int(posts or 0), int(media or 0)
 
     return inst.db(go)
-
-
-def one_error(r: Any) -> str:
-    assert r.exit_code == 1, r.output
-    lines = [x for x in r.stderr.splitlines() if x.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in r.output, r.output
-    return lines[0]
 
 
 def test_a_cancelled_queued_job_is_never_claimed(inst: CliInstance) -> None:

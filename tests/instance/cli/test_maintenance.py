@@ -30,7 +30,7 @@ from instance.runtime import open_runtime
 from instance.storage.db import make_engine
 from instance.storage.models import Follow, MediaAttachment, Post, RemoteKey
 from tests.instance.cli.conftest import CliInstance
-from tests.instance.cli.test_account_admin import (
+from tests.instance.cli.helpers import (
     follow_ours,
     in_thread,
     one_error,

@@ -12,7 +12,7 @@ from instance.accounts import get_local
 from instance.runtime import Runtime
 from instance.storage.models import Account, MediaAttachment
 from tests.instance.cli.conftest import CliInstance
-from tests.instance.cli.test_account_admin import one_error
+from tests.instance.cli.helpers import one_error
 
 DAY = 86400
 

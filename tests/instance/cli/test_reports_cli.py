@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +16,7 @@ from instance.accounts import NewAccount, create_account, get_local
 from instance.content.posting import Draft, publish
 from instance.inbound.worker import InboxWorker
 from instance.outbound.delivery import DeliveryWorker
-from instance.runtime import Runtime, open_runtime
-from instance.setup import ensure_instance
+from instance.runtime import Runtime
 from instance.storage.models import (
     Account,
     Delivery,
@@ -30,26 +27,8 @@ from instance.storage.models import (
 )
 from instance.urls import INSTANCE_ACTOR_USERNAME
 from tests.instance.cli.conftest import CliInstance
-from tests.instance_fixtures import make_settings, serve_live
-
-
-def one_error(r: Any) -> str:
-    assert r.exit_code == 1, r.output
-    lines = [x for x in r.stderr.splitlines() if x.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in r.output, r.output
-    return lines[0]
-
-
-@asynccontextmanager
-async def other_server(directory: Path) -> AsyncIterator[Runtime]:
-    """Another Dreamloom on loopback (SQLite), serving HTTP; its workers are driven by hand."""
-    rt = await open_runtime(make_settings(directory))
-    await ensure_instance(rt)
-    try:
-        async with serve_live(rt):
-            yield rt
-    finally:
-        await rt.aclose()
+from tests.instance.cli.helpers import one_error, other_server
+from tests.instance_fixtures import serve_live
 
 
 async def poster(rt: Runtime, name: str, text: str) -> tuple[Account, Post]:
