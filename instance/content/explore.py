@@ -69,8 +69,7 @@ async def rank(
     remixes = (
         select(func.count(remix.id))
         .where(
-            remix.quote_uri == Post.uri,  # indexed; quote_id confirms it was approved
-            remix.quote_id == Post.id,
+            remix.quote_id == Post.id,  # indexed
             remix.deleted_at.is_(None),
             remix.visibility.in_(SHAREABLE),
             ~select(remix_author.id)

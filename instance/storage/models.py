@@ -185,7 +185,9 @@ class Post(Base):
     in_reply_to_uri: Mapped[str | None] = mapped_column(String(2048), index=True)
     in_reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"))
     quote_uri: Mapped[str | None] = mapped_column(String(2048), index=True)  # remix parent
-    quote_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"))
+    quote_id: Mapped[int | None] = mapped_column(
+        ForeignKey("posts.id", ondelete="SET NULL"), index=True
+    )  # remixes of a post: Explore and the lineage tree look them up by it
     quote_state: Mapped[QuoteState | None] = mapped_column(String(16))
     quote_authorization_uri: Mapped[str | None] = mapped_column(String(2048))
     recipe: Mapped[dict[str, Any] | None] = mapped_column(JSON)

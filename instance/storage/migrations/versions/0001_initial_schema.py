@@ -256,6 +256,7 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_posts_local_published", ["local", "published"], unique=False)
         batch_op.create_index(batch_op.f("ix_posts_published"), ["published"], unique=False)
+        batch_op.create_index(batch_op.f("ix_posts_quote_id"), ["quote_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_posts_quote_uri"), ["quote_uri"], unique=False)
 
     op.create_table(
@@ -641,6 +642,7 @@ def downgrade() -> None:
     op.drop_table("reports")
     with op.batch_alter_table("posts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_posts_quote_uri"))
+        batch_op.drop_index(batch_op.f("ix_posts_quote_id"))
         batch_op.drop_index(batch_op.f("ix_posts_published"))
         batch_op.drop_index("ix_posts_local_published")
         batch_op.drop_index(batch_op.f("ix_posts_in_reply_to_uri"))
