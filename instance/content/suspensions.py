@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from activitypub.objects import AS_PUBLIC, build_update
 from instance.content.profiles import actor_of, federate_actor
 from instance.errors import UserError
+from instance.moderation import epoch
 from instance.outbound.fanout import enqueue
 from instance.runtime import Runtime
 from instance.storage.ids import new_public_id
@@ -95,6 +96,7 @@ async def suspend(rt: Runtime, account: Account) -> bool:
                 cc=[row.followers_uri or ""],
             )
             await enqueue(session, rt, row, activity, to_followers=True, object_uri=row.uri)
+    epoch.bump(rt)  # this process's inbox gate reads suspensions again at once
     return True
 
 
@@ -109,4 +111,5 @@ async def unsuspend(rt: Runtime, account: Account) -> bool:
         account.suspended_at = None
         if row.local:
             await federate_actor(session, rt, row)
+    epoch.bump(rt)
     return True

@@ -37,6 +37,7 @@ from sqlalchemy.orm import aliased
 
 from activitypub.urls import normalize_host
 from instance.errors import UserError
+from instance.moderation import epoch
 from instance.runtime import Runtime
 from instance.storage.models import (
     Account,
@@ -127,16 +128,25 @@ async def policy_for_host(session: AsyncSession, host: str) -> DomainBlock | Non
 async def first_suspended(session: AsyncSession, hosts: Iterable[str]) -> str | None:
     """The first of `hosts` under a suspend (its most specific row), in one query; None when
     none is. The inbox asks this before any key fetch."""
-    chains = {host: parents(host) for host in hosts}
-    candidates = {name for chain in chains.values() for name in chain if name}
+    hosts = list(hosts)
+    candidates = {name for host in hosts for name in parents(host) if name}
     if not candidates:
         return None
     query = select(DomainBlock.domain, DomainBlock.severity).where(
         DomainBlock.domain.in_(sorted(candidates))
     )
     found: dict[str, str] = {domain: severity for domain, severity in await session.execute(query)}
-    for host, chain in sorted(chains.items()):
-        severity = next((found[name] for name in chain if name in found), None)
+    return first_suspended_in(found, hosts)
+
+
+def first_suspended_in(severities: dict[str, str], hosts: Iterable[str]) -> str | None:
+    """The first of `hosts` whose most specific row in `severities` (domain -> severity) is
+    a suspend; None when none is."""
+    if not severities:
+        return None
+    for host in sorted(hosts):
+        chain = parents(host)
+        severity = next((severities[name] for name in chain if name in severities), None)
         if severity == "suspend":
             return host
     return None
@@ -316,6 +326,7 @@ async def block_domain(
         row.updated_at = rt.now()
         if severity == "suspend":
             await apply_suspension(session, name)
+    epoch.bump(rt)
     return row
 
 
@@ -341,6 +352,7 @@ async def unblock_domain(rt: Runtime, domain: str) -> bool:
     name = normalize_domain(domain)
     async with rt.sessions() as session, session.begin():
         result = await session.execute(delete(DomainBlock).where(DomainBlock.domain == name))
+    epoch.bump(rt)
     return _count(result) > 0
 
 
@@ -501,4 +513,5 @@ async def apply_import(
             if entry.severity == "suspend":
                 await apply_suspension(session, entry.domain)
                 progress(1)
+    epoch.bump(rt)
     return len(todo)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -86,21 +86,6 @@ def shown_author() -> Any:
         author.id == Post.account_id,
         or_(author.suspended_at.is_not(None), author.deleted_at.is_not(None)),
     )
-
-
-async def refuses_actor(session: AsyncSession, actor_uri: str) -> bool:
-    """Whether our inbox refuses activities from `actor_uri`: a remote account an admin
-    suspended (403, nothing stored)."""
-    found = await session.scalar(
-        select(Account.id).where(
-            and_(
-                Account.uri == actor_uri,
-                Account.local.is_(False),
-                Account.suspended_at.is_not(None),
-            )
-        )
-    )
-    return found is not None
 
 
 async def local_owner(session: AsyncSession, username: str) -> Account | None:

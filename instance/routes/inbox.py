@@ -49,7 +49,7 @@ from instance.errors import Refused
 from instance.inbound.intake import Intake, admit
 from instance.inbound.keyring import KeyRing
 from instance.inbound.limits import InboxLimits
-from instance.moderation import domains, suspension
+from instance.moderation.gate import InboxGate
 from instance.routes.common import client_ip, error_json, runtime
 from instance.runtime import Runtime
 
@@ -104,9 +104,9 @@ async def receive(request: Request, rt: Runtime, intake: Intake, body: bytes) ->
     if not isinstance(document, dict):
         return error_json("body is not a JSON object", 400)
 
-    async with rt.sessions() as session:  # a suspended domain: before any key fetch
-        if await domains.first_suspended(session, claimed_hosts(request, document)):
-            return error_json("this instance does not federate with your domain", 403)
+    gate = rt.service(InboxGate)  # a snapshot: no query per request (moderation/gate.py)
+    if await gate.first_suspended(claimed_hosts(request, document)):  # before any key fetch
+        return error_json("this instance does not federate with your domain", 403)
 
     ring = rt.service(KeyRing)
     is_delete = document.get("type") == "Delete"
@@ -143,9 +143,8 @@ async def receive(request: Request, rt: Runtime, intake: Intake, body: bytes) ->
     username = request.path_params.get("username")
     if username is not None and not await intake.has_account(username):
         return error_json("no such account", 404)
-    async with rt.sessions() as session:  # an admin suspended this remote account
-        if await suspension.refuses_actor(session, signed.owner):
-            return error_json("this account is suspended here", 403)
+    if await gate.refuses_actor(signed.owner):  # an admin suspended this remote account
+        return error_json("this account is suspended here", 403)
     try:
         stored = admit(document, signed.owner, rt.urls)
         if stored is not None:

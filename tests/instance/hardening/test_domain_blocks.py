@@ -21,8 +21,10 @@ from instance.content.posting import Draft, publish
 from instance.errors import UserError
 from instance.inbound.media_cache import RemoteMedia
 from instance.moderation import domains
+from instance.moderation import gate as gate_mod
+from instance.moderation.gate import InboxGate
 from instance.outbound.delivery import DeliveryWorker
-from instance.runtime import Runtime
+from instance.runtime import Runtime, open_runtime
 from instance.storage.models import (
     Account,
     Boost,
@@ -325,3 +327,23 @@ async def test_an_ipv6_block_covers_its_accounts_and_deliveries(runtime) -> None
         assert hidden == 1
     assert await rows(runtime, Delivery) == 0
     assert await rows(runtime, Follow) == 0
+
+
+async def test_the_inbox_gate_snapshot_follows_blocks_without_a_query_per_request(
+    runtime, monkeypatch
+) -> None:
+    """The inbox reads blocks and suspended actors from a per-process snapshot (no query per
+    request): a block made in this process applies to the very next request; one made by
+    another process (the CLI) once the snapshot is REFRESH seconds old."""
+    gate = runtime.service(InboxGate)
+    assert await gate.first_suspended(["a.bad.example"]) is None  # snapshot loaded
+    await domains.block_domain(runtime, "bad.example")
+    assert await gate.first_suspended(["a.bad.example"]) == "a.bad.example"  # at once
+
+    other = await open_runtime(runtime.settings)  # another process, as the CLI is
+    try:
+        await domains.block_domain(other, "worse.example")
+    finally:
+        await other.aclose()
+    monkeypatch.setattr(gate_mod, "REFRESH", 0.0)
+    assert await gate.first_suspended(["worse.example:8443"]) == "worse.example:8443"
