@@ -5,8 +5,8 @@ The inbox answers thousands of requests a second, and a session with one query c
 CPU than the whole accept path (measured: 0.54 -> 3.9 ms per request with two such queries).
 So each process keeps a snapshot of both lists, read in one go at most once per REFRESH
 seconds. A block or suspension made in this process applies at once (epoch.py); one made
-by another process (the CLI) within REFRESH. The rules themselves stay in domains.py
-(the most specific row decides) and suspension.py.
+by another process (the CLI) within REFRESH. Which block row decides (the most specific) is
+domains.py's rule, applied here to the snapshot.
 """
 
 from __future__ import annotations
