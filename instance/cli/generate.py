@@ -47,8 +47,9 @@ from instance.settings import Settings, locate_config
 from instance.storage.models import Account, GenerationJob
 
 TINY_NOTICE = (
-    "note: the model is builtin:tiny, a test model whose images are noise; set "
-    "[generator] model in config.toml to a real diffusers model for real pictures."
+    "note: the model is builtin:tiny, a test model whose images are noise; "
+    "`dreamloom model fetch` gets the real one (model = \"auto\"), or set "
+    "[generator] model in config.toml to a diffusers model."
 )
 
 Seed = Annotated[int | None, typer.Option(help="Seed (default: random).", show_default=False)]
