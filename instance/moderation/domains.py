@@ -125,20 +125,6 @@ async def policy_for_host(session: AsyncSession, host: str) -> DomainBlock | Non
     return max(rows, key=lambda row: len(row.domain))
 
 
-async def first_suspended(session: AsyncSession, hosts: Iterable[str]) -> str | None:
-    """The first of `hosts` under a suspend (its most specific row), in one query; None when
-    none is. The inbox asks this before any key fetch."""
-    hosts = list(hosts)
-    candidates = {name for host in hosts for name in parents(host) if name}
-    if not candidates:
-        return None
-    query = select(DomainBlock.domain, DomainBlock.severity).where(
-        DomainBlock.domain.in_(sorted(candidates))
-    )
-    found: dict[str, str] = {domain: severity for domain, severity in await session.execute(query)}
-    return first_suspended_in(found, hosts)
-
-
 def first_suspended_in(severities: dict[str, str], hosts: Iterable[str]) -> str | None:
     """The first of `hosts` whose most specific row in `severities` (domain -> severity) is
     a suspend; None when none is."""

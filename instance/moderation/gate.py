@@ -61,7 +61,7 @@ class InboxGate:
             self.loaded_at, self.loaded_epoch = started, seen
 
     async def first_suspended(self, hosts: Iterable[str]) -> str | None:
-        """As domains.first_suspended, from the snapshot."""
+        """The first of `hosts` under a suspend (domains.first_suspended_in), from the snapshot."""
         await self._fresh()
         return domains.first_suspended_in(self.severities, hosts)
 
