@@ -378,6 +378,21 @@ class InstanceFlag(Base):
     updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, onupdate=utcnow)
 
 
+class RoleHeartbeat(Base):
+    """A running worker process says it is alive (instance/heartbeats.py; /healthz reads it)."""
+
+    __tablename__ = "role_heartbeats"
+    __table_args__ = (UniqueConstraint("role", "host", "pid"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(255))  # socket.gethostname()
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(TZDateTime)
+    beat_at: Mapped[datetime] = mapped_column(TZDateTime, index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
 # -- durable work rows ---------------------------------------------------------------------
 class WorkRow:
     """Columns every durable work row shares; instance/jobs.py owns claiming and retrying."""

@@ -136,6 +136,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_remote_keys_owner_uri"), ["owner_uri"], unique=False)
 
     op.create_table(
+        "role_heartbeats",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("role", sa.String(length=32), nullable=False),
+        sa.Column("host", sa.String(length=255), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("beat_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("detail", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_role_heartbeats")),
+        sa.UniqueConstraint("role", "host", "pid", name=op.f("uq_role_heartbeats_role")),
+    )
+    with op.batch_alter_table("role_heartbeats", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_role_heartbeats_beat_at"), ["beat_at"], unique=False)
+
+    op.create_table(
         "follows",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
@@ -658,6 +673,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_follows_followee_id"))
 
     op.drop_table("follows")
+    with op.batch_alter_table("role_heartbeats", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_role_heartbeats_beat_at"))
+
+    op.drop_table("role_heartbeats")
     with op.batch_alter_table("remote_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_remote_keys_owner_uri"))
 
