@@ -33,7 +33,7 @@ export TMPDIR
 
 bash scripts/install.sh "test,postgres"
 
-# A throwaway PostgreSQL on loopback for the tests marked `postgres`.
+# A throwaway PostgreSQL on loopback: the suite's second run puts every instance on it.
 pg_started=""
 as_pg=()
 cleanup() {
@@ -58,12 +58,30 @@ fi
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/lint-imports --no-cache
-set +e
-.venv/bin/python -m pytest "$@"
-status=$?
-set -e
-if [ "$status" = 5 ]; then
-  echo "no tests ran" >&2
-  exit 1
+# The suite twice: every instance on SQLite, then every instance on its own PostgreSQL
+# database (tests marked sqlite_only are skipped there). Both must pass and both must run tests.
+run_suite() {
+  local database=$1 status
+  shift
+  echo "== pytest on $database ==" >&2
+  set +e
+  DREAMLOOM_TEST_DATABASE=$database .venv/bin/python -m pytest "$@"
+  status=$?
+  set -e
+  if [ "$status" = 5 ]; then
+    echo "no tests ran on $database" >&2
+    status=1
+  fi
+  return "$status"
+}
+sqlite_status=0
+run_suite sqlite "$@" || sqlite_status=$?
+if [ -n "${DREAMLOOM_TEST_POSTGRES_URL:-}" ]; then
+  pg_status=0
+  run_suite postgresql "$@" || pg_status=$?
+else
+  echo "no PostgreSQL server (initdb not found): the PostgreSQL run cannot happen" >&2
+  pg_status=1
 fi
-exit "$status"
+echo "pytest on sqlite: exit $sqlite_status; on postgresql: exit $pg_status" >&2
+[ "$sqlite_status" = 0 ] && [ "$pg_status" = 0 ]

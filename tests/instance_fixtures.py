@@ -1,12 +1,16 @@
-"""Fixtures that stand up Dreamloom instances for tests (in-process and on real loopback HTTP)."""
+"""Fixtures that stand up Dreamloom instances for tests (in-process and on real loopback HTTP).
+
+`make_settings` is the one place an instance's database is chosen: an SQLite file in its
+directory, or (DREAMLOOM_TEST_DATABASE=postgresql) a migrated database of its own on the test
+PostgreSQL, dropped when the fixture scope that made it ends (tests/pg_databases.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -14,13 +18,12 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy.engine import make_url
 
 from instance.app import create_app
 from instance.runtime import Runtime, open_runtime
 from instance.settings import Settings, settings_from_dict
 from instance.setup import ensure_instance
-from instance.storage.db import make_engine
+from tests.pg_databases import PgDatabases
 
 AP_ACCEPT = {"Accept": "application/activity+json"}
 
@@ -31,12 +34,44 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_pg: PgDatabases | None = None
+
+
+def pg_databases() -> PgDatabases:
+    """This session's databases on the test PostgreSQL (skips, or fails in CI, without one)."""
+    from tests.conftest import TEST_POSTGRES_URL
+
+    global _pg
+    if not TEST_POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("DREAMLOOM_TEST_POSTGRES_URL is not set: scripts/test.sh starts PostgreSQL")
+        pytest.skip("no PostgreSQL (run the tests with scripts/test.sh)")
+    if _pg is None:
+        _pg = PgDatabases(TEST_POSTGRES_URL)
+    return _pg
+
+
+def on_postgres() -> bool:
+    """Whether this run of the suite puts its instances on PostgreSQL."""
+    from tests.conftest import TEST_DATABASE
+
+    return TEST_DATABASE == "postgresql"
+
+
+def suite_database_url() -> str:
+    """The database URL for a new instance in this run: "" (its SQLite file) or a fresh
+    migrated PostgreSQL database."""
+    return pg_databases().migrated() if on_postgres() else ""
+
+
 def make_settings(directory: Path, port: int | None = None, **sections: dict[str, Any]) -> Settings:
     data: dict[str, dict[str, Any]] = {
         "instance": {"domain": f"127.0.0.1:{port or free_port()}", "scheme": "http"},
         "federation": {"allow_private_addresses": True},
         "server": {"run_workers": False},
     }
+    if on_postgres() and "url" not in sections.get("database", {}):
+        data["database"] = {"url": suite_database_url()}
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     directory.mkdir(parents=True, exist_ok=True)
@@ -111,22 +146,46 @@ def new_account(runtime: Runtime) -> Callable[..., Any]:
     return make
 
 
-@pytest.fixture
-async def pg_database() -> AsyncIterator[str]:
-    """A fresh database on the test PostgreSQL that scripts/test.sh starts; dropped after."""
+def _scope_databases() -> Iterator[None]:
+    """Drop the PostgreSQL databases made while this scope was the innermost open one."""
+    pg = _pg
+    if pg is None:
+        yield
+        return
+    made: list[str] = []
+    pg.scopes.append(made)
+    try:
+        yield
+    finally:
+        pg.scopes.remove(made)
+        pg.drop(made)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_databases() -> Iterator[None]:
+    """With a test PostgreSQL: open the session's scope; at its end sweep every database
+    this session made, the template included."""
     from tests.conftest import TEST_POSTGRES_URL
 
     if not TEST_POSTGRES_URL:
-        if os.environ.get("CI"):
-            pytest.fail("DREAMLOOM_TEST_POSTGRES_URL is not set: scripts/test.sh starts PostgreSQL")
-        pytest.skip("no PostgreSQL (run the tests with scripts/test.sh)")
-    name = f"dl_{secrets.token_hex(6)}"
-    admin = make_engine(TEST_POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield
+        return
+    pg = pg_databases()
+    pg.scopes.append([])
     try:
-        yield make_url(TEST_POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        yield
     finally:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.dispose()
+        pg.sweep()
+
+
+_module_databases = pytest.fixture(scope="module", autouse=True, name="_module_databases")(
+    _scope_databases
+)
+_test_databases = pytest.fixture(autouse=True, name="_test_databases")(_scope_databases)
+
+
+@pytest.fixture
+def pg_database() -> str:
+    """A fresh, empty database on the test PostgreSQL that scripts/test.sh starts; dropped
+    after the test."""
+    return pg_databases().empty()

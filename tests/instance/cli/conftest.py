@@ -5,8 +5,9 @@ PostgreSQL that scripts/test.sh starts, driven through the `dreamloom` entry poi
         r = cli_instance.dl("account", "create", "bot", "--ai")
         assert r.exit_code == 0, r.output
 
-`cli_instance` is parametrised over both databases; `sqlite_instance` is the SQLite one only
-(for commands that touch no database, or that are about files on one host).
+`cli_instance` is on the suite's database (SQLite, or PostgreSQL when
+DREAMLOOM_TEST_DATABASE=postgresql); `sqlite_instance` is on SQLite in either run (for commands
+that touch no database, or that are about files on one host).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typer.testing import CliRunner
 from instance.cli import app
 from instance.runtime import Runtime, open_runtime
 from instance.settings import Settings, load_settings
-from tests.instance_fixtures import free_port
+from tests.instance_fixtures import free_port, on_postgres, suite_database_url
 
 T = TypeVar("T")
 runner = CliRunner()
@@ -97,7 +98,6 @@ def sqlite_instance(tmp_path: Path) -> CliInstance:
     return make_cli_instance(tmp_path / "inst")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["postgres" if on_postgres() else "sqlite"])
 def cli_instance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CliInstance]:
-    url = request.getfixturevalue("pg_database") if request.param == "postgres" else ""
-    yield make_cli_instance(tmp_path / "inst", url)
+    yield make_cli_instance(tmp_path / "inst", suite_database_url())
