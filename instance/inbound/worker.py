@@ -13,11 +13,12 @@ would stall every other writer):
    (activity type, object type). Handlers (handlers/) only touch the database and the
    outbound queue.
 
-A step takes a batch of due items and handles up to `[federation] inbox_concurrency` at once:
-one lane per sending actor, so an actor's activities are handled in the order they arrived
-(a Create before its Update, a Follow before its Undo), and at most half the slots for the
-actors of one server, so neither one actor nor one server whose objects are slow to fetch
-holds up the others.
+A step takes a batch of due items, round-robin across sending servers (claim.py: one
+server's flood never fills every batch), and handles up to `[federation] inbox_concurrency`
+at once: one lane per sending actor, so an actor's activities are handled in the order they
+arrived (a Create before its Update, a Follow before its Undo), and at most half the slots
+for the actors of one server, so neither one actor nor one server whose objects are slow to
+fetch holds up the others.
 
 Claimed items are leased for the inbox queue's short lease (instance/queues.py), renewed
 every RENEW_EVERY_S while the step handles them, so after a crash another worker takes them
@@ -39,9 +40,9 @@ from sqlalchemy.exc import OperationalError
 
 from activitypub.errors import FetchError, FetchTimeoutError, RemoteHTTPError
 from activitypub.objects import ACTOR_TYPES, Activity, Actor, APObject, id_of
-from activitypub.urls import host_of
 from instance import jobs
 from instance.errors import ActorUnavailable, Skip
+from instance.inbound.claim import claim_fair, sender_host
 from instance.inbound.context import Inbound
 from instance.inbound.dispatch import dispatch
 from instance.inbound.keyring import KeyRing
@@ -137,7 +138,7 @@ class InboxWorker:
 
     async def run_once(self) -> int:
         async with self.rt.session() as session:
-            items = await jobs.claim(session, InboxItem, INBOX, now=self.rt.now(), limit=self.batch)
+            items = await claim_fair(session, now=self.rt.now(), limit=self.batch)
         lanes: dict[str, list[InboxItem]] = {}
         for item in items:
             lanes.setdefault(item.actor_uri, []).append(item)
@@ -228,13 +229,6 @@ def _log_item(what: str, item_id: int, actor: str, kind: str | None, reason: str
         f": {reason}" if reason else "",
         extra={"item": item_id, "kind": kind, "host": host, "outcome": what, "reason": reason},
     )  # fmt: skip
-
-
-def sender_host(actor: str) -> str:
-    try:
-        return host_of(actor)
-    except ValueError:
-        return actor
 
 
 def _skipped(row: InboxItem, now: datetime, why: str) -> None:

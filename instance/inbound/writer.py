@@ -10,6 +10,8 @@ answered only after its row is committed.
   row, so a redelivered activity makes one row however many copies race. Keying on the
   signer means nobody can occupy an id for another actor, not even by "forwarding" an
   activity in that actor's name.
+- **Fair per server.** Each row carries its sender's host (`sender_host`), the key the
+  worker's claim ranks by (claim.py).
 - **One bad row fails alone.** When a batch cannot be written, its rows are written one by
   one, so only the request whose row the database refuses gets the error; the others are
   answered as usual.
@@ -30,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.urls import authority_of
 from instance.errors import Refused
+from instance.inbound.claim import sender_host
 from instance.outbound.domains import note_inbound, remember_scheme
 from instance.runtime import Runtime
 from instance.storage.idempotent import insert_ignore
@@ -67,6 +70,7 @@ class InboxWriter:
         """Return once `row` (InboxItem columns) is committed, or was accepted from `sender`
         (the signer's actor; default: the row's actor) before."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        row.setdefault("sender_host", sender_host(row["actor_uri"]))  # the fair claim's key
         key = dedupe_key(sender or row["actor_uri"], row["activity_uri"])
         self._pending.append(Pending(row, key, future, scheme))
         if self._task is None or self._task.done():

@@ -412,10 +412,14 @@ class InboxItem(WorkRow, Base):
     that they came."""
 
     __tablename__ = "inbox_items"
+    __table_args__ = (  # the fair claim ranks due items per server (inbound/claim.py)
+        Index("ix_inbox_items_status_host_run_at", "status", "sender_host", "run_at"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     activity_uri: Mapped[str] = mapped_column(String(2048))
     actor_uri: Mapped[str] = mapped_column(String(2048))
+    sender_host: Mapped[str] = mapped_column(String(255), default="")  # actor's host, no port
     signer_key_id: Mapped[str | None] = mapped_column(String(2048))
     body: Mapped[str] = mapped_column(Text)
 

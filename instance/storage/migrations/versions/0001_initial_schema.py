@@ -93,6 +93,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("activity_uri", sa.String(length=2048), nullable=False),
         sa.Column("actor_uri", sa.String(length=2048), nullable=False),
+        sa.Column("sender_host", sa.String(length=255), nullable=False),
         sa.Column("signer_key_id", sa.String(length=2048), nullable=True),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -107,6 +108,9 @@ def upgrade() -> None:
     with op.batch_alter_table("inbox_items", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_inbox_items_run_at"), ["run_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_inbox_items_status"), ["status"], unique=False)
+        batch_op.create_index(
+            "ix_inbox_items_status_host_run_at", ["status", "sender_host", "run_at"], unique=False
+        )
 
     op.create_table(
         "inbox_seen",
@@ -687,6 +691,7 @@ def downgrade() -> None:
 
     op.drop_table("inbox_seen")
     with op.batch_alter_table("inbox_items", schema=None) as batch_op:
+        batch_op.drop_index("ix_inbox_items_status_host_run_at")
         batch_op.drop_index(batch_op.f("ix_inbox_items_status"))
         batch_op.drop_index(batch_op.f("ix_inbox_items_run_at"))
 
