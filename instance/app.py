@@ -6,7 +6,7 @@ and the HTML pages (instance/web), and the background workers `dreamloom serve` 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -15,15 +15,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from instance.generation.schedule import ScheduleWorker
-from instance.generation.worker import GenerationWorker
-from instance.inbound.retention import RetentionWorker
-from instance.inbound.worker import InboxWorker
-from instance.outbound.delivery import DeliveryWorker
+from instance.roles import worker_factories
 from instance.routes import actors, inbox, media, posts, wellknown
 from instance.runtime import Runtime, open_runtime
 from instance.settings import Settings
 from instance.setup import ensure_instance
+from instance.wakeups import Wakeups, wakeups_for
 from instance.web import (
     compose,
     explore,
@@ -36,7 +33,7 @@ from instance.web import (
     timelines,
 )
 from instance.web.errors import ErrorPages
-from instance.workers import Worker, Workers
+from instance.workers import Workers
 
 
 def all_routes() -> list[BaseRoute]:
@@ -58,19 +55,17 @@ def all_routes() -> list[BaseRoute]:
     ]
 
 
-def worker_factories() -> list[Callable[[Runtime], Worker]]:
-    """Every background worker an instance runs."""
-    return [InboxWorker, DeliveryWorker, GenerationWorker, ScheduleWorker, RetentionWorker]
-
-
 def create_app(
     settings: Settings,
     *,
     run_workers: bool | None = None,
     runtime: Runtime | None = None,
+    notify_workers: bool = False,
 ) -> Starlette:
-    """Build the app. `run_workers` defaults to `[server] run_workers`; tests pass False and
-    advance the workers step by step."""
+    """Build the app. `run_workers` (every worker in this process) defaults to `[server]
+    run_workers`; tests pass False and advance the workers step by step. `notify_workers`:
+    the workers run in other processes (instance/roles.py), woken through
+    instance/wakeups.py when a request queues work."""
     start_workers = settings.server.run_workers if run_workers is None else run_workers
 
     @asynccontextmanager
@@ -79,14 +74,20 @@ def create_app(
         await ensure_instance(rt)
         app.state.runtime = rt
         workers = None
+        wakeups: Wakeups | None = None
         if start_workers:
             workers = Workers(rt, worker_factories())
             await workers.start()
+        elif notify_workers:
+            wakeups = wakeups_for(settings)
+            rt.waker = wakeups.notify
         try:
             yield
         finally:
             if workers is not None:
                 await workers.stop()
+            if wakeups is not None:
+                await wakeups.aclose()
             if runtime is None:
                 await rt.aclose()
 

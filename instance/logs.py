@@ -24,6 +24,7 @@ import json
 import logging
 import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -188,9 +189,18 @@ class Server(uvicorn.Server):
         self._captured_signals.clear()
 
 
-def serve(app: ASGIApp, config: LoggingSettings, banner: str, **uvicorn_options: Any) -> None:
+def serve(
+    app: ASGIApp,
+    config: LoggingSettings,
+    banner: str,
+    *,
+    stopped_as: str = "Dreamloom stopped",
+    sockets: list[socket.socket] | None = None,
+    **uvicorn_options: Any,
+) -> None:
     """Run `app` under uvicorn with our logging and access log, until a signal: `banner`
-    first, one line saying why it stopped last."""
+    first, one line `stopped_as (why, ...)` last. `sockets`: accept on these (a web
+    process of the supervisor, instance/supervisor.py) instead of binding host and port."""
     configure_logging(config)
     server_log.info(banner)
     logged = AccessLog(app)
@@ -200,11 +210,12 @@ def serve(app: ASGIApp, config: LoggingSettings, banner: str, **uvicorn_options:
         )
     )
     began = time.monotonic()
-    server.run()
+    server.run(sockets=sockets)
     took = time.monotonic() - began
     why = server.stopped_by or "shut down"
     server_log.info(
-        "Dreamloom stopped (%s, after %d requests in %.1f s)",
+        "%s (%s, after %d requests in %.1f s)",
+        stopped_as,
         why,
         logged.requests,
         took,

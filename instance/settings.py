@@ -53,7 +53,9 @@ class DatabaseSettings:
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
-    run_workers: bool = True  # run the background workers inside `dreamloom serve`
+    run_workers: bool = True  # false: `dreamloom serve` runs only the web role
+    web_processes: int = 1  # HTTP processes sharing the port (instance/supervisor.py)
+    worker_nice: int = 5  # CPU priority of the worker roles below the web's (0-19)
     # reverse proxies whose X-Forwarded-For is believed ("127.0.0.1,::1"); "" trusts none
     trusted_proxies: str = ""
 
@@ -254,6 +256,11 @@ def _validate(settings: Settings, path: Path | None) -> None:
         if getattr(gen, key) < 1:
             raise ConfigError(f"[generator] {key} must be at least 1{where}")
     fed = settings.federation
+    if settings.server.web_processes < 1:
+        raise ConfigError(f"[server] web_processes must be at least 1{where}")
+    if not 0 <= settings.server.worker_nice <= 19:
+        nice = settings.server.worker_nice
+        raise ConfigError(f"[server] worker_nice must be 0-19, got {nice}{where}")
     at_least_one = ("delivery_concurrency", "delivery_per_host", "inbox_concurrency",
                     "inbox_actor_per_minute", "inbox_domain_per_minute", "inbox_keep_days")
     for key in at_least_one:

@@ -1,10 +1,10 @@
-"""Background workers inside `dreamloom serve`: one asyncio task per worker, woken on new work.
+"""Background workers: one asyncio task per worker, woken on new work.
 
 A worker is anything with `name` (its queue's name, instance/queues.py) and
 `async run_once() -> int` (work done this step; tests call it directly and never sleep).
 `Workers` runs each in a loop: after a step that did nothing it waits for `rt.wake(name)` or
 the poll interval, so rows written by another process (the CLI) are picked up too. Which
-workers an instance runs is instance/app.py's `worker_factories`.
+workers an instance runs, and in which role's process, is instance/roles.py.
 """
 
 from __future__ import annotations

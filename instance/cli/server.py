@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import signal
+import socket
+import time
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
 from generator.locating import BUILTIN_TINY
-from instance import logs
+from instance import logs, supervisor
 from instance.app import create_app
 from instance.cli.common import (
     DirOption,
@@ -24,9 +29,18 @@ from instance.cli.common import (
 from instance.cli.model_admin import ensure_model
 from instance.errors import ConfigError, UserError
 from instance.maintenance import running
-from instance.runtime import Runtime
-from instance.settings import locate_config
-from instance.setup import c2pa_credentials, write_config
+from instance.roles import (
+    ROLES,
+    WEB,
+    WORKER_ROLES,
+    StoppedWhileLoading,
+    parse_roles,
+    run_worker,
+    with_concurrency,
+)
+from instance.runtime import Runtime, open_runtime
+from instance.settings import Settings, locate_config
+from instance.setup import c2pa_credentials, ensure_instance, write_config
 from instance.storage.db import make_engine
 from instance.storage.migrate import current_revision, upgrade
 
@@ -88,32 +102,150 @@ def serve(
     directory: DirOption = None,
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Bind port.")] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(help="Roles to run, comma-separated: web, inbox, delivery, generation "
+                     "(default: all; [server] run_workers = false: web)."),
+    ] = None,
+    web_processes: Annotated[
+        int | None, typer.Option(help="HTTP processes sharing the port ([server] web_processes).")
+    ] = None,
     workers: Annotated[
-        bool | None, typer.Option("--workers/--no-workers", help="Run background workers.")
+        bool | None,
+        typer.Option("--workers/--no-workers", help="--no-workers is --role web."),
     ] = None,
 ) -> None:
-    """Serve HTTP (uvicorn) with the background workers in the same process."""
+    """Run the instance: one process per role (web, inbox, delivery, generation), each
+    started again if it dies, until SIGTERM or Ctrl-C (instance/supervisor.py)."""
     settings = settings_for(directory)
-    bind_host = host or settings.server.host
-    bind_port = port or settings.server.port
-    logs.configure_logging(settings.logging)  # the fetch's lines are log lines
-    ensure_model(settings, log=logging.getLogger("dreamloom.model"))  # once, with progress
-    application = create_app(settings, run_workers=workers)
     try:
+        roles = _serve_roles(settings, role, workers)
+        count = web_processes or settings.server.web_processes
+        if count < 1:
+            raise UserError(f"--web-processes must be at least 1, not {count}")
+        bind_host = host or settings.server.host
+        bind_port = port or settings.server.port
+        logs.configure_logging(settings.logging)  # the fetch's lines are log lines
+        if "generation" in roles:
+            ensure_model(settings, log=logging.getLogger("dreamloom.model"))  # once, with progress
+        run(_prepare(settings))  # schema and instance actor once, before any process races
+        sock = supervisor.bind(bind_host, bind_port) if "web" in roles else None
         with running.serving(settings):  # a restore refuses while this is held
-            # logs, the access log and the clean stop on SIGTERM: instance/logs.py
-            logs.serve(
-                application,
-                settings.logging,
-                f"Dreamloom serving {settings.base_url} on http://{bind_host}:{bind_port}",
-                host=bind_host,
-                port=bind_port,
-                proxy_headers=bool(settings.server.trusted_proxies.strip()),
-                forwarded_allow_ips=settings.server.trusted_proxies.strip() or None,
-                server_header=False,
-            )
+            _supervise(settings, roles, count, sock, f"http://{bind_host}:{bind_port}")
     except UserError as exc:
         fail(str(exc))
+
+
+def _serve_roles(settings: Settings, role: str | None, workers: bool | None) -> tuple[str, ...]:
+    if role is not None:
+        return parse_roles(role)
+    if workers is False or (workers is None and not settings.server.run_workers):
+        return (WEB,)
+    return ROLES
+
+
+async def _prepare(settings: Settings) -> None:
+    rt = await open_runtime(settings)
+    try:
+        await ensure_instance(rt)
+    finally:
+        await rt.aclose()
+
+
+def _supervise(settings: Settings, roles: tuple[str, ...], web_count: int,
+               sock: socket.socket | None, listening: str) -> None:  # fmt: skip
+    log = logging.getLogger("dreamloom.server")
+    config = settings.config_path or locate_config(None)
+    processes = supervisor.plan(
+        config, roles, web_processes=web_count, web_fd=sock.fileno() if sock else None,
+        worker_nice=settings.server.worker_nice,
+    )  # fmt: skip
+    shape = ", ".join(f"web x{web_count}" if r == WEB else r for r in roles)
+    where = f" on {listening}" if sock else ""
+    log.info(f"Dreamloom serving {settings.base_url}{where} ({shape})")
+    began = time.monotonic()
+    boss = supervisor.Supervisor(processes)
+    try:
+        boss.run()
+    finally:
+        if sock is not None:
+            sock.close()
+    why = boss.stopped_by or "shut down"
+    log.info("Dreamloom stopped (%s, after %.1f s)", why, time.monotonic() - began,
+             extra={"signal": boss.stopped_by})  # fmt: skip
+
+
+@app.command("web", hidden=True)
+def web(
+    directory: DirOption = None,
+    fd: Annotated[int, typer.Option(help="The listening socket the supervisor passes.")] = -1,
+) -> None:
+    """One web process of `dreamloom serve` (started by its supervisor, not by hand)."""
+    settings = settings_for(directory)
+    sock = socket.socket(fileno=fd)  # family and type read from the descriptor
+    application = create_app(settings, run_workers=False, notify_workers=True)
+    logs.serve(
+        application,
+        settings.logging,
+        f"web process {os.getpid()} accepting",
+        stopped_as=f"web process {os.getpid()} stopped",
+        sockets=[sock],
+        proxy_headers=bool(settings.server.trusted_proxies.strip()),
+        forwarded_allow_ips=settings.server.trusted_proxies.strip() or None,
+        server_header=False,
+    )
+
+
+@app.command()
+def worker(
+    role: Annotated[
+        str, typer.Option(help="Roles to run here, comma-separated: inbox, delivery, generation.")
+    ],
+    directory: DirOption = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(help="Inbox items at once, deliveries in flight, or images per batch."),
+    ] = None,
+) -> None:
+    """Run worker roles in the foreground until SIGTERM (a GPU host runs `--role
+    generation` against the shared PostgreSQL; systemd restarts it)."""
+    settings = settings_for(directory)
+    try:
+        roles = parse_roles(role, WORKER_ROLES)
+        settings = with_concurrency(settings, roles, concurrency)
+    except UserError as exc:
+        fail(str(exc))
+        return
+    logs.configure_logging(settings.logging)
+    log = logging.getLogger("dreamloom.server")
+
+    async def main() -> str | None:
+        stop = asyncio.Event()
+        stopped_by: list[str] = []
+
+        def on_signal(sig: signal.Signals) -> None:
+            stopped_by.append(sig.name)
+            stop.set()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            await run_worker(settings, roles, stop)
+        except StoppedWhileLoading:  # the loading thread cannot be joined; nothing was claimed
+            log.info("worker %s (pid %d) stopped while loading the model", ",".join(roles),
+                     os.getpid())  # fmt: skip
+            logging.shutdown()
+            os._exit(0)
+        return stopped_by[0] if stopped_by else None
+
+    try:
+        with running.serving(settings):
+            why = asyncio.run(main())
+    except UserError as exc:
+        fail(str(exc))
+        return
+    log.info("worker %s (pid %d) stopped (%s)", ",".join(roles), os.getpid(), why or "shut down")
 
 
 @db_app.command("upgrade")

@@ -178,7 +178,7 @@ class FakeRemote:
 
 async def advance_work(rt: Runtime) -> None:
     """Run every background worker but the GPU one until none has anything left to do."""
-    from instance.app import worker_factories
+    from instance.roles import worker_factories
 
     workers = [make(rt) for make in worker_factories()]
     workers = [w for w in workers if w.name != "generation"]

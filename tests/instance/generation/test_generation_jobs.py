@@ -14,7 +14,7 @@ from generator.png import TRAINED_ALGORITHMIC_MEDIA, read_recipe
 from generator.provenance import read_manifest
 from generator.recipe import Recipe
 from generator.testing import FakePipeline
-from instance.app import worker_factories
+from instance.roles import worker_factories
 from instance.content.posting import Draft, delete, publish
 from instance.errors import InvalidGenerationRequest, LowDiskError, QueueFullError
 from instance.generation.recipes import build_recipe

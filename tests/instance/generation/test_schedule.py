@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from generator.testing import FakePipeline
-from instance.app import worker_factories
+from instance.roles import worker_factories
 from instance.content.posting import Draft, publish
 from instance.content.quotes import QUOTE_TIMEOUT
 from instance.generation.requests import enqueue

@@ -18,7 +18,7 @@ import activitypub.delivery as ap_delivery
 from activitypub.delivery import next_attempt_delay
 from activitypub.httpsig.cavage import cavage_signing_string, parse_signature_header
 from activitypub.httpsig.common import rsa_verifies
-from instance.app import worker_factories
+from instance.roles import worker_factories
 from instance.content.key_rotation import rotate_key
 from instance.content.posting import Draft, publish
 from instance.outbound import delivery as delivery_mod

@@ -1,13 +1,14 @@
-"""Crash safety of fan-out: `dreamloom serve` runs as a separate process,
-fans one post out to 500 followers on 50 servers, is SIGKILLed after ~200 POSTs, restarted,
-and every inbox still gets the activity, with duplicates no more than the concurrency."""
+"""Crash safety of fan-out: `dreamloom serve` runs as a separate process and fans one post
+out to 500 followers on 50 servers; its delivery process is SIGKILLed after ~200 POSTs, the
+supervisor starts it again, and every inbox still gets the activity, with duplicates no more
+than the concurrency. The
+instance is on the suite's database (an SQLite file, or its own PostgreSQL database)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,11 +18,15 @@ from pathlib import Path
 
 import pytest
 import tomli_w
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from instance.bench.fanout import free_port, loopback_hosts, serve_inboxes
 from instance.outbound.delivery import LEASE
 from instance.setup import write_config
+from instance.storage.db import make_engine
 from tests.instance.delivery_helpers import add_follower, post_to_followers
+from tests.instance_fixtures import suite_database_url
 
 pytestmark = pytest.mark.slow
 
@@ -38,9 +43,18 @@ def serve(directory: Path, port: int) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
-def statuses(directory: Path) -> Counter[str]:
-    with sqlite3.connect(directory / "data" / "dreamloom.db", timeout=30) as db:
-        return Counter(dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status")))
+def delivery_pids(directory: Path) -> list[int]:
+    """The running delivery processes, from the wake-up ports they register
+    (instance/wakeups.py)."""
+    wake = directory / "data" / "run" / "wake"
+    return [int(p.name.split(".")[1]) for p in wake.glob("delivery.*")]
+
+
+async def statuses(engine: AsyncEngine) -> Counter[str]:
+    """The deliveries by status, read from outside the serving process."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT status, count(*) FROM deliveries GROUP BY status"))
+        return Counter({status: n for status, n in rows.all()})
 
 
 async def test_sigkill_mid_fan_out_loses_nothing(tmp_path: Path) -> None:
@@ -54,6 +68,8 @@ async def test_sigkill_mid_fan_out_loses_nothing(tmp_path: Path) -> None:
     write_config(directory, f"127.0.0.1:{port}", "http", allow_private_addresses=True)
     config = tomllib.loads((directory / "config.toml").read_text())
     config["federation"]["delivery_concurrency"] = CONCURRENCY
+    if database_url := suite_database_url():
+        config["database"] = {"url": database_url}
     (directory / "config.toml").write_text(tomli_w.dumps(config))
 
     hosts = loopback_hosts(SERVERS, first=9)
@@ -61,15 +77,21 @@ async def test_sigkill_mid_fan_out_loses_nothing(tmp_path: Path) -> None:
     received: Counter[str] = Counter()
     process: subprocess.Popen[bytes] | None = None
 
+    killed: list[int] = []
+
     async def answer(host: str, path: str, body: bytes) -> int:
         received[f"{host}{path}"] += 1
-        if sum(received.values()) == KILL_AFTER and process is not None:
-            process.send_signal(signal.SIGKILL)  # mid fan-out, with POSTs in flight
+        if sum(received.values()) == KILL_AFTER:
+            killed.extend(delivery_pids(directory))
+            for pid in killed:  # mid fan-out, with POSTs in flight
+                os.kill(pid, signal.SIGKILL)
         await asyncio.sleep(0.02)  # slow enough for the kill to land mid-way
         return 202
 
     server = await serve_inboxes(hosts, inbox_port, answer)
-    rt = await open_runtime(load_settings(directory / "config.toml", env={}))
+    settings = load_settings(directory / "config.toml", env={})
+    rt = await open_runtime(settings)
+    engine = make_engine(settings.database_url)
     try:
         await ensure_instance(rt)
         async with rt.session() as session:
@@ -80,30 +102,35 @@ async def test_sigkill_mid_fan_out_loses_nothing(tmp_path: Path) -> None:
         await post_to_followers(rt, bot)
     finally:
         await rt.aclose()
-    assert statuses(directory) == {"queued": FOLLOWERS}
+    assert await statuses(engine) == {"queued": FOLLOWERS}
 
     process = serve(directory, port)
     try:
         deadline = time.monotonic() + 60
-        while process.poll() is None:
+        while not killed:
+            assert process.poll() is None, (directory / "serve.log").read_text()
             assert time.monotonic() < deadline, "the instance never got to 200 POSTs"
             await asyncio.sleep(0.05)
-        assert process.returncode == -signal.SIGKILL
-        before = statuses(directory)
+        before = await statuses(engine)
         assert 0 < before["done"] < FOLLOWERS, before  # killed mid fan-out
         assert before["running"] > 0, before  # with leases left behind by the dead process
 
-        process = serve(directory, port)  # restart: expired leases are taken again
+        # the supervisor starts the delivery role again; expired leases are taken again
         deadline = time.monotonic() + LEASE.total_seconds() + 60
-        while statuses(directory)["done"] < FOLLOWERS:
+        while (now := await statuses(engine))["done"] < FOLLOWERS:
             assert process.poll() is None, (directory / "serve.log").read_text()
-            assert time.monotonic() < deadline, statuses(directory)
+            assert time.monotonic() < deadline, now
             await asyncio.sleep(0.2)
     finally:
         if process.poll() is None:
             process.terminate()
-            process.wait(10)
+            process.wait(40)
         server.close()
+        await engine.dispose()
+
+    log = (directory / "serve.log").read_text()
+    assert f"delivery (pid {killed[0]}) exited with code -9" in log, log
+    assert set(delivery_pids(directory)).isdisjoint(killed)  # its wake-up file went with it
 
     assert len(received) == FOLLOWERS  # every inbox got the activity...
     duplicates = sum(received.values()) - FOLLOWERS
