@@ -1,12 +1,24 @@
-"""`dreamloom bench inbox`: signed POSTs per second that the inbox verifies and persists.
+"""`dreamloom bench inbox`: signed POSTs per second the inbox verifies and persists, and how
+long the deployment takes to handle them.
 
-A real instance (`dreamloom serve --no-workers`, SQLite, in a temporary directory) runs in a
-child process on 127.0.0.1. This process serves one fake remote actor on another loopback
-port, pre-signs N `Create{Note}` activities from it the way Mastodon signs (draft-cavage,
-rsa-sha256, Digest), sends one warm-up request
-(the instance fetches and caches the key), then fires the N requests over C connections and
-reports accepted/s and latency percentiles. Afterwards it counts the stored inbox rows: an
-accepted request whose row is missing would be a lost activity.
+For each deployment and load asked for, a fresh instance (SQLite, in a temporary directory,
+an AI account `bench` on the builtin:tiny model) runs `dreamloom serve` in a child process on
+127.0.0.1, started the way a self-hoster starts it, so the bench measures whatever `serve`
+is:
+
+- deployment `default`: plain `dreamloom serve`, every role running and draining;
+- deployment `no-workers`: `dreamloom serve --no-workers`, the accept path alone;
+- load `mention`: every Note mentions the AI account (each is an ask, asks.py's quotas apply);
+- load `plain`: the Notes mention nobody.
+
+This process serves one fake remote actor on another loopback port, pre-signs N
+`Create{Note}` activities from it the way Mastodon signs (draft-cavage, rsa-sha256, Digest),
+sends one warm-up request (the instance fetches and caches the key; with workers, the bench
+waits until that item is handled, so the inbox role is up), then fires the N requests over C
+connections and reports accepted/s and latency percentiles. With workers it then polls the
+database until no accepted item is queued or running: the drain time runs from the 202 of the
+last request to then. Every accepted activity is looked up by its id: `lost` = accepted, no
+row.
 """
 
 from __future__ import annotations
@@ -22,6 +34,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +49,9 @@ from starlette.routing import Route
 from activitypub.keys import generate_rsa_keypair
 from activitypub.objects import AS_CONTEXT, AS_PUBLIC, build_actor
 from activitypub.signatures import sign_request_headers
+from generator.locating import BUILTIN_TINY
 from instance.accounts import NewAccount, create_account
+from instance.errors import UserError
 from instance.runtime import open_runtime
 from instance.settings import load_settings
 from instance.setup import ensure_instance, write_config
@@ -101,9 +117,11 @@ class FakeRemote:
 
 
 def prepare_instance(directory: Path, port: int) -> str:
-    """config.toml, database and a local account to mention; returns its actor URL."""
+    """config.toml (the builtin:tiny model), database and a local AI account to mention;
+    returns its actor URL."""
 
-    write_config(directory, f"127.0.0.1:{port}", "http", allow_private_addresses=True)
+    write_config(directory, f"127.0.0.1:{port}", "http", allow_private_addresses=True,
+                 model=BUILTIN_TINY)  # fmt: skip
 
     async def go() -> str:
         rt = await open_runtime(load_settings(directory / "config.toml"))
@@ -128,22 +146,25 @@ UNLIMITED_SENDER = {
 
 
 def start_server(
-    directory: Path, port: int, *, workers: bool = False, limits: bool = False
+    directory: Path, port: int, *, workers: bool | None = False, limits: bool = False
 ) -> subprocess.Popen[bytes]:
-    """`dreamloom serve` in a child process; `workers`: with the background workers in it
-    (the default deployment); `limits`: with the default per-sender allowances."""
+    """`dreamloom serve` in a child process, its log in `directory`/server.log. `workers`:
+    None starts it as a self-hoster does (no flag: the default deployment), True with
+    `--workers`, False with `--no-workers`; `limits`: with the default per-sender
+    allowances."""
+    flag = [] if workers is None else ["--workers" if workers else "--no-workers"]
     command = [
         sys.executable, "-c", "from instance.cli import main; main()", "serve",
-        "--dir", str(directory), "--port", str(port),
-        "--workers" if workers else "--no-workers",
+        "--dir", str(directory), "--port", str(port), *flag,
     ]  # fmt: skip
     env = {**os.environ, **({} if limits else UNLIMITED_SENDER)}
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)  # noqa: S603
+    with (directory / "server.log").open("ab") as log:
+        return subprocess.Popen(command, stdout=log, stderr=log, env=env)  # noqa: S603
 
 
 async def wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
     async with httpx.AsyncClient() as client:
-        for _ in range(300):
+        for _ in range(600):
             if process.poll() is not None:
                 raise RuntimeError("the instance exited during start-up")
             with contextlib.suppress(httpx.HTTPError):
@@ -151,19 +172,30 @@ async def wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
                 if answer.is_success:
                     return
             await asyncio.sleep(0.1)
-    raise RuntimeError("the instance did not start within 30 s")
+    raise RuntimeError("the instance did not start within 60 s")
 
 
 class Tally:
-    """Latencies and status codes of the requests sent."""
+    """Latencies and status codes of the requests sent; the ids of the accepted activities
+    and when the last of them was answered (perf_counter)."""
 
     def __init__(self) -> None:
         self.latencies: list[float] = []
         self.codes: dict[str, int] = {}
+        self.accepted: set[str] = set()
+        self.last_accepted_at = 0.0
 
-    def add(self, code: str, seconds: float) -> None:
+    def add(self, code: str, seconds: float, activity: str | None = None) -> None:
         self.latencies.append(seconds)
         self.codes[code] = self.codes.get(code, 0) + 1
+        if code.startswith("2"):
+            self.last_accepted_at = time.perf_counter()
+            if activity is not None:
+                self.accepted.add(activity)
+
+
+def activity_id(request: Signed) -> str:
+    return str(json.loads(request[1])["id"])
 
 
 async def fire_httpx(inbox: str, requests: list[Signed], concurrency: int, tally: Tally) -> None:
@@ -173,14 +205,14 @@ async def fire_httpx(inbox: str, requests: list[Signed], concurrency: int, tally
 
         async def worker() -> None:
             while requests:
-                headers, body = requests.pop()
+                headers, body = request = requests.pop()
                 start = time.perf_counter()
                 try:
                     answer = await client.post(inbox, content=body, headers=headers)
                     code = str(answer.status_code)
                 except httpx.HTTPError as exc:
                     code = type(exc).__name__
-                tally.add(code, time.perf_counter() - start)
+                tally.add(code, time.perf_counter() - start, activity_id(request))
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
@@ -190,18 +222,18 @@ async def fire_raw(inbox: str, requests: list[Signed], concurrency: int, tally: 
     written to one of C keep-alive connections, so the CPU goes to the server, not to us."""
     url = httpx.URL(inbox)
     host, port, path = url.host, url.port or 80, url.raw_path.decode()
-    payloads = [serialise(path, request) for request in requests]
+    payloads = [(activity_id(request), serialise(path, request)) for request in requests]
     requests.clear()
 
     async def worker() -> None:
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while payloads:
-                payload = payloads.pop()
+                activity, payload = payloads.pop()
                 start = time.perf_counter()
                 writer.write(payload)
                 code = await read_response(reader)
-                tally.add(code, time.perf_counter() - start)
+                tally.add(code, time.perf_counter() - start, activity)
                 if code == "closed":
                     writer.close()
                     reader, writer = await asyncio.open_connection(host, port)
@@ -247,12 +279,36 @@ GENERATORS = {"raw": fire_raw, "httpx": fire_httpx}
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and of every process below it (the roles a
+    supervisor starts), including children it has already waited for (Linux /proc; 0
+    elsewhere)."""
+    total = 0.0
+    for one in [pid, *descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid`."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -260,30 +316,84 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return round(1000 * sorted_values[index], 1)
 
 
+DEPLOYMENTS: dict[str, bool | None] = {"default": None, "no-workers": False}
+"""Deployment -> `start_server`'s `workers` (None: `dreamloom serve` with no flag)."""
+LOADS = ("mention", "plain")
+DRAIN_TIMEOUT_S = 120.0
+POLL_S = 0.05  # how often the database is asked whether the accepted items are handled
+READY_TIMEOUT_S = 60.0
+UNSETTLED = ("queued", "running")
+
+
+def inbox_statuses(database: Path) -> dict[str, str]:
+    """activity id -> status of every inbox row."""
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        return dict(db.execute("SELECT activity_uri, status FROM inbox_items").fetchall())
+
+
+def unsettled(database: Path) -> int:
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        (left,) = db.execute(
+            "SELECT count(*) FROM inbox_items WHERE status IN ('queued', 'running')"
+        ).fetchone()
+    return int(left)
+
+
+def generation_statuses(database: Path) -> dict[str, int]:
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        rows = db.execute("SELECT status, count(*) FROM generation_jobs GROUP BY status")
+        return {str(status): int(count) for status, count in rows}
+
+
+async def wait_handled(database: Path, timeout_s: float) -> float | None:
+    """Seconds until no inbox item is queued or running (polled every POLL_S), or None past
+    `timeout_s`."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout_s:
+        if await asyncio.to_thread(unsettled, database) == 0:
+            return time.perf_counter() - started
+        await asyncio.sleep(POLL_S)
+    return None
+
+
 async def run_load(
-    directory: Path, n: int, concurrency: int, port: int, generator: str
-) -> dict[str, Any]:
+    directory: Path, n: int, concurrency: int, port: int, generator: str,
+    deployment: str = "no-workers", load: str = "mention",
+    drain_timeout_s: float = DRAIN_TIMEOUT_S,
+) -> dict[str, Any]:  # fmt: skip
+    workers = DEPLOYMENTS[deployment]
     remote = FakeRemote(free_port())
     remote_task = asyncio.create_task(remote.server.serve())
     base = f"http://127.0.0.1:{port}"
-    process = start_server(directory, port)
+    database = directory / "data" / "dreamloom.db"
+    process = start_server(directory, port, workers=workers)
+    ready_s = drained_s = None
     try:
         await wait_until_up(base, process)
         inbox = f"{base}/inbox"
-        mention = f"{base}/users/bench"
+        mention = f"{base}/users/bench" if load == "mention" else None
         requests = [remote.signed(inbox, i, mention) for i in range(n + 1)]
         async with httpx.AsyncClient() as client:
             headers, body = requests.pop()
             warm = await client.post(inbox, content=body, headers=headers)
         if warm.status_code != 202:
             raise RuntimeError(f"warm-up answered {warm.status_code}: {warm.text}")
+        if workers is not False:  # the inbox role is up once it has handled the warm-up
+            ready_s = await wait_handled(database, READY_TIMEOUT_S)
+            if ready_s is None:
+                raise RuntimeError(f"the warm-up was not handled within {READY_TIMEOUT_S} s")
         server_cpu, client_cpu = cpu_seconds(process.pid), time.process_time()
         tally = Tally()
         started = time.perf_counter()
         await GENERATORS[generator](inbox, requests, concurrency, tally)
         elapsed = time.perf_counter() - started
-        server_cpu = cpu_seconds(process.pid) - server_cpu
+        sending_cpu = cpu_seconds(process.pid) - server_cpu
         client_cpu = time.process_time() - client_cpu
+        if workers is not False:
+            left = drain_timeout_s - (time.perf_counter() - tally.last_accepted_at)
+            if await wait_handled(database, max(0.0, left)) is not None:
+                drained_s = time.perf_counter() - tally.last_accepted_at
+        server_cpu = cpu_seconds(process.pid) - server_cpu
     finally:
         process.terminate()
         await asyncio.to_thread(process.wait, 30)
@@ -291,26 +401,58 @@ async def run_load(
         await remote_task
     latencies, codes = sorted(tally.latencies), tally.codes
     accepted = sum(v for k, v in codes.items() if k.startswith("2"))
-    with contextlib.closing(sqlite3.connect(directory / "data" / "dreamloom.db")) as db:
-        (stored,) = db.execute("SELECT count(*) FROM inbox_items").fetchone()
+    rows = inbox_statuses(database)
+    by_status = Counter(rows.get(a, "lost") for a in tally.accepted)
     return {
-        "n": n, "concurrency": concurrency, "generator": generator, "seconds": round(elapsed, 2),
+        "deployment": deployment, "load": load, "n": n, "concurrency": concurrency,
+        "generator": generator, "seconds": round(elapsed, 2),
         "accepted_per_s": round(accepted / elapsed, 1), "codes": codes,
         "p50_ms": percentile(latencies, 0.50), "p95_ms": percentile(latencies, 0.95),
         "p99_ms": percentile(latencies, 0.99), "key_fetches": remote.fetches,
-        "stored_rows": stored - 1, "lost": max(0, accepted - (stored - 1)),
-        "server_cpu_ms_per_request": round(1000 * server_cpu / n, 3),
+        "stored_rows": len(rows) - 1, "lost": by_status.pop("lost", 0),
+        "accepted_by_status": dict(by_status),
+        "warm_up_handled_s": None if ready_s is None else round(ready_s, 2),
+        "drain_s": None if drained_s is None else round(drained_s, 2),
+        "handled_per_s": (round(accepted / (elapsed + drained_s), 1)
+                          if drained_s is not None else None),
+        "generation_jobs": generation_statuses(database),
+        "server_cpu_ms_per_request": round(1000 * sending_cpu / n, 3),
+        "server_cpu_ms_per_item_with_drain": round(1000 * server_cpu / n, 3),
         "client_cpu_ms_per_request": round(1000 * client_cpu / n, 3),
     }  # fmt: skip
 
 
-def bench(n: int, concurrency: int, generator: str = "raw") -> dict[str, Any]:
+def bench(
+    n: int, concurrency: int, generator: str = "raw",
+    deployments: Sequence[str] = tuple(DEPLOYMENTS), loads: Sequence[str] = LOADS,
+    drain_timeout_s: float = DRAIN_TIMEOUT_S,
+) -> dict[str, Any]:  # fmt: skip
+    """One run per (deployment, load), each on a fresh instance."""
+    for name in deployments:
+        if name not in DEPLOYMENTS:
+            raise UserError(f"unknown deployment {name!r}: use {', '.join(DEPLOYMENTS)}")
+    for name in loads:
+        if name not in LOADS:
+            raise UserError(f"unknown load {name!r}: use {', '.join(LOADS)}")
+    runs = [one_run(n, concurrency, generator, d, load, drain_timeout_s)
+            for d in deployments for load in loads]  # fmt: skip
+    return {"n": n, "concurrency": concurrency, "generator": generator,
+            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            "runs": runs}  # fmt: skip
+
+
+def one_run(
+    n: int, concurrency: int, generator: str, deployment: str, load: str, drain_timeout_s: float
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dreamloom-bench-") as tmp:
         directory = Path(tmp)
         port = free_port()
         prepare_instance(directory, port)
+        load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            return runner.run(run_load(directory, n, concurrency, port, generator))
+            result = runner.run(run_load(directory, n, concurrency, port, generator,
+                                         deployment, load, drain_timeout_s))  # fmt: skip
+        return {**result, "load_average_before": load_before}
 
 
 def loop_factory() -> Any:

@@ -27,19 +27,49 @@ def bench_inbox(
         str, typer.Option(help="raw: light pre-serialised requests; httpx: one httpx client "
                           "(what most load generators do; costs more CPU than the server).")
     ] = "raw",
+    deployment: Annotated[
+        str, typer.Option(help="Comma-separated: default (`dreamloom serve`, every role "
+                          "running and draining), no-workers (`serve --no-workers`).")
+    ] = ",".join(inbox.DEPLOYMENTS),
+    load: Annotated[
+        str, typer.Option(help="Comma-separated: mention (every Note mentions an AI "
+                          "account), plain (the Notes mention nobody).")
+    ] = ",".join(inbox.LOADS),
+    drain_timeout: Annotated[
+        float, typer.Option(help="Seconds after the last 202 to wait for every accepted "
+                            "activity to be handled.")
+    ] = inbox.DRAIN_TIMEOUT_S,
     as_json: JsonOption = False,
 ) -> None:
-    """Signed Create{Note} POSTs/s the inbox verifies and persists (SQLite, loopback)."""
+    """Signed Create{Note} POSTs/s the inbox verifies and persists, and the time until every
+    accepted one is handled, per deployment and load (SQLite, loopback)."""
     if generator not in inbox.GENERATORS:
         raise typer.BadParameter(f"--generator must be one of {', '.join(inbox.GENERATORS)}")
-    r = inbox.bench(n, concurrency, generator)
-    _emit(r, as_json,
-        f"inbox: {r['accepted_per_s']}/s accepted ({r['codes']}), "
-        f"p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms; "
-        f"n={n} c={concurrency} ({generator}), {r['stored_rows']} rows stored, "
-        f"{r['lost']} lost, {r['key_fetches']} key fetch(es); CPU per request: "
-        f"server {r['server_cpu_ms_per_request']} ms, "
-        f"load generator {r['client_cpu_ms_per_request']} ms\n",
+    try:
+        r = inbox.bench(n, concurrency, generator, _names(deployment), _names(load),
+                        drain_timeout)  # fmt: skip
+    except UserError as exc:
+        fail(str(exc))
+        return
+    _emit(r, as_json, "".join(_inbox_line(run) for run in r["runs"]))
+
+
+def _names(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def _inbox_line(r: dict[str, Any]) -> str:
+    drained = (f"every accepted item handled {r['drain_s']} s after the last 202 "
+               f"({r['handled_per_s']}/s overall)" if r["drain_s"] is not None
+               else "not drained" if r["deployment"] != "no-workers" else "no workers")
+    return (
+        f"inbox [{r['deployment']}, {r['load']}]: {r['accepted_per_s']}/s accepted "
+        f"({r['codes']}), p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms; "
+        f"n={r['n']} c={r['concurrency']} ({r['generator']}); {drained}; accepted by status "
+        f"{r['accepted_by_status']}, {r['lost']} lost, {r['key_fetches']} key fetch(es); "
+        f"server CPU per request {r['server_cpu_ms_per_request']} ms "
+        f"({r['server_cpu_ms_per_item_with_drain']} ms with the drain), load generator "
+        f"{r['client_cpu_ms_per_request']} ms\n"
     )  # fmt: skip
 
 
