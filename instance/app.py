@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from instance.roles import worker_factories
-from instance.routes import actors, inbox, media, posts, wellknown
+from instance.routes import actors, health, inbox, media, metrics, posts, wellknown
 from instance.runtime import Runtime, open_runtime
 from instance.settings import Settings
 from instance.setup import ensure_instance
@@ -39,6 +39,8 @@ from instance.workers import Workers
 def all_routes() -> list[BaseRoute]:
     return [
         *wellknown.routes,
+        *health.routes,  # /healthz and /metrics (admin only)
+        *metrics.routes,
         *inbox.routes,  # before actors: /users/{username}/{collection} would match
         *posts.routes,
         *actors.routes,

@@ -42,6 +42,7 @@ from instance.content import renditions
 from instance.content.ai_label import ai_alt_text
 from instance.generation import control
 from instance.generation.steps import FAILURE_STEPS, STEPS, StepContext
+from instance.metrics import GENERATION_JOB_SECONDS
 from instance.queues import GENERATION
 from instance.runtime import Runtime
 from instance.storage.models import Account, GenerationJob, MediaAttachment
@@ -137,6 +138,7 @@ class DbJobStore:
             await _renditions(result)
             t = result.timings
             took = round(t.load_ms + t.denoise_ms + t.decode_ms + t.encode_ms)
+            GENERATION_JOB_SECONDS.observe((t.queue_ms + took) / 1000)
             log.info("generation job %s done in %d ms (%dx%d)", job_id, took, result.width,
                      result.height, extra={"job": int(job_id), "duration_ms": took})
         except Exception as exc:

@@ -12,6 +12,7 @@ generator's (generator/worker.py); attempts and retry timing are the generation 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from generator.worker import GeneratorWorker, Signer
 from instance import __version__, jobs
 from instance.generation.requests import MiB
 from instance.generation.store import DbJobStore
+from instance.metrics import GENERATION_BATCH_SECONDS, GENERATION_BATCH_SIZE, report_gpu_memory
 from instance.queues import GENERATION
 from instance.runtime import Runtime
 from instance.settings import Settings
@@ -113,13 +115,22 @@ class GenerationWorker:
 
     async def start(self) -> float:
         """Load the model now; return milliseconds (ModelLoadError when it cannot)."""
-        return await self.inner.start()
+        ms = await self.inner.start()
+        report_gpu_memory()
+        return ms
 
     def wake(self) -> None:
         self.inner.wake()
 
     async def run_once(self) -> int:
-        return await self.inner.run_once()
+        """One batch (instance/metrics.py counts its size and time, and the GPU's memory)."""
+        started = time.perf_counter()
+        n = await self.inner.run_once()
+        if n:
+            GENERATION_BATCH_SECONDS.observe(time.perf_counter() - started)
+            GENERATION_BATCH_SIZE.observe(n)
+            report_gpu_memory()
+        return n
 
     async def aclose(self) -> None:
         await self.inner.close()

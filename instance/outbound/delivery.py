@@ -21,7 +21,8 @@ due row is left, so a test (or the worker loop) drives a whole fan-out with one 
   gives up; 410 forgets the follower (`forget_gone_inbox`); other 4xx failed with the
   reason; an activity of a ONE_TRY_KINDS kind (a QuoteRequest:
   instance/queues.py) fails at the first error answer. Domain
-  health learns from every answer.
+  health learns from every answer, and each attempt is counted by outcome
+  (instance/metrics.py).
 - **Crash safety.** Claimed rows are leased for the queue's lease and the lease is renewed
   while they are in flight, so after a SIGKILL another start takes them again within `LEASE`
   (at-least-once: at most the POSTs in flight at the kill are sent twice, see `InFlight`).
@@ -36,16 +37,17 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activitypub.delivery import DeliveryOutcome, deliver
+from activitypub.delivery import DeliveryOutcome, OutcomeKind, deliver
 from activitypub.errors import DeliveryError
 from activitypub.signatures import SignatureScheme
 from activitypub.urls import authority_of
 from instance import jobs
+from instance.metrics import DELIVERY_ATTEMPTS
 from instance.moderation import suspension
 from instance.outbound import domains
 from instance.queues import DELIVERY, ONE_TRY_KINDS
@@ -60,6 +62,7 @@ LEASE_RENEW = LEASE.total_seconds() / 4  # leases of rows in flight are renewed 
 SLOW_AFTER = 1.0  # seconds before an unanswered POST stops holding a concurrency slot
 PARKED_FACTOR = 3  # parked (slow) POSTs allowed, as a multiple of delivery_concurrency
 TICK = 0.2  # seconds between checks for slow POSTs and leases to renew
+ATTEMPTS = {kind: DELIVERY_ATTEMPTS.labels(kind) for kind in get_args(OutcomeKind)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +342,8 @@ class DeliveryWorker:
 
     async def _record(self, session: AsyncSession, results: list[Result], now: datetime) -> None:
         by_id = {r.job.id: r for r in results}
+        for result in results:
+            ATTEMPTS[result.outcome.kind].inc()  # every POST, its outcome ours to write or not
         rows = await session.scalars(select(Delivery).where(Delivery.id.in_(by_id)))
         failed_hosts: set[str] = set()
         answered_hosts: set[str] = set()

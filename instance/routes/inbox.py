@@ -24,6 +24,9 @@ The order is the policy; nothing that can wait runs before the 202:
    do not handle);
 8. free disk above `[federation] inbox_min_free_disk_mb` -> else 503 + Retry-After;
 9. one inbox row, once per (signer, activity id), committed -> 202.
+
+Every answer is counted (instance/metrics.py): 202 by result (stored, dropped), a refusal by
+its reason from a fixed vocabulary (`refused("signature", ...)`) and its status.
 """
 
 from __future__ import annotations
@@ -49,12 +52,14 @@ from instance.errors import Refused
 from instance.inbound.intake import Intake, admit
 from instance.inbound.keyring import KeyRing
 from instance.inbound.limits import InboxLimits
+from instance.metrics import INBOX_ACCEPTED, INBOX_REFUSED
 from instance.moderation.gate import InboxGate
 from instance.routes.common import client_ip, error_json, runtime
 from instance.runtime import Runtime
 
 log = logging.getLogger("dreamloom.inbox")
 RETRY_AFTER_S = 30
+ACCEPTED = {result: INBOX_ACCEPTED.labels(result) for result in ("stored", "dropped")}
 BODY_DEADLINE_S = 10.0  # the whole body, however it trickles in
 
 
@@ -68,45 +73,48 @@ async def inbox(request: Request) -> Response:
     cap = rt.settings.federation.inbox_max_bytes
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > cap):
-        return error_json("activity too large", 413)
+        return refused("too_large", error_json("activity too large", 413))
     address = client_ip(request)
     if not intake.start_reading(address):
-        return busy("too many requests from your address at once", 429)
+        return refused("address_busy", busy("too many requests from your address at once", 429))
     try:
         async with asyncio.timeout(BODY_DEADLINE_S):
             body = await read_capped(request, cap)
     except BodyTooLarge:
-        return error_json("activity too large", 413)
+        return refused("too_large", error_json("activity too large", 413))
     except TimeoutError:
-        return error_json(f"the body did not arrive within {BODY_DEADLINE_S:g} s", 408)
+        late = f"the body did not arrive within {BODY_DEADLINE_S:g} s"
+        return refused("body_timeout", error_json(late, 408))
     except ClientDisconnect:
-        return Response(status_code=400)  # nobody is listening for the answer
+        return refused("disconnected", Response(status_code=400))  # nobody is listening
     finally:
         intake.done_reading(address)
     if not intake.try_enter():
-        return busy("too many requests in flight")
+        return refused("overloaded", busy("too many requests in flight"))
     try:
         return await receive(request, rt, intake, body)
     except (TimeoutError, SQLAlchemyError, OSError) as exc:
         log.warning("inbox could not store an activity: %s", exc)
-        return busy("could not store the activity now")
+        return refused("storage_error", busy("could not store the activity now"))
     finally:
         intake.leave()
 
 
 async def receive(request: Request, rt: Runtime, intake: Intake, body: bytes) -> Response:
     if not is_activitypub_content_type(request.headers.get("content-type")):
-        return error_json("Content-Type must be application/activity+json", 415)
+        wrong_type = error_json("Content-Type must be application/activity+json", 415)
+        return refused("content_type", wrong_type)
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
-        return error_json("body is not JSON", 400)
+        return refused("not_json", error_json("body is not JSON", 400))
     if not isinstance(document, dict):
-        return error_json("body is not a JSON object", 400)
+        return refused("not_json", error_json("body is not a JSON object", 400))
 
     gate = rt.service(InboxGate)  # a snapshot: no query per request (moderation/gate.py)
     if await gate.first_suspended(claimed_hosts(request, document)):  # before any key fetch
-        return error_json("this instance does not federate with your domain", 403)
+        not_ours = error_json("this instance does not federate with your domain", 403)
+        return refused("suspended_domain", not_ours)
 
     ring = rt.service(KeyRing)
     is_delete = document.get("type") == "Delete"
@@ -125,7 +133,8 @@ async def receive(request: Request, rt: Runtime, intake: Intake, body: bytes) ->
     if not rt.urls.names_us(request.headers.get("host", "")):
         # whatever was signed (Host, @authority, @target-uri), or not: a request for another
         # server, relayed to us, is not ours to take (and costs no key fetch)
-        return error_json("the request names another host than this instance", 401)
+        other_host = error_json("the request names another host than this instance", 401)
+        return refused("wrong_host", other_host)
     try:
         signed = await verify_request(
             request.method, target, scope["headers"], body, resolve,
@@ -133,30 +142,31 @@ async def receive(request: Request, rt: Runtime, intake: Intake, body: bytes) ->
         )  # fmt: skip
     except SignatureError as exc:
         if is_delete and unknown_signer:
-            return accepted()  # the deletion of an actor we never knew: nothing to do
-        return error_json(exc.reason, 401)
+            return accepted("dropped")  # the deletion of an actor we never knew: nothing to do
+        return refused("signature", error_json(exc.reason, 401))
 
     limits = rt.service(InboxLimits)
     wait = limits.retry_after(signed.owner, host_of(signed.owner), len(body))
     if wait:
-        return busy("you are sending faster than this instance takes", 429, wait)
+        too_fast = busy("you are sending faster than this instance takes", 429, wait)
+        return refused("rate_limited", too_fast)
     username = request.path_params.get("username")
     if username is not None and not await intake.has_account(username):
-        return error_json("no such account", 404)
+        return refused("no_account", error_json("no such account", 404))
     if await gate.refuses_actor(signed.owner):  # an admin suspended this remote account
-        return error_json("this account is suspended here", 403)
+        return refused("suspended_actor", error_json("this account is suspended here", 403))
     try:
         stored = admit(document, signed.owner, rt.urls)
         if stored is not None:
             if not limits.disk.ok():
-                return busy("this instance is short of disk space")
+                return refused("low_disk", busy("this instance is short of disk space"))
             await intake.store(
                 stored, as_text(body, stored, document), signed.key_id, signed.owner,
                 scheme=signed.scheme,
             )  # fmt: skip
-    except Refused as refused:
-        return error_json(refused.reason, refused.status)
-    return accepted()
+    except Refused as no:
+        return refused("policy", error_json(no.reason, no.status))
+    return accepted("stored" if stored is not None else "dropped")
 
 
 _KEY_ID = re.compile(r'keyid\s*=\s*"([^"]*)"', re.IGNORECASE)
@@ -200,8 +210,17 @@ async def read_capped(request: Request, cap: int) -> bytes:
     return bytes(body)
 
 
-def accepted() -> Response:
+def accepted(result: str) -> Response:
+    """202, counted: `stored` (an inbox row) or `dropped` (nothing for us to do)."""
+    ACCEPTED[result].inc()
     return Response(status_code=202)
+
+
+def refused(reason: str, response: Response) -> Response:
+    """`response`, counted as a refusal for `reason` (one of a fixed vocabulary: the metric's
+    label values must stay few)."""
+    INBOX_REFUSED.labels(reason, str(response.status_code)).inc()
+    return response
 
 
 def busy(reason: str, status: int = 503, retry_after: int = RETRY_AFTER_S) -> Response:
