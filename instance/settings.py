@@ -256,13 +256,13 @@ def _validate(settings: Settings, path: Path | None) -> None:
         )
     for key in ("max_queue", "max_batch"):
         if getattr(gen, key) < 1:
+            raise ConfigError(f"[generator] {key} must be at least 1{where}")
+    fed = settings.federation
     if settings.server.web_processes < 1:
         raise ConfigError(f"[server] web_processes must be at least 1{where}")
     if not 0 <= settings.server.worker_nice <= 19:
         nice = settings.server.worker_nice
         raise ConfigError(f"[server] worker_nice must be 0-19, got {nice}{where}")
-            raise ConfigError(f"[generator] {key} must be at least 1{where}")
-    fed = settings.federation
     at_least_one = ("delivery_concurrency", "delivery_per_host", "inbox_concurrency",
                     "inbox_actor_per_minute", "inbox_domain_per_minute", "inbox_keep_days")
     for key in at_least_one:
