@@ -8,6 +8,7 @@ Built once by the app's lifespan or a CLI command and passed explicitly; nothing
   (deliveries and WebFinger), `fetcher` (remote objects and actors), `key_fetcher`
   (signers' keys while a request waits: short deadline, small pool) and `media_fetcher`
   (remote images for our pages' cache, which a visitor's request waits for: the same).
+- `media` is the store of our own images (a directory, or an S3 bucket).
 - `wake(queue)` tells the workers of this process that a row is waiting in `queue`
   (instance/workers.py sets `waker`; without workers it does nothing).
 - `service(Kind)` is the runtime's one `Kind(rt)`, made on first use: the per-process state
@@ -34,6 +35,7 @@ from activitypub.netguard import make_client
 from instance import __version__
 from instance.settings import Settings
 from instance.storage.db import SessionMaker, make_engine, make_sessionmaker
+from instance.storage.media_store import MediaStore, make_media_store, public_base
 from instance.storage.migrate import upgrade
 from instance.urls import LocalUrls
 
@@ -64,6 +66,7 @@ class Runtime:
     fetcher: SafeFetcher
     key_fetcher: SafeFetcher
     media_fetcher: SafeFetcher
+    media: MediaStore  # our own images: local dir or S3 (instance/storage/media_store.py)
     clock: Callable[[], datetime] = wall_clock
     waker: Callable[[str], None] = no_waker
     signer: tuple[str, str] | None = None  # the instance actor's (key_id, private_pem)
@@ -193,9 +196,10 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
-        urls=LocalUrls(settings.base_url),
+        urls=LocalUrls(settings.base_url, media_base=public_base(settings)),
         http=make_http_client(settings),
         fetcher=make_fetcher(settings, make_http_client(settings)),
         key_fetcher=make_fetcher(settings, keys, deadline=KEY_DEADLINE_S),
         media_fetcher=make_fetcher(settings, media, deadline=MEDIA_DEADLINE_S),
+        media=make_media_store(settings),
     )

@@ -102,6 +102,23 @@ class GeneratorSettings:
     min_free_disk_mb: int = 1024
 
 
+MEDIA_STORES = ("local", "s3")
+
+
+@dataclass
+class MediaSettings:
+    """Where our own images live (instance/storage/media_store.py owns the policy)."""
+
+    store: str = "local"  # local: <data_dir>/media | s3: an S3-compatible bucket
+    s3_endpoint_url: str = ""  # "": AWS for s3_region; else e.g. "https://minio.example:9000"
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""  # "" and no secret: the SDK's own credential chain
+    s3_secret_access_key: str = field(default="", repr=False)  # best set in the environment
+    s3_prefix: str = ""  # key prefix inside the bucket, e.g. "media/"
+    public_base_url: str = ""  # objects' public base (a CDN); "": our /media route streams them
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
@@ -119,6 +136,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     federation: FederationSettings = field(default_factory=FederationSettings)
     generator: GeneratorSettings = field(default_factory=GeneratorSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     config_path: Path | None = None
 
@@ -238,6 +256,11 @@ def _validate(settings: Settings, path: Path | None) -> None:
         )
     if not 0 < settings.server.port < 65536:
         raise ConfigError(f"[server] port must be 1-65535, got {settings.server.port}{where}")
+    if settings.server.web_processes < 1:
+        raise ConfigError(f"[server] web_processes must be at least 1{where}")
+    if not 0 <= settings.server.worker_nice <= 19:
+        nice = settings.server.worker_nice
+        raise ConfigError(f"[server] worker_nice must be 0-19, got {nice}{where}")
     logs = settings.logging
     logs.level, logs.format = logs.level.lower(), logs.format.lower()
     if logs.level not in LOG_LEVELS:
@@ -258,11 +281,6 @@ def _validate(settings: Settings, path: Path | None) -> None:
         if getattr(gen, key) < 1:
             raise ConfigError(f"[generator] {key} must be at least 1{where}")
     fed = settings.federation
-    if settings.server.web_processes < 1:
-        raise ConfigError(f"[server] web_processes must be at least 1{where}")
-    if not 0 <= settings.server.worker_nice <= 19:
-        nice = settings.server.worker_nice
-        raise ConfigError(f"[server] worker_nice must be 0-19, got {nice}{where}")
     at_least_one = ("delivery_concurrency", "delivery_per_host", "inbox_concurrency",
                     "inbox_actor_per_minute", "inbox_domain_per_minute", "inbox_keep_days")
     for key in at_least_one:
@@ -271,6 +289,30 @@ def _validate(settings: Settings, path: Path | None) -> None:
     for key in ("delivery_timeout_s", "inbox_actor_mb_per_minute"):
         if getattr(fed, key) <= 0:
             raise ConfigError(f"[federation] {key} must be positive{where}")
+    _validate_media(settings.media, where)
+
+
+def _validate_media(media: MediaSettings, where: str) -> None:
+    if media.store not in MEDIA_STORES:
+        raise ConfigError(f'[media] store must be "local" or "s3", got {media.store!r}{where}')
+    for key in ("s3_endpoint_url", "public_base_url"):
+        value = getattr(media, key)
+        parts = urlsplit(value)
+        if value and (parts.scheme not in {"http", "https"} or not parts.netloc):
+            raise ConfigError(f"[media] {key} must be an http(s) URL, got {value!r}{where}")
+    if media.s3_prefix.startswith("/") or ".." in media.s3_prefix.split("/"):
+        raise ConfigError(
+            f"[media] s3_prefix must be relative, without '..', got {media.s3_prefix!r}{where}"
+        )
+    if media.store != "s3":
+        return
+    if not media.s3_bucket:
+        raise ConfigError(f'[media] s3_bucket is required with store = "s3"{where}')
+    if bool(media.s3_access_key_id) != bool(media.s3_secret_access_key):
+        raise ConfigError(
+            f"[media] s3_access_key_id and s3_secret_access_key go together: set both "
+            f"(the secret best as DREAMLOOM_MEDIA_S3_SECRET_ACCESS_KEY) or neither{where}"
+        )
 
 
 def settings_from_dict(

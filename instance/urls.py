@@ -33,6 +33,7 @@ class Named(Protocol):
 @dataclass(frozen=True)
 class LocalUrls:
     base: str  # scheme://host[:port], no trailing slash
+    media_base: str = ""  # our images' public base (instance/storage/media_store.py); "": /media/
 
     @property
     def host(self) -> str:
@@ -85,7 +86,7 @@ class LocalUrls:
         return f"{self.actor(username)}/quote_authorizations/{public_id}"
 
     def media(self, file_name: str) -> str:
-        return f"{self.base}/media/{file_name}"
+        return f"{self.media_base or self.base + '/media/'}{file_name}"
 
     def remote_media(self, public_id: str) -> str:
         """Where our pages show a remote attachment from (instance/inbound/media_cache.py)."""
