@@ -137,7 +137,8 @@ def report(outcome: Outcome, settings: Settings, as_json: bool) -> None:
         fail(f"generation {outcome.status}: {outcome.reason or 'no reason recorded'}")
     if as_json:
         return
-    out.print(f"image: {escape(outcome.path or '')}", highlight=False, soft_wrap=True)
+    where = outcome.path or outcome.url or ""  # the file, or its URL when it is in a bucket
+    out.print(f"image: {escape(where)}", highlight=False, soft_wrap=True)
     recipe = outcome.recipe
     steps = recipe.get("steps")
     out.print(

@@ -152,12 +152,16 @@ def backup(
         "schema_revision": revision,
         "database": manifest["database"],
         "dreamloom_version": manifest["dreamloom_version"],
+        "media": manifest["media"],
     }
     if as_json:
         print_json(row)
         return
     out.print(f"wrote {escape(row['path'])}: {row['files']} files, {row['bytes']} bytes, "
               f"{row['database']} schema {revision}", highlight=False)  # fmt: skip
+    note = backup_mod.media_note(manifest)
+    if note:
+        out.print(escape(note), highlight=False)
 
 
 @app.command("restore")

@@ -16,9 +16,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
@@ -86,7 +84,7 @@ def delete_actor_activity(rt: Runtime, account: Account) -> dict[str, Any]:
     }
 
 
-async def _media_files(session: AsyncSession, rt: Runtime, account: Account) -> list[Path]:
+async def _media_files(session: AsyncSession, rt: Runtime, account: Account) -> list[str]:
     names = set(
         await session.scalars(
             select(MediaAttachment.file_name).where(
@@ -99,12 +97,12 @@ async def _media_files(session: AsyncSession, rt: Runtime, account: Account) -> 
         if url and url.startswith(prefix):
             names.add(url[len(prefix) :])
     names |= {r for n in names if n for r in renditions.names_of(n)}  # their smaller copies
-    return [rt.settings.media_path / n for n in sorted(n for n in names if n and "/" not in n)]
+    return sorted(n for n in names if n and "/" not in n)  # keys in the media store
 
 
-def _unlink(paths: list[Path]) -> None:
-    for path in paths:
-        path.unlink(missing_ok=True)
+async def _remove(rt: Runtime, keys: list[str]) -> None:
+    for key in keys:
+        await rt.media.delete(key)
 
 
 async def delete_account(rt: Runtime, account: Account) -> Deleted:
@@ -151,7 +149,7 @@ async def delete_account(rt: Runtime, account: Account) -> Deleted:
         row.password_hash = None
         row.persona, row.schedule_minutes, row.next_post_at = None, None, None
         deleted = Deleted(row.uri, outbound.id, len(inboxes), int(posts), len(files))
-    await asyncio.to_thread(_unlink, files)
+    await _remove(rt, files)
     return deleted
 
 

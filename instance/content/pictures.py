@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import tempfile
-from pathlib import Path
 from typing import Literal
 
 from PIL import Image, ImageOps
@@ -62,27 +59,14 @@ async def set_picture(rt: Runtime, account: Account, which: Picture, data: bytes
         raise ProfileError("the instance actor has no pictures")
     png = await asyncio.to_thread(reshape, data, which)
     name = f"{new_public_id()}.png"  # the media route serves our generated names only
-    await asyncio.to_thread(_write, rt.settings.media_path / name, png)
-    await asyncio.to_thread(renditions.make_all, rt.settings.media_path / name)
+    await rt.media.put(name, png, "image/png")
+    await renditions.make_all(rt.media, name, png)
     url = rt.urls.media(name)
     if which == "avatar":
         account.avatar_url = url
     else:
         account.header_url = url
     return url
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        os.fchmod(fd, 0o644)  # served to anyone, like every image in the media directory
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def prompt_for(account: Account, which: Picture) -> str:

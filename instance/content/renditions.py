@@ -1,21 +1,23 @@
 """Smaller copies of a local image for `srcset`: the rule and the one place that makes them.
 
 A stored image `<name>.png` (a generated picture, an avatar) gets a WebP copy at each width
-in WIDTHS that is *smaller* than the original, named `<name>.w<width>.webp` next to it, its
-height in proportion. They are written when the image is stored (`make_all`) and, for older
-images, on the first request for one (`ensure`): written to a temporary name and renamed, so
-two requests at once never serve a half-written file, and no lock is needed. A width not in
+in WIDTHS that is *smaller* than the original, named `<name>.w<width>.webp` next to it in the
+media store (instance/storage/media_store.py), its height in proportion. They are written
+when the image is stored (`make_all`) and, for older images, on the first request for one
+(`ensure`): the store writes atomically (a temporary name renamed, or one S3 PUT), so two
+requests at once never serve a half-written file, and no lock is needed. A width not in
 WIDTHS, or not smaller than the original, is no rendition (the media route answers 404).
 """
 
 from __future__ import annotations
 
-import os
+import asyncio
+import io
 import re
-import tempfile
-from pathlib import Path
 
 from PIL import Image
+
+from instance.storage.media_store import MediaStore
 
 WIDTHS = (320, 640)
 MEDIA_TYPE = "image/webp"
@@ -40,45 +42,55 @@ def parse(name: str) -> tuple[str, int] | None:
     return found.group(1), int(found.group(2))
 
 
-def original_of(media_path: Path, stem: str) -> Path | None:
-    """The stored original a rendition stem belongs to (PNG or JPEG), if it exists."""
+async def original_of(store: MediaStore, stem: str) -> str | None:
+    """The key of the stored original a rendition stem belongs to (PNG or JPEG), if any."""
     for ext in ("png", "jpg"):
-        path = media_path / f"{stem}.{ext}"
-        if path.is_file():
-            return path
+        if await store.exists(f"{stem}.{ext}"):
+            return f"{stem}.{ext}"
     return None
 
 
-def ensure(original: Path, width: int) -> Path | None:
-    """The rendition of `original` at `width`, made now if it is missing; None when the
-    image is not wider than `width` (no rendition of that width exists)."""
-    target = original.with_name(rendition_name(original.name, width))
-    if target.is_file():
-        return target
-    with Image.open(original) as image:
+def render(data: bytes, width: int) -> bytes | None:
+    """The WebP copy of the image `data` at `width`; None when the image is not wider."""
+    with Image.open(io.BytesIO(data)) as image:
         if width not in WIDTHS or image.width <= width:
             return None
         height = max(1, round(image.height * width / image.width))
         small = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-    fd, tmp = tempfile.mkstemp(dir=original.parent, prefix=".tmp-", suffix=".webp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            small.save(f, "WEBP", quality=82, method=4)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    out = io.BytesIO()
+    small.save(out, "WEBP", quality=82, method=4)
+    return out.getvalue()
+
+
+async def ensure(
+    store: MediaStore, original: str, width: int, data: bytes | None = None
+) -> str | None:
+    """The key of `original`'s rendition at `width`, made now if it is missing (from `data`
+    when the caller has the original's bytes); None when the image is not wider than `width`
+    or is gone. The store writes it atomically (a temporary name, then a rename, locally)."""
+    target = rendition_name(original, width)
+    if await store.exists(target):
+        return target
+    if data is None:
+        data = await store.read(original)
+        if data is None:
+            return None
+    small = await asyncio.to_thread(render, data, width)
+    if small is None:
+        return None
+    await store.put(target, small, MEDIA_TYPE)
     return target
 
 
-def make_all(original: Path) -> list[Path]:
+async def make_all(store: MediaStore, original: str, data: bytes | None = None) -> list[str]:
     """Every rendition of a just-stored image (see the module docstring)."""
+    if data is None:
+        data = await store.read(original)
     made = []
     for width in WIDTHS:
-        path = ensure(original, width)
-        if path is not None:
-            made.append(path)
+        key = await ensure(store, original, width, data)
+        if key is not None:
+            made.append(key)
     return made
 
 
@@ -94,7 +106,7 @@ def is_rendition_of_one(name: str, originals: set[str]) -> bool:
     return parsed is not None and any(f"{parsed[0]}.{ext}" in originals for ext in ("png", "jpg"))
 
 
-def remove_all(original: Path) -> None:
+async def remove_all(store: MediaStore, original: str) -> None:
     """Drop an image's renditions (with the image itself, by its caller)."""
-    for width in WIDTHS:
-        original.with_name(rendition_name(original.name, width)).unlink(missing_ok=True)
+    for name in names_of(original):
+        await store.delete(name)

@@ -37,6 +37,7 @@ from instance.generation.recipes import build_recipe, check_prompt_tokens, for_t
 from instance.generation.then import validate_then
 from instance.runtime import Runtime
 from instance.settings import Settings
+from instance.storage.media_store import make_media_store
 from instance.storage.models import Account, GenerationJob
 
 MiB = 1024 * 1024
@@ -45,9 +46,10 @@ _PG_QUEUE_LOCK = 0x64726C6D  # "drlm": one advisory lock key for the generation 
 
 
 def check_disk(settings: Settings) -> None:
-    """LowDiskError when the media directory's disk has less than min_free_disk_mb free."""
+    """LowDiskError when the disk the generator writes to (the media dir, or S3's staging
+    dir) has less than min_free_disk_mb free."""
     need = settings.generator.min_free_disk_mb
-    path = settings.media_path
+    path = make_media_store(settings).staging_dir
     path.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(path).free // MiB
     if free < need:

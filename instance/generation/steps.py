@@ -7,7 +7,6 @@ good, to tell whoever asked.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -89,8 +88,9 @@ async def profile_step(ctx: StepContext, options: dict[str, Any]) -> None:
     """Make the image the account's avatar or header; its followers get an actor Update."""
     if ctx.media.file_name is None:
         raise InvalidGenerationRequest("the generated image has no file")
-    path = ctx.rt.settings.media_path / ctx.media.file_name
-    data = await asyncio.to_thread(path.read_bytes)
+    data = await ctx.rt.media.read(ctx.media.file_name)
+    if data is None:
+        raise InvalidGenerationRequest("the generated image is not in the media store")
     await set_picture(ctx.rt, ctx.account, options["picture"], data)
     await federate_actor(ctx.session, ctx.rt, ctx.account)
     return None

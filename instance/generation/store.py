@@ -20,8 +20,11 @@ the job re-run elsewhere) writes nothing, so a job is published once.
 PNG's name in the media directory, size, hashes, blurhash, the prompt as alt text) and the
 job's `then` steps (instance/generation/steps.py). A crash before the commit leaves the job
 running; its lease expires and it runs again (the orphan PNG of the first run stays on disk).
-A crash after it leaves nothing to redo. A step that raises does not lose the image: the
-media row is kept and the job is marked failed with "image made, but <step> failed: ...".
+A crash after it leaves nothing to redo. Before that transaction the PNG goes into the media
+store (`rt.media.adopt`: uploaded from the staging dir for S3, and the staged file removed),
+so no post names an image the store does not have; when that fails, the job is retried.
+A step that raises does not lose the image: the media row is kept and the job is marked
+failed with "image made, but <step> failed: ...".
 """
 
 from __future__ import annotations
@@ -65,10 +68,10 @@ def result_json(result: GenerationResult) -> dict[str, Any]:
     }
 
 
-async def _renditions(result: GenerationResult) -> None:
+async def _renditions(rt: Runtime, result: GenerationResult, data: bytes) -> None:
     """The image's smaller copies for srcset; a failure only costs the lazy path."""
     try:
-        await asyncio.to_thread(renditions.make_all, result.path)
+        await renditions.make_all(rt.media, result.path.name, data)
     except Exception:
         log.exception("the renditions of %s could not be made", result.path.name)
 
@@ -127,15 +130,24 @@ class DbJobStore:
         return await s.get(GenerationJob, jid, populate_existing=True)
 
     async def complete(self, job_id: JobId, result: GenerationResult) -> None:
+        media_store = self.rt.media
+        try:  # into the media store before any post names it (a no-op for a local store)
+            data = await asyncio.to_thread(result.path.read_bytes)
+            await media_store.adopt(result.path, result.media_type)
+        except Exception as exc:
+            log.exception("the image of generation job %s could not be stored", job_id)
+            result.path.unlink(missing_ok=True)
+            await self.fail(job_id, f"the image could not be stored: {exc}", retry=True)
+            return
         try:
             async with self.rt.session() as s:
                 row = await self._own(s, job_id)
                 if row is None:
-                    result.path.unlink(missing_ok=True)
+                    await media_store.delete(result.path.name)
                     return
                 media = await self._record(s, row, result)
                 await self._then(s, row, media, result)
-            await _renditions(result)
+            await _renditions(self.rt, result, data)
             t = result.timings
             took = round(t.load_ms + t.denoise_ms + t.decode_ms + t.encode_ms)
             GENERATION_JOB_SECONDS.observe((t.queue_ms + took) / 1000)

@@ -6,7 +6,9 @@ worker's GPU thread (`load_configured_pipeline`), signs each PNG with a C2PA man
 `[generator] provenance` is on, and fetches remix parents: local media from the media
 directory, remote images through the one safe fetcher. Failure and batching policy are the
 generator's (generator/worker.py); attempts and retry timing are the generation queue's
-(instance/queues.py); what happens after is DbJobStore's (store.py).
+(instance/queues.py); what happens after is DbJobStore's (store.py). The generator writes
+each PNG into the media store's staging dir (the media dir itself for a local store);
+DbJobStore puts it in the store.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from instance.queues import GENERATION
 from instance.runtime import Runtime
 from instance.settings import Settings
 from instance.setup import c2pa_credentials
+from instance.storage.media_store import MediaStoreError, check_key
 from instance.storage.models import GenerationJob, Post, WorkStatus
 
 if TYPE_CHECKING:
@@ -105,7 +108,7 @@ class GenerationWorker:
         self.inner = GeneratorWorker(
             pipeline_factory or (lambda: load_configured_pipeline(settings)),
             self.store,
-            settings.media_path,
+            rt.media.staging_dir,  # the media dir itself, or S3's staging dir (DbJobStore uploads)
             **options,
         )
 
@@ -140,11 +143,15 @@ class GenerationWorker:
         media_prefix = self.rt.urls.media("")
         if ref.startswith(media_prefix) or "://" not in ref:
             name = ref.removeprefix(media_prefix)
-            root = self.rt.settings.media_path.resolve()
-            path = (root / name).resolve()
-            if not path.is_relative_to(root) or not path.is_file():
+            try:
+                data = await self.rt.media.read(check_key(name))
+            except ValueError:
+                data = None
+            except MediaStoreError as exc:
+                raise ParentImageError(f"could not read {ref!r}: {exc}") from exc
+            if data is None:
                 raise ParentImageError(f"{ref!r} is not one of this instance's images")
-            return await asyncio.to_thread(path.read_bytes)
+            return data
         try:
             data, _ = await self.rt.fetcher.fetch_media(ref)
         except Exception as exc:
@@ -235,10 +242,16 @@ def _outcome(rt: Runtime, row: GenerationJob, post: Post | None) -> Outcome:
         job=row.public_id,
         status=row.status,
         reason=row.last_error,
-        path=str(rt.settings.media_path / file_name) if file_name else None,
+        path=_local_file(rt, file_name),
         url=rt.urls.media(file_name) if file_name else None,
         recipe=result.get("recipe") or row.recipe,
         timings=result.get("timings"),
         post_url=post.url if post is not None else None,
         post_uri=post.uri if post is not None else None,
     )
+
+
+def _local_file(rt: Runtime, file_name: str | None) -> str | None:
+    """Where the image is on this disk (a local store), for the CLI; None in a bucket."""
+    path = rt.media.local_path(file_name) if file_name else None
+    return str(path) if path is not None else None

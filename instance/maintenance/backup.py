@@ -11,7 +11,10 @@ What goes in (ARCHIVE_ROOTS names the places; restore.py accepts nothing else):
                                 schema revision, the Dreamloom version, the database kind
 
 The accounts' signing keys are rows in the database, so they travel with it. The remote
-media cache is not backed up: it is fetched again on demand.
+media cache is not backed up: it is fetched again on demand. With `[media] store = "s3"`
+the images are not copied out of the bucket either: the manifest's `media` says where they
+are, and the bucket is backed up with the object store's own tooling (versioning,
+replication, `rclone`/`aws s3 sync`); `media_note` is the line the CLI prints about it.
 
 The archive is written to a temporary name in the target directory and renamed only once
 complete; any failure, an interrupt included, deletes the temporary file: a half-written
@@ -44,6 +47,7 @@ from instance import __version__
 from instance.errors import UserError
 from instance.settings import Settings
 from instance.storage.db import is_sqlite, make_engine
+from instance.storage.media_store import make_media_store
 from instance.storage.migrate import current_revision
 
 FORMAT = 1
@@ -184,6 +188,23 @@ def target_path(path: Path, settings: Settings) -> Path:
     return path
 
 
+def _media_location(settings: Settings) -> str:
+    if settings.media.store == "local":
+        return "archive"
+    return make_media_store(settings).describe()
+
+
+def media_note(manifest: dict[str, Any]) -> str | None:
+    """What a backup says about media it did not copy (a bucket), or None."""
+    where = manifest.get("media", "archive")
+    if where == "archive":
+        return None
+    return (
+        f"media not in this archive: they are in {where}; back the bucket up with the object "
+        "store's own tooling (versioning, replication or a sync to another bucket)"
+    )
+
+
 def write_backup(
     settings: Settings, target: Path, revision: str | None, progress: Progress
 ) -> dict[str, Any]:
@@ -204,7 +225,8 @@ def write_backup(
             archive.add_file(member, dumped)
             if settings.config_path and settings.config_path.is_file():
                 archive.add_file(CONFIG, settings.config_path)
-            archive.add_tree("media", settings.media_path)
+            if settings.media.store == "local":
+                archive.add_tree("media", settings.media_path)
             archive.add_tree("c2pa", settings.data_path / "c2pa")
             manifest = {
                 "format": FORMAT,
@@ -214,6 +236,7 @@ def write_backup(
                 "domain": settings.host,
                 "created_at": datetime.now(UTC).isoformat(),
                 "files": archive.files,
+                "media": _media_location(settings),
             }
             archive.add_bytes(MANIFEST, json.dumps(manifest, indent=2).encode())
         with partial.open("rb") as done:

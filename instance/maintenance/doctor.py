@@ -50,6 +50,7 @@ from generator.locating import (
 from instance.errors import ConfigError
 from instance.settings import Settings, load_settings
 from instance.storage.db import make_engine, make_sessionmaker
+from instance.storage.media_store import make_media_store
 from instance.storage.migrate import current_revision, head_revision
 from instance.storage.models import Account
 from instance.urls import INSTANCE_ACTOR_USERNAME
@@ -112,6 +113,12 @@ def check_media(settings: Settings) -> Check:
     if mode & stat.S_IWOTH:
         return Check("media", "WARN", f"{media} is writable by everyone (mode {mode:o})")
     return Check("media", "OK", f"{media} writable, mode {mode:o}")
+
+
+async def check_bucket(settings: Settings) -> Check:
+    """An object store (`[media] store = "s3"`): its bucket answers (media_store.check)."""
+    health = await make_media_store(settings).check()
+    return Check("media", "OK" if health.ok else "FAIL", health.detail)
 
 
 def check_disk(settings: Settings) -> Check:
@@ -199,7 +206,7 @@ async def run_checks(config_path: Path) -> list[Check]:
     return [
         config,
         database,
-        check_media(settings),
+        check_media(settings) if settings.media.store == "local" else await check_bucket(settings),
         check_disk(settings),
         await check_clock(peer, settings.federation.allow_private_addresses),
         check_model(settings),

@@ -1,11 +1,13 @@
-"""`dreamloom media prune`: cached remote images past an age, and orphans in the media dir.
+"""`dreamloom media prune`: cached remote images past an age, and orphans in the media store.
 
 The rules:
 
 - a cached remote image is deleted by the media cache's own code (`RemoteMedia.prune`,
   the same path the retention worker takes), only when unused for longer than the age;
-- a file under the media dir is an orphan when nothing names it: no attachment row, no
-  local account's avatar or header, no generation job's result;
+- an object in the media store (instance/storage/media_store.py: the media dir, or the S3
+  bucket under its prefix, listed and deleted through the store) is an orphan when nothing
+  names it: no attachment row, no local account's avatar or header, no generation job's
+  result, and it is no rendition of a named image;
 - a row is an orphan when it names a local file that is not there: an attachment row, or a
   local account's avatar/header URL;
 - `--fix` deletes orphan files, deletes orphan attachment rows (the post stays, without the
@@ -14,10 +16,8 @@ The rules:
 
 from __future__ import annotations
 
-import contextlib
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -44,13 +44,14 @@ def parse_duration(text: str) -> float:
 
 @dataclass
 class Orphans:
-    files: list[Path] = field(default_factory=list)  # under the media dir, named by nothing
+    files: list[str] = field(default_factory=list)  # keys in the media store, named by nothing
+    locations: list[str] = field(default_factory=list)  # the same, as paths or s3:// addresses
     media_rows: list[tuple[int, str]] = field(default_factory=list)  # (row id, missing file)
     pictures: list[tuple[int, str, str]] = field(default_factory=list)  # (account, which, file)
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "files": [str(p) for p in self.files],
+            "files": self.locations,
             "media_rows": [{"id": i, "file_name": n} for i, n in self.media_rows],
             "pictures": [
                 {"account_id": a, "which": w, "file_name": n} for a, w, n in self.pictures
@@ -73,8 +74,10 @@ async def prune_remote(rt: Runtime, max_age_s: float, *, dry_run: bool) -> dict[
 
 
 async def find_orphans(rt: Runtime) -> Orphans:
-    media_dir = rt.settings.media_path
+    store = rt.media
     prefix = rt.urls.media("")
+    rows: list[tuple[int, str]] = []
+    pictures: list[tuple[int, str, str]] = []
     found = Orphans()
     named: set[str] = set()
     async with rt.sessions() as s:
@@ -86,8 +89,7 @@ async def find_orphans(rt: Runtime) -> Orphans:
             if name is None:
                 continue
             named.add(name)
-            if not (media_dir / name).is_file():
-                found.media_rows.append((row_id, name))
+            rows.append((row_id, name))
         for account_id, avatar, header in await s.execute(
             select(Account.id, Account.avatar_url, Account.header_url).where(Account.local)
         ):
@@ -95,25 +97,29 @@ async def find_orphans(rt: Runtime) -> Orphans:
                 if url and url.startswith(prefix):
                     name = url[len(prefix) :]
                     named.add(name)
-                    if not (media_dir / name).is_file():
-                        found.pictures.append((account_id, which, name))
+                    pictures.append((account_id, which, name))
         for result in await s.scalars(
             select(GenerationJob.result).where(GenerationJob.result.is_not(None))
         ):
             if isinstance(result, dict) and isinstance(result.get("file_name"), str):
                 named.add(result["file_name"])
-    if media_dir.is_dir():
-        for path in sorted(media_dir.iterdir()):
-            kept = path.name in named or renditions.is_rendition_of_one(path.name, named)
-            if path.is_file() and not path.name.startswith(".tmp-") and not kept:
-                found.files.append(path)
+    # listed after the rows were read: a row's file is stored before the row commits, so a
+    # new image is never taken for a row without its file (one listing, not a look-up a row)
+    stored = await store.keys()
+    present = set(stored)
+    found.media_rows = [(i, n) for i, n in rows if n not in present]
+    found.pictures = [(a, w, n) for a, w, n in pictures if n not in present]
+    for key in stored:
+        kept = key in named or renditions.is_rendition_of_one(key, named)
+        if not key.startswith(".tmp-") and not kept:
+            found.files.append(key)
+            found.locations.append(store.location(key))
     return found
 
 
 async def fix_orphans(rt: Runtime, orphans: Orphans) -> None:
-    for path in orphans.files:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    for key in orphans.files:
+        await rt.media.delete(key)
     async with rt.session() as s:
         if orphans.media_rows:
             await s.execute(

@@ -8,12 +8,18 @@ The rules, in the order they are applied:
    and the manifest must name nothing that is missing;
 2. only an empty instance is restored onto (no local account besides the instance actor,
    no post at all), unless `force`;
-3. the target keeps its own database URL and data dir: config.toml comes back from the
-   archive with this instance's `[database] url` and `[instance] data_dir`;
+3. the target keeps its own database URL, data dir and media store: config.toml comes back
+   from the archive with this instance's `[database] url`, `[instance] data_dir` and
+   `[media]` section;
 4. a SQLite backup goes to a SQLite instance, a PostgreSQL one to PostgreSQL; the other way
    round is refused (convert by hand: the dump formats differ);
 5. the C2PA key and the database file are written 0600 (the c2pa dir 0700), media 0644;
-6. the schema is migrated to head afterwards (a backup from an older version comes up).
+6. the schema is migrated to head afterwards (a backup from an older version comes up);
+7. the archive's media go into this instance's media store (instance/storage/media_store.py):
+   the local media dir is emptied first and refilled; with `[media] store = "s3"` each file
+   is uploaded to the bucket under its name (nothing else in the bucket is deleted), so a
+   local backup moves its images into a bucket. An archive made on an S3 instance has no
+   media: they stayed in that bucket.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from instance.maintenance.backup import (
 )
 from instance.settings import Settings
 from instance.storage.db import is_sqlite, make_engine, make_sessionmaker
+from instance.storage.media_store import MediaStore, check_key, make_media_store
 from instance.storage.migrate import current_revision, upgrade
 from instance.storage.models import Account, Post
 from instance.urls import INSTANCE_ACTOR_USERNAME
@@ -160,6 +167,20 @@ def _inside(root: Path, name: str) -> Path:
     return target
 
 
+MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
+
+
+async def _upload(store: MediaStore, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+    """One archived media file into the store, under its file name."""
+    parts = PurePosixPath(member.name).parts
+    if len(parts) != 2:
+        raise UserError(f"refused: {member.name!r} is not a media file name")
+    source = tar.extractfile(member)
+    assert source is not None
+    media_type = MEDIA_TYPES.get(PurePosixPath(parts[1]).suffix, "application/octet-stream")
+    await store.put(check_key(parts[1]), source.read(), media_type)
+
+
 def _extract_to(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, mode: int) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     source = tar.extractfile(member)
@@ -207,7 +228,8 @@ async def _restore_postgres(settings: Settings, dumped: Path) -> None:
 
 
 def restored_config(settings: Settings, archived: bytes) -> bytes:
-    """The archive's config.toml with this instance's database URL and data dir (rule 3)."""
+    """The archive's config.toml with this instance's database URL, data dir and [media]
+    (rule 3)."""
     data = tomllib.loads(archived.decode())
     assert settings.config_path is not None
     ours = tomllib.loads(settings.config_path.read_text(encoding="utf-8"))
@@ -215,6 +237,9 @@ def restored_config(settings: Settings, archived: bytes) -> bytes:
         data.get(section, {}).pop(key, None)
         if key in ours.get(section, {}):
             data.setdefault(section, {})[key] = ours[section][key]
+    data.pop("media", None)  # where this instance keeps its images (rule 7) stays as it is
+    if "media" in ours:
+        data["media"] = ours["media"]
     data = {k: v for k, v in data.items() if v != {}}
     return tomli_w.dumps(data).encode()
 
@@ -224,13 +249,15 @@ async def restore(
 ) -> str | None:
     """Put the verified archive in place (rules 3, 5, 6); the schema revision after."""
     media, c2pa = settings.media_path, settings.data_path / "c2pa"
+    bucket = make_media_store(settings) if settings.media.store != "local" else None
     with tempfile.TemporaryDirectory(prefix="dreamloom-restore-", dir=settings.data_path) as tmp:
         staging = Path(tmp)
         dumped: Path | None = None
         config: bytes | None = None
         with tarfile.open(path, "r:gz") as tar:
             members = [m for m in tar.getmembers() if m.isfile() and m.name != MANIFEST]
-            if any(m.name.startswith("media/") for m in members) and media.is_dir():
+            has_media = any(m.name.startswith("media/") for m in members)
+            if bucket is None and has_media and media.is_dir():
                 for old in media.iterdir():
                     if old.is_file():
                         old.unlink()
@@ -243,6 +270,8 @@ async def restore(
                     f = tar.extractfile(member)
                     assert f is not None
                     config = f.read()
+                elif name.startswith("media/") and bucket is not None:
+                    await _upload(bucket, tar, member)
                 elif name.startswith("media/"):
                     _extract_to(tar, member, _inside(media, name), 0o644)
                 elif name.startswith("c2pa/"):

@@ -4,7 +4,7 @@ Three checks, each in the JSON answer:
 
 - `database`: a `SELECT 1`, with the milliseconds it took;
 - `media`: the media store takes a file (`check_media`; for the local store, a temporary
-  file created and removed in the media directory);
+  file created and removed in the media directory; for S3, the bucket answers a HEAD);
 - `roles`: every worker process's last heartbeat (instance/heartbeats.py): role, host, pid,
   seconds since its last beat.
 
@@ -90,7 +90,13 @@ async def check_media(rt: Runtime) -> Check:
     object store answers its own probe here, as the local directory does)."""
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_S):
-            return await asyncio.to_thread(check_local_media, rt)
+            if rt.media.kind == "local":
+                return await asyncio.to_thread(check_local_media, rt)
+            found = await rt.media.check()  # instance/storage/media_store.py: never raises
+            if not found.ok:
+                log.warning("health: the media store failed its check: %s", found.detail)
+                return Check(False, f"the {rt.media.kind} media store is not answering")
+            return Check(True)
     except TimeoutError:
         return Check(False, f"no answer within {HEALTH_TIMEOUT_S:g} s")
 

@@ -1,24 +1,30 @@
 """Media files: public and unsigned (Mastodon fetches attachments without signing), served
 only under the names we generate, with their real type, nosniff and a sandboxing CSP, so a
 file can never be run as a page. `/media/remote/<id>` serves a remote post's image from
-our cache (instance/inbound/media_cache.py), so our pages never send visitors elsewhere."""
+our cache (instance/inbound/media_cache.py), so our pages never send visitors elsewhere.
+Our own images come from the media store (instance/storage/media_store.py): a local file is
+sent as a file; an object in an S3 bucket is streamed from it (for when `[media]
+public_base_url` is empty, or for URLs minted before it was set)."""
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import re
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from instance.content import renditions
 from instance.inbound.media_cache import RemoteMedia
 from instance.moderation import suspension
 from instance.routes.common import error_json, runtime
+from instance.runtime import Runtime
+from instance.storage.media_store import MediaStoreError
 
 SAFE_NAME = re.compile(r"^[0-9a-z]{20,64}\.(png|jpg)$")  # our generated names only
 TYPES = {"png": "image/png", "jpg": "image/jpeg"}
+log = logging.getLogger("dreamloom.media")
 PUBLIC_ID = re.compile(r"^[0-9a-z]{26}$")
 HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -39,21 +45,24 @@ async def remote_media(request: Request) -> Response:
 
 async def media(request: Request) -> Response:
     name = request.path_params["name"]
-    if renditions.parse(name) is not None:
-        return await rendition(request, name)
+    try:
+        if renditions.parse(name) is not None:
+            return await rendition(request, name)
+        return await stored_image(request, name)
+    except MediaStoreError as exc:  # an S3 endpoint down or refusing: say so, quickly
+        log.warning("media %s could not be read: %s", name, exc)
+        return error_json("the media store is not answering; try again later", 503)
+
+
+async def stored_image(request: Request, name: str) -> Response:
     if not SAFE_NAME.match(name):
         return error_json("no such file", 404)
     rt = runtime(request)
-    path = rt.settings.media_path / name
-    if not path.is_file():
+    if not await rt.media.exists(name):
         return error_json("no such file", 404)
     if await rt.service(suspension.HiddenMedia).hidden(name):
         return error_json("this account is suspended", suspension.SUSPENDED_STATUS)
-    return FileResponse(
-        path,
-        media_type=TYPES[name.rsplit(".", 1)[1]],
-        headers={**HEADERS, "Cache-Control": "public, max-age=31536000, immutable"},
-    )
+    return await _serve(rt, name, TYPES[name.rsplit(".", 1)[1]])
 
 
 async def rendition(request: Request, name: str) -> Response:
@@ -61,19 +70,29 @@ async def rendition(request: Request, name: str) -> Response:
     request; hidden exactly when its original is."""
     stem, width = renditions.parse(name) or ("", 0)
     rt = runtime(request)
-    original = renditions.original_of(rt.settings.media_path, stem)
+    original = await renditions.original_of(rt.media, stem)
     if original is None:
         return error_json("no such file", 404)
-    if await rt.service(suspension.HiddenMedia).hidden(original.name):
+    if await rt.service(suspension.HiddenMedia).hidden(original):
         return error_json("this account is suspended", suspension.SUSPENDED_STATUS)
-    path = await asyncio.to_thread(renditions.ensure, original, width)
-    if path is None:
+    key = await renditions.ensure(rt.media, original, width)
+    if key is None:
         return error_json("no such file", 404)
-    return FileResponse(
-        path,
-        media_type=renditions.MEDIA_TYPE,
-        headers={**HEADERS, "Cache-Control": "public, max-age=31536000, immutable"},
-    )
+    return await _serve(rt, key, renditions.MEDIA_TYPE)
+
+
+async def _serve(rt: Runtime, key: str, media_type: str) -> Response:
+    """A local file as a file; an object in a bucket streamed from it, a chunk at a time."""
+    headers = {**HEADERS, "Cache-Control": "public, max-age=31536000, immutable"}
+    path = rt.media.local_path(key)
+    if path is not None:
+        return FileResponse(path, media_type=media_type, headers=headers)
+    stored = await rt.media.open(key)
+    if stored is None:
+        return error_json("no such file", 404)
+    if stored.size is not None:
+        headers["Content-Length"] = str(stored.size)
+    return StreamingResponse(stored.chunks, media_type=media_type, headers=headers)
 
 
 routes = [Route("/media/remote/{public_id}", remote_media), Route("/media/{name}", media)]
