@@ -86,7 +86,7 @@ async def test_unwritable_media_directory_is_503(client, runtime) -> None:
     assert r.status_code == 503
     body = r.json()
     assert body["media"]["ok"] is False
-    assert body["media"]["detail"].startswith("the media directory is not writable")
+    assert body["media"]["detail"] == "the local media store does not take files (see the log)"
     assert str(media) not in r.text
     assert body["database"]["ok"] is True
 
