@@ -64,7 +64,8 @@ def this_process() -> tuple[str, int]:
 async def beat(
     rt: Runtime, role: str, *, started_at: datetime, detail: dict[str, Any] | None = None
 ) -> None:
-    """Record that this process runs `role` and is alive now (an upsert of its row)."""
+    """Record that this process runs `role` and is alive now (an upsert of its row).
+    `detail` (concurrency, model...) is shown by the public /healthz: never a secret."""
     host, pid = this_process()
     now = rt.now()
     values = {
