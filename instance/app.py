@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from instance.roles import worker_factories
+from instance.roles import WEB, beating, worker_factories
 from instance.routes import actors, health, inbox, media, metrics, posts, wellknown
 from instance.runtime import Runtime, open_runtime
 from instance.settings import Settings
@@ -84,7 +84,11 @@ def create_app(
             wakeups = wakeups_for(settings)
             rt.waker = wakeups.notify
         try:
-            yield
+            if notify_workers:  # a web process of the supervisor: it beats too
+                async with beating(rt, [WEB]):
+                    yield
+            else:
+                yield
         finally:
             if workers is not None:
                 await workers.stop()

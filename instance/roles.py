@@ -20,12 +20,18 @@ other role ever waits for a model load.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from instance import heartbeats
 from instance.errors import UserError
 from instance.generation.schedule import ScheduleWorker
 from instance.generation.worker import GenerationWorker
@@ -111,14 +117,58 @@ async def run_worker(
         await workers.start()
         log.info("Dreamloom worker running %s (pid %d)", ", ".join(roles), os.getpid(),
                  extra={"roles": list(roles), "pid": os.getpid()})  # fmt: skip
-        if ready is not None:
-            ready()
-        await stop.wait()
+        async with beating(rt, roles, _detail(settings, roles)):
+            if ready is not None:
+                ready()
+            await stop.wait()
     finally:
         if workers is not None:
             await workers.stop()
         await wakeups.aclose()
         await rt.aclose()
+
+
+def _detail(settings: Settings, roles: Iterable[str]) -> dict[str, Any]:
+    """What /healthz shows beside each process's heartbeat."""
+    detail: dict[str, Any] = {}
+    if "inbox" in roles:
+        detail["inbox_concurrency"] = settings.federation.inbox_concurrency
+    if "delivery" in roles:
+        detail["delivery_concurrency"] = settings.federation.delivery_concurrency
+    if "generation" in roles:
+        detail["model"] = settings.generator.model
+        detail["max_batch"] = settings.generator.max_batch
+    return detail
+
+
+@asynccontextmanager
+async def beating(
+    rt: Runtime, roles: Iterable[str], detail: dict[str, Any] | None = None
+) -> AsyncIterator[None]:
+    """While inside, this process's heartbeat for each of `roles` is written every
+    HEARTBEAT_EVERY_S (instance/heartbeats.py); its rows are removed on the way out."""
+    names = list(roles)
+    started = rt.now()
+
+    async def loop() -> None:
+        while True:
+            for role in names:
+                try:
+                    await heartbeats.beat(rt, role, started_at=started, detail=detail)
+                except SQLAlchemyError as exc:  # a busy or lost database: beat next time
+                    log.warning("heartbeat of %s not written: %s", role, exc)
+            await asyncio.sleep(heartbeats.HEARTBEAT_EVERY_S)
+
+    task = asyncio.create_task(loop(), name="heartbeat")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for role in names:
+            with contextlib.suppress(SQLAlchemyError):
+                await heartbeats.leave(rt, role)
 
 
 class StoppedWhileLoading(Exception):

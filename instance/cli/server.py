@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from generator.locating import BUILTIN_TINY
-from instance import logs, supervisor
+from instance import logs, metrics, supervisor
 from instance.app import create_app
 from instance.cli.common import (
     DirOption,
@@ -120,7 +120,7 @@ def serve(
     settings = settings_for(directory)
     try:
         roles = _serve_roles(settings, role, workers)
-        count = web_processes or settings.server.web_processes
+        count = settings.server.web_processes if web_processes is None else web_processes
         if count < 1:
             raise UserError(f"--web-processes must be at least 1, not {count}")
         bind_host = host or settings.server.host
@@ -156,6 +156,11 @@ def _supervise(settings: Settings, roles: tuple[str, ...], web_count: int,
                sock: socket.socket | None, listening: str) -> None:  # fmt: skip
     log = logging.getLogger("dreamloom.server")
     config = settings.config_path or locate_config(None)
+    if metrics.multiprocess_dir() is None:  # every process counts into one directory
+        os.environ[metrics.MULTIPROC_ENV] = str(settings.data_path / "run" / "metrics")
+    directory = metrics.multiprocess_dir()
+    assert directory is not None
+    metrics.prepare_multiprocess_dir(directory)
     processes = supervisor.plan(
         config, roles, web_processes=web_count, web_fd=sock.fileno() if sock else None,
         worker_nice=settings.server.worker_nice,
@@ -164,7 +169,7 @@ def _supervise(settings: Settings, roles: tuple[str, ...], web_count: int,
     where = f" on {listening}" if sock else ""
     log.info(f"Dreamloom serving {settings.base_url}{where} ({shape})")
     began = time.monotonic()
-    boss = supervisor.Supervisor(processes)
+    boss = supervisor.Supervisor(processes, on_exit=metrics.process_exited)
     try:
         boss.run()
     finally:
