@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import stat
 
+import pytest
+
 from instance.accounts import NewAccount, create_account
 from instance.generation.requests import enqueue
 from instance.runtime import open_runtime
@@ -20,6 +22,7 @@ def mode(path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@pytest.mark.sqlite_only("the database file's and its WAL files' modes")
 async def test_the_database_is_private_and_images_are_public(gen_settings) -> None:  # noqa: F811
     settings = gen_settings()
     rt = await open_runtime(settings)

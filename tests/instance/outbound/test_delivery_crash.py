@@ -43,9 +43,26 @@ def serve(directory: Path, port: int) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
-def delivery_pids(directory: Path) -> list[int]:
-    """The running delivery processes, from the wake-up ports they register
-    (instance/wakeups.py)."""
+def delivery_pids(supervisor: int) -> list[int]:
+    """The supervisor's delivery processes: its children whose command line is
+    `... worker --role delivery ...` (found in /proc, whatever the database)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            ppid = int((proc / "stat").read_text().rpartition(")")[2].split()[1])
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if ppid == supervisor and b"worker" in argv and b"delivery" in argv:
+            pids.append(int(proc.name))
+    return pids
+
+
+def wake_up_pids(directory: Path) -> list[int]:
+    """The processes with a wake-up port registered (instance/wakeups.py; SQLite only: on
+    PostgreSQL wake-ups are LISTEN/NOTIFY and there are no files)."""
     wake = directory / "data" / "run" / "wake"
     return [int(p.name.split(".")[1]) for p in wake.glob("delivery.*")]
 
@@ -81,8 +98,8 @@ async def test_sigkill_mid_fan_out_loses_nothing(tmp_path: Path) -> None:
 
     async def answer(host: str, path: str, body: bytes) -> int:
         received[f"{host}{path}"] += 1
-        if sum(received.values()) == KILL_AFTER:
-            killed.extend(delivery_pids(directory))
+        if sum(received.values()) == KILL_AFTER and process is not None:
+            killed.extend(delivery_pids(process.pid))
             for pid in killed:  # mid fan-out, with POSTs in flight
                 os.kill(pid, signal.SIGKILL)
         await asyncio.sleep(0.02)  # slow enough for the kill to land mid-way
@@ -130,7 +147,7 @@ async def test_sigkill_mid_fan_out_loses_nothing(tmp_path: Path) -> None:
 
     log = (directory / "serve.log").read_text()
     assert f"delivery (pid {killed[0]}) exited with code -9" in log, log
-    assert set(delivery_pids(directory)).isdisjoint(killed)  # its wake-up file went with it
+    assert set(wake_up_pids(directory)).isdisjoint(killed)  # its wake-up file went with it
 
     assert len(received) == FOLLOWERS  # every inbox got the activity...
     duplicates = sum(received.values()) - FOLLOWERS
