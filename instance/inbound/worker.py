@@ -47,7 +47,7 @@ from instance.inbound.context import Inbound
 from instance.inbound.dispatch import dispatch
 from instance.inbound.keyring import KeyRing
 from instance.inbound.remote import find_actor, resolve_actor
-from instance.moderation import domains
+from instance.moderation.gate import InboxGate
 from instance.queues import INBOX
 from instance.runtime import Runtime
 from instance.storage.models import Account, InboxItem, Post
@@ -58,8 +58,16 @@ BATCH = 32
 RENEW_EVERY_S = INBOX.fixed_lease.total_seconds() / 3
 
 
-async def dereference(rt: Runtime, activity: Activity) -> tuple[Account, APObject | None]:
-    """The actor's account and the activity's object, fetched before any transaction."""
+CHANGES_ACTOR = frozenset({"Update", "Delete", "Move"})
+"""Activity types that may change their actor's row: its account is read again after one."""
+
+
+async def dereference(
+    rt: Runtime, activity: Activity, known: dict[str, Account] | None = None
+) -> tuple[Account, APObject | None]:
+    """The actor's account and the activity's object, fetched before any transaction.
+    `known`: actors already read in this worker step (filled here), so a flood from one
+    actor costs one read of its row per step, not one per activity."""
     actor_uri = activity.actor or ""
     if activity.type == "Delete":  # never fetch a deleted actor (its key would be a 410)
         async with rt.sessions() as session:
@@ -67,7 +75,11 @@ async def dereference(rt: Runtime, activity: Activity) -> tuple[Account, APObjec
         if known is None or known.local:
             raise Skip(f"Delete from unknown actor {actor_uri}")
         return known, activity.object
-    actor = await resolve_actor(rt, actor_uri)
+    actor = known.get(actor_uri) if known is not None else None
+    if actor is None:
+        actor = await resolve_actor(rt, actor_uri)
+        if known is not None and activity.type not in CHANGES_ACTOR:
+            known[actor_uri] = actor
     if actor.local:
         raise Skip("a local actor's activity arrived in the inbox")
     await _refuse_moderated(rt, actor)
@@ -100,11 +112,12 @@ async def _refuse_moderated(rt: Runtime, actor: Account) -> None:
     """An actor an admin suspended, or of a suspended domain, is refused here too: the inbox
     route only checks the signer and the hosts it can read before verifying, and a Create
     forwarded by another (allowed) signer, or an actor given as a list, gets past those."""
-    if actor.suspended_at is not None:
+    gate = rt.service(InboxGate)  # a per-process snapshot: a suspension or block made here
+    # applies at once, one made by another process within a second; no query per item
+    if actor.suspended_at is not None or await gate.refuses_actor(actor.uri):
         raise Skip(f"{actor.uri} is suspended here")
-    async with rt.sessions() as session:
-        if await domains.is_suspended_host(session, actor.domain):
-            raise Skip(f"{actor.uri} is on a domain this instance does not federate with")
+    if await gate.first_suspended([actor.domain]) is not None:
+        raise Skip(f"{actor.uri} is on a domain this instance does not federate with")
 
 
 def _announces_new_key(actor: Account, embedded: APObject) -> bool:
@@ -135,8 +148,10 @@ class InboxWorker:
         self.rt = rt
         self.batch = batch
         self.concurrency = rt.settings.federation.inbox_concurrency
+        self.actors: dict[str, Account] = {}  # read in this step (`dereference`'s `known`)
 
     async def run_once(self) -> int:
+        self.actors = {}
         async with self.rt.session() as session:
             items = await claim_fair(session, now=self.rt.now(), limit=self.batch)
         lanes: dict[str, list[InboxItem]] = {}
@@ -191,7 +206,9 @@ class InboxWorker:
         sender = item.actor_uri  # read now: a rollback below expires the row's attributes
         try:
             activity = Activity(json.loads(item.body))
-            actor, obj = await dereference(self.rt, activity)
+            if activity.type in CHANGES_ACTOR:
+                self.actors.pop(sender, None)  # its next activity reads the row again
+            actor, obj = await dereference(self.rt, activity, self.actors)
             async with self.rt.session() as session:
                 session.add(item)
                 jobs.finish(item, now)
