@@ -71,10 +71,10 @@ async def dereference(
     actor_uri = activity.actor or ""
     if activity.type == "Delete":  # never fetch a deleted actor (its key would be a 410)
         async with rt.sessions() as session:
-            known = await find_actor(session, actor_uri)
-        if known is None or known.local:
+            deleting = await find_actor(session, actor_uri)
+        if deleting is None or deleting.local:
             raise Skip(f"Delete from unknown actor {actor_uri}")
-        return known, activity.object
+        return deleting, activity.object
     actor = known.get(actor_uri) if known is not None else None
     if actor is None:
         actor = await resolve_actor(rt, actor_uri)
