@@ -14,7 +14,8 @@ is:
 This process serves one fake remote actor on another loopback port, pre-signs N
 `Create{Note}` activities from it the way Mastodon signs (draft-cavage, rsa-sha256, Digest),
 sends one warm-up request (the instance fetches and caches the key; with workers, the bench
-waits until that item is handled, so the inbox role is up), then fires the N requests over C
+first waits until every worker role beats in `role_heartbeats`, the generation role once its
+model is loaded, then until the warm-up item is handled), then fires the N requests over C
 connections and reports accepted/s and latency percentiles. With workers it then polls the
 database until no accepted item is queued or running: the drain time runs from the 202 of the
 last request to then. Every accepted activity is looked up by its id: `lost` = accepted, no
@@ -322,6 +323,7 @@ LOADS = ("mention", "plain")
 DRAIN_TIMEOUT_S = 120.0
 POLL_S = 0.05  # how often the database is asked whether the accepted items are handled
 READY_TIMEOUT_S = 60.0
+WORKER_ROLES = frozenset({"inbox", "delivery", "generation"})
 UNSETTLED = ("queued", "running")
 
 
@@ -343,6 +345,29 @@ def generation_statuses(database: Path) -> dict[str, int]:
     with contextlib.closing(sqlite3.connect(database)) as db:
         rows = db.execute("SELECT status, count(*) FROM generation_jobs GROUP BY status")
         return {str(status): int(count) for status, count in rows}
+
+
+def beating_roles(database: Path) -> set[str] | None:
+    """The roles with a heartbeat row; None when the schema has no heartbeats (a `serve`
+    that runs its workers in the web process)."""
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        try:
+            return {str(r) for (r,) in db.execute("SELECT DISTINCT role FROM role_heartbeats")}
+        except sqlite3.OperationalError:  # no such table
+            return None
+
+
+async def wait_roles(database: Path, timeout_s: float) -> float:
+    """Seconds until every worker role beats (the generation role beats once its model is
+    loaded and warmed), so the load meets the deployment as it runs, not as it starts."""
+    started = time.perf_counter()
+    while (roles := await asyncio.to_thread(beating_roles, database)) is not None:
+        if roles >= WORKER_ROLES:
+            break
+        if time.perf_counter() - started > timeout_s:
+            raise RuntimeError(f"only {sorted(roles)} beat after {timeout_s} s")
+        await asyncio.sleep(POLL_S)
+    return time.perf_counter() - started
 
 
 async def wait_handled(database: Path, timeout_s: float) -> float | None:
@@ -367,9 +392,11 @@ async def run_load(
     base = f"http://127.0.0.1:{port}"
     database = directory / "data" / "dreamloom.db"
     process = start_server(directory, port, workers=workers)
-    ready_s = drained_s = None
+    ready_s = drained_s = roles_s = None
     try:
         await wait_until_up(base, process)
+        if workers is not False:
+            roles_s = await wait_roles(database, READY_TIMEOUT_S)
         inbox = f"{base}/inbox"
         mention = f"{base}/users/bench" if load == "mention" else None
         requests = [remote.signed(inbox, i, mention) for i in range(n + 1)]
@@ -411,6 +438,7 @@ async def run_load(
         "p99_ms": percentile(latencies, 0.99), "key_fetches": remote.fetches,
         "stored_rows": len(rows) - 1, "lost": by_status.pop("lost", 0),
         "accepted_by_status": dict(by_status),
+        "roles_ready_s": None if roles_s is None else round(roles_s, 2),
         "warm_up_handled_s": None if ready_s is None else round(ready_s, 2),
         "drain_s": None if drained_s is None else round(drained_s, 2),
         "handled_per_s": (round(accepted / (elapsed + drained_s), 1)
