@@ -74,8 +74,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if marker is not None:
             why = marker.args[0] if marker.args else "checks SQLite itself"
             item.add_marker(pytest.mark.skip(reason=f"sqlite_only ({why}): runs on SQLite"))
+        elif "sqlite" in _string_params(item):
+            # parametrised over both databases: the SQLite case is the SQLite run's
+            item.add_marker(pytest.mark.skip(reason="the SQLite case: runs on SQLite"))
         elif "sqlite_instance" in getattr(item, "fixturenames", ()):
             # an SQLite instance by design (no database involved, or files on one host): the
             # SQLite run covers it, and a second run here would test nothing new
             why = "on an SQLite instance by design: runs on SQLite"
             item.add_marker(pytest.mark.skip(reason=why))
+
+
+def _string_params(item: pytest.Item) -> set[str]:
+    callspec = getattr(item, "callspec", None)
+    values = callspec.params.values() if callspec is not None else ()
+    return {value for value in values if isinstance(value, str)}
