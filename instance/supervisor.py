@@ -184,26 +184,39 @@ def plan(
     config: Path,
     roles: tuple[str, ...],
     *,
-    web_processes: int,
+    counts: dict[str, int],
     web_fd: int | None,
     worker_nice: int,
     env: dict[str, str] | None = None,
 ) -> list[Process]:
-    """The processes `dreamloom serve` runs for `roles`."""
+    """The processes `dreamloom serve` runs: `counts[role]` (default 1) of each of `roles`."""
     shared = dict(env or {})
     processes: list[Process] = []
-    if "web" in roles:
-        if web_fd is None:
-            raise ValueError("the web role needs the listening socket")
-        for index in range(web_processes):
-            processes.append(Process(
-                f"web.{index}", command("web", "--dir", str(config), "--fd", str(web_fd)),
-                fds=(web_fd,), env=shared,
-            ))  # fmt: skip
     for role in roles:
-        if role != "web":
-            processes.append(Process(
-                role, command("worker", "--role", role, "--dir", str(config)),
-                nice=worker_nice, env=shared,
-            ))  # fmt: skip
+        count = counts.get(role, 1)
+        for index in range(count):
+            name = role if count == 1 and role != "web" else f"{role}.{index}"
+            if role == "web":
+                if web_fd is None:
+                    raise ValueError("the web role needs the listening socket")
+                argv = command("web", "--dir", str(config), "--fd", str(web_fd))
+                processes.append(Process(name, argv, fds=(web_fd,), env=shared))
+            else:
+                argv = command("worker", "--role", role, "--dir", str(config))
+                processes.append(Process(name, argv, nice=worker_nice, env=shared))
     return processes
+
+
+def parse_counts(text: str, roles: tuple[str, ...]) -> dict[str, int]:
+    """`--processes inbox=2,delivery=1` -> {"inbox": 2, "delivery": 1}."""
+    counts: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        role, _, number = part.partition("=")
+        role = role.strip().lower()
+        if role not in roles or not number.strip().isdigit() or int(number) < 1:
+            raise UserError(
+                f"--processes takes ROLE=N with N >= 1 and ROLE one of {', '.join(roles)}, "
+                f"not {part!r}"
+            )
+        counts[role] = int(number)
+    return counts

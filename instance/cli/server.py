@@ -110,6 +110,9 @@ def serve(
     web_processes: Annotated[
         int | None, typer.Option(help="HTTP processes sharing the port ([server] web_processes).")
     ] = None,
+    processes: Annotated[
+        str, typer.Option(help="Processes per role, e.g. inbox=2,delivery=2 (default 1 each).")
+    ] = "",
     workers: Annotated[
         bool | None,
         typer.Option("--workers/--no-workers", help="--no-workers is --role web."),
@@ -120,9 +123,11 @@ def serve(
     settings = settings_for(directory)
     try:
         roles = _serve_roles(settings, role, workers)
+        counts = supervisor.parse_counts(processes, ROLES)
         count = settings.server.web_processes if web_processes is None else web_processes
         if count < 1:
             raise UserError(f"--web-processes must be at least 1, not {count}")
+        counts.setdefault(WEB, count)
         bind_host = host or settings.server.host
         bind_port = port or settings.server.port
         logs.configure_logging(settings.logging)  # the fetch's lines are log lines
@@ -131,7 +136,7 @@ def serve(
         run(_prepare(settings))  # schema and instance actor once, before any process races
         sock = supervisor.bind(bind_host, bind_port) if "web" in roles else None
         with running.serving(settings):  # a restore refuses while this is held
-            _supervise(settings, roles, count, sock, f"http://{bind_host}:{bind_port}")
+            _supervise(settings, roles, counts, sock, f"http://{bind_host}:{bind_port}")
     except UserError as exc:
         fail(str(exc))
 
@@ -152,7 +157,7 @@ async def _prepare(settings: Settings) -> None:
         await rt.aclose()
 
 
-def _supervise(settings: Settings, roles: tuple[str, ...], web_count: int,
+def _supervise(settings: Settings, roles: tuple[str, ...], counts: dict[str, int],
                sock: socket.socket | None, listening: str) -> None:  # fmt: skip
     log = logging.getLogger("dreamloom.server")
     config = settings.config_path or locate_config(None)
@@ -162,10 +167,12 @@ def _supervise(settings: Settings, roles: tuple[str, ...], web_count: int,
     assert directory is not None
     metrics.prepare_multiprocess_dir(directory)
     processes = supervisor.plan(
-        config, roles, web_processes=web_count, web_fd=sock.fileno() if sock else None,
+        config, roles, counts=counts, web_fd=sock.fileno() if sock else None,
         worker_nice=settings.server.worker_nice,
     )  # fmt: skip
-    shape = ", ".join(f"web x{web_count}" if r == WEB else r for r in roles)
+    shape = ", ".join(
+        f"{r} x{counts.get(r, 1)}" if r == WEB or counts.get(r, 1) > 1 else r for r in roles
+    )
     where = f" on {listening}" if sock else ""
     log.info(f"Dreamloom serving {settings.base_url}{where} ({shape})")
     began = time.monotonic()
