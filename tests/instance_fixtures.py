@@ -65,6 +65,8 @@ def suite_database_url() -> str:
 
 
 def make_settings(directory: Path, port: int | None = None, **sections: dict[str, Any]) -> Settings:
+    """Settings of an instance in `directory` on the suite's database; `database={"url": ""}`
+    keeps it on its SQLite file in either run, `database={"url": U}` puts it on U."""
     data: dict[str, dict[str, Any]] = {
         "instance": {"domain": f"127.0.0.1:{port or free_port()}", "scheme": "http"},
         "federation": {"allow_private_addresses": True},

@@ -95,7 +95,7 @@ async def test_notify_without_listeners_or_loop_is_harmless(tmp_path: Path) -> N
 def test_the_database_picks_the_mechanism(tmp_path: Path) -> None:
     """SQLite instances wake through their data directory; PostgreSQL ones through the
     database, so processes on other hosts hear them too."""
-    local = wakeups_for(make_settings(tmp_path / "a"))
+    local = wakeups_for(make_settings(tmp_path / "a", database={"url": ""}))  # its SQLite file
     assert isinstance(local, LocalWakeups)
     pg: Settings = make_settings(
         tmp_path / "b", database={"url": "postgresql+asyncpg://u:secret@127.0.0.1:5/db"}
