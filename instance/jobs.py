@@ -16,11 +16,11 @@ instance/queues.py; this module only moves rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from instance.queues import Queue
@@ -31,10 +31,17 @@ R = TypeVar("R", bound=WorkRow)
 
 def due(model: type[Any], now: datetime) -> Any:
     """Rows a worker may take now: due queued rows, and running rows whose lease expired."""
-    return or_(
-        and_(model.status == "queued", model.run_at <= now),
-        and_(model.status == "running", model.locked_until < now),
-    )
+    return or_(waiting(model, now), lapsed(model, now))
+
+
+def waiting(model: type[Any], now: datetime) -> Any:
+    """Queued rows whose time has come: the `(status, run_at)` index walks them in order."""
+    return and_(model.status == "queued", model.run_at <= now)
+
+
+def lapsed(model: type[Any], now: datetime) -> Any:
+    """Running rows whose lease expired (their worker died): few, found by `status`."""
+    return and_(model.status == "running", model.locked_until < now)
 
 
 async def claim(
@@ -49,25 +56,90 @@ async def claim(
     order_by: Sequence[Any] = (),
 ) -> list[R]:
     """Atomically lease up to `limit` due rows of `queue` (FOR UPDATE SKIP LOCKED on
-    PostgreSQL), for the queue's lease unless `lease` is given."""
-    held = lease or queue.fixed_lease
-    pick = (
-        select(model.id)  # type: ignore[attr-defined]
-        .where(due(model, now), *where)
-        .order_by(*(order_by or (model.run_at, model.id)))  # type: ignore[attr-defined]
-        .limit(limit)
+    PostgreSQL), for the queue's lease unless `lease` is given; returned lapsed first, then by id.
+
+    Lapsed leases (a dead worker's rows) are taken first, then queued rows in `order_by`
+    (default: due time). The two halves of `due` are asked separately, because one `OR`
+    makes SQLite and PostgreSQL sort every due row before the LIMIT applies; apart, each is
+    an index walk that stops after `limit` rows. The UPDATE checks `due` again, so a row
+    another worker took meanwhile is never claimed twice (it is left out instead)."""
+    order = order_by or (model.run_at, model.id)  # type: ignore[attr-defined]
+    locking = session.bind is not None and session.bind.dialect.name == "postgresql"
+
+    def pick(branch: Any, n: int) -> Any:
+        query = select(model.id).where(branch, *where).order_by(*order)  # type: ignore[attr-defined]
+        query = query.limit(n)
+        return query.with_for_update(skip_locked=True) if locking else query
+
+    taken_over = list(await session.scalars(pick(lapsed(model, now), limit)))
+    ids: Any = model.id  # type: ignore[attr-defined]
+    chosen: list[Any] = [ids.in_(taken_over)] if taken_over else []
+    if len(taken_over) < limit:  # the queued rows: chosen inside the UPDATE, one statement
+        chosen.append(ids.in_(pick(waiting(model, now), limit - len(taken_over)).scalar_subquery()))
+    rows = await _lease(session, model, or_(*chosen), now, lease or queue.fixed_lease)
+    lapsed_ids = set(taken_over)
+    rows.sort(key=lambda row: (row.id not in lapsed_ids, row.id))  # type: ignore[attr-defined]
+    return rows
+
+
+async def claim_ids(
+    session: AsyncSession,
+    model: type[R],
+    queue: Queue,
+    ids: Sequence[int],
+    *,
+    now: datetime,
+    lease: timedelta | None = None,
+) -> list[R]:
+    """Lease those of `ids` that are still due, for a caller that chose the rows itself
+    (the delivery worker, fair per host). A row another worker took since is left out; on
+    PostgreSQL a row being claimed by another transaction is waited for, then left out."""
+    if not ids:
+        return []
+    return await _lease(
+        session, model, model.id.in_(list(ids)), now, lease or queue.fixed_lease  # type: ignore[attr-defined]
     )
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
+
+
+async def _lease(
+    session: AsyncSession, model: type[R], chosen: Any, now: datetime, held: timedelta
+) -> list[R]:
+    # `due` is checked again on each chosen row, wrapped in a CASE so that the planner finds
+    # the rows by id: given the bare OR, SQLite walks every due row of the index instead
+    still_due = case((due(model, now), 1), else_=0) == 1
     stmt = (
         update(model)
-        .where(model.id.in_(pick.scalar_subquery()), due(model, now))  # type: ignore[attr-defined]
+        .where(chosen, still_due)
         .values(status="running", locked_until=now + held, attempts=model.attempts + 1)
         .returning(model)
         .execution_options(synchronize_session=False)
     )
-    rows = list((await session.scalars(stmt)).all())
-    return rows
+    return list((await session.scalars(stmt)).all())
+
+
+async def finish_held(
+    session: AsyncSession, model: type[WorkRow], held: Sequence[Mapping[str, Any]], now: datetime
+) -> None:
+    """`finish` many rows in one executemany UPDATE, without loading them: each of `held` is
+    {"id", "attempts", plus the same other columns to set}. Only rows still held are
+    touched: running, on that attempt (a row whose lease lapsed and that another worker
+    took since is left to that worker)."""
+    if not held:
+        return
+    table: Any = model.__table__  # type: ignore[attr-defined]
+    extra = sorted(set(held[0]) - {"id", "attempts"})
+    stmt = (
+        update(table)
+        .where(
+            table.c.id == bindparam("held_id"),
+            table.c.status == "running",
+            table.c.attempts == bindparam("held_attempts"),
+        )
+        .values(status="done", locked_until=None, finished_at=now, last_error=None,
+                **{key: bindparam(f"held_{key}") for key in extra})
+    )  # fmt: skip
+    connection = await session.connection()
+    await connection.execute(stmt, [{f"held_{k}": v for k, v in row.items()} for row in held])
 
 
 def finish(row: WorkRow, now: datetime) -> None:

@@ -170,6 +170,12 @@ def make_http_client(
     )
 
 
+def delivery_connections(settings: Settings) -> int:
+    """The pool of `Runtime.http`: every delivery POST in flight, the slow ones the delivery
+    worker parks included (instance/outbound/delivery.py), and the webfinger lookups."""
+    return max(256, settings.federation.delivery_concurrency * 8)
+
+
 def make_fetcher(
     settings: Settings, client: httpx.AsyncClient, *, deadline: float | None = None
 ) -> SafeFetcher:
@@ -197,7 +203,7 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         engine=engine,
         sessions=make_sessionmaker(engine),
         urls=LocalUrls(settings.base_url, media_base=public_base(settings)),
-        http=make_http_client(settings),
+        http=make_http_client(settings, connections=delivery_connections(settings)),
         fetcher=make_fetcher(settings, make_http_client(settings)),
         key_fetcher=make_fetcher(settings, keys, deadline=KEY_DEADLINE_S),
         media_fetcher=make_fetcher(settings, media, deadline=MEDIA_DEADLINE_S),

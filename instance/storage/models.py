@@ -454,7 +454,8 @@ class Delivery(WorkRow, Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("activity_id", "inbox_uri"),
-        Index("ix_deliveries_due", "status", "run_at"),
+        # the claim walks due rows in this order and stops (instance/outbound/claim.py)
+        Index("ix_deliveries_due", "status", "run_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -390,7 +390,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_deliveries_activity_id"), ["activity_id"], unique=False
         )
-        batch_op.create_index("ix_deliveries_due", ["status", "run_at"], unique=False)
+        batch_op.create_index("ix_deliveries_due", ["status", "run_at", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_deliveries_host"), ["host"], unique=False)
         batch_op.create_index(batch_op.f("ix_deliveries_run_at"), ["run_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_deliveries_status"), ["status"], unique=False)
