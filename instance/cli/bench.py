@@ -102,12 +102,17 @@ def bench_fanout(
     concurrency: Annotated[
         int | None, typer.Option(help="delivery_concurrency (default: the setting's).")
     ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="An EMPTY database to use; its tables are dropped afterwards."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Time until one post reaches every healthy inbox (loopback, SQLite)."""
-    r = fanout.bench(followers, inboxes, bad, concurrency)
+    """Time until one post reaches every healthy inbox (loopback; SQLite unless
+    --database-url)."""
+    r = fanout.bench(followers, inboxes, bad, concurrency, database_url)
     _emit(r, as_json,
-        f"fan-out: {r['followers']} followers on {r['inboxes']} inboxes "
+        f"fan-out ({r['backend']}): {r['followers']} followers on {r['inboxes']} inboxes "
         f"({dict(r['bad_inboxes'])} bad), concurrency {r['concurrency']}, "
         f"per host {r['per_host']}\n"
         f"  enqueue {r['enqueue_s']} s; every healthy inbox reached after "
