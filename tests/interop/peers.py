@@ -39,6 +39,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from tests.instance_fixtures import suite_database_url
+from tests.pg_databases import pg_query
+
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 CACHE = REPO / ".interop-cache"
@@ -339,11 +342,13 @@ class OnLoopback:
 
 @dataclass
 class Dreamloom(OnLoopback):
-    """A Dreamloom instance run as a real process (`dreamloom serve --workers`)."""
+    """A Dreamloom instance run as a real process (`dreamloom serve --workers`), on the suite's
+    database: its SQLite file, or a PostgreSQL database of its own (DREAMLOOM_TEST_DATABASE)."""
 
     directory: Path
     port: int
     server: PeerProcess | None = None
+    database: str = ""  # the PostgreSQL URL; "" for the SQLite file in its directory
 
     @property
     def log(self) -> Path:
@@ -377,6 +382,12 @@ class Dreamloom(OnLoopback):
     def init(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.cli_ok("init", "--domain", self.host, "--scheme", "http", "--allow-private-addresses")
+        if database := suite_database_url():
+            # init made an SQLite database; point the config at PostgreSQL and init again there
+            config = self.directory / "config.toml"
+            config.write_text(f'{config.read_text()}\n[database]\nurl = "{database}"\n')
+            self.cli_ok("init", "--domain", self.host)
+            self.database = database
 
     def create_account(self, username: str, *, ai: bool = False, locked: bool = False) -> None:
         args = ["account", "create", username]
@@ -403,7 +414,7 @@ class Dreamloom(OnLoopback):
         return dict(r.json())
 
     def database_url(self) -> str:
-        return f"sqlite:///{self.directory / 'data' / 'dreamloom.db'}"
+        return self.database or f"sqlite:///{self.directory / 'data' / 'dreamloom.db'}"
 
     def work_summary(self) -> str:
         """Dreamloom's background work rows, by status, with the latest errors."""
@@ -424,8 +435,11 @@ class Dreamloom(OnLoopback):
         return "\n".join(lines)
 
     def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
-        """Read the instance's SQLite database (read-only) for facts with no HTTP surface."""
+        """Read the instance's database (SQLite read-only) for facts with no HTTP surface."""
         import sqlite3
+
+        if self.database:
+            return pg_query(self.database, sql, params)
 
         path = self.directory / "data" / "dreamloom.db"
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
