@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 from instance.cli import app
 from instance.runtime import Runtime, open_runtime
 from instance.settings import Settings, load_settings
+from instance.setup import write_config
 from tests.instance_fixtures import free_port, on_postgres, suite_database_url
 
 T = TypeVar("T")
@@ -77,18 +78,18 @@ class CliInstance:
 
 def make_cli_instance(directory: Path, database_url: str = "") -> CliInstance:
     domain = f"127.0.0.1:{free_port()}"
+    if database_url:
+        # the config init would write, pointed at PostgreSQL first: init keeps an existing
+        # config.toml, then migrates that database and makes the instance actor there
+        write_config(directory, domain, "http", allow_private_addresses=True, model="builtin:tiny")
+        config = directory / "config.toml"
+        config.write_text(f'{config.read_text()}\n[database]\nurl = "{database_url}"\n')
     r = runner.invoke(
         app,
         ["init", "--domain", domain, "--scheme", "http", "--allow-private-addresses",
          "--model", "builtin:tiny", "--dir", str(directory)],
         catch_exceptions=False,
     )  # fmt: skip
-    if database_url:
-        # init made a SQLite database first; point the config at PostgreSQL and init again,
-        # which migrates it and makes the instance actor there
-        config = directory / "config.toml"
-        config.write_text(f'{config.read_text()}\n[database]\nurl = "{database_url}"\n')
-        r = runner.invoke(app, ["init", "--domain", domain, "--dir", str(directory)])
     assert r.exit_code == 0, r.output
     return CliInstance(directory, domain, "postgres" if database_url else "sqlite")
 
