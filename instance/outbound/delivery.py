@@ -34,13 +34,14 @@ due row is left, so a test (or the worker loop) drives a whole fan-out with one 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, get_args
+from typing import get_args
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -112,6 +113,9 @@ class InFlight:
         self.ready: deque[tuple[Job, Signed | None]] = deque()
         self.tasks: dict[asyncio.Task[DeliveryOutcome], tuple[Job, float]] = {}
         self.parked: set[asyncio.Task[DeliveryOutcome]] = set()
+        self.unparked: deque[asyncio.Task[DeliveryOutcome]] = deque()  # in start order
+        self.finished: list[asyncio.Task[DeliveryOutcome]] = []  # done, not yet collected
+        self.wake = asyncio.Event()  # set by every finished POST and by the writer
         self.results: list[Result] = []
         self.writing: list[Result] = []
         self.last_renew = time.monotonic()
@@ -132,21 +136,42 @@ class InFlight:
     def start_ready(self, send: Callable[[Job, Signed | None], Awaitable[DeliveryOutcome]]) -> None:
         while self.ready and self.busy < self.concurrency:
             job, signed = self.ready.popleft()
-            self.tasks[asyncio.ensure_future(send(job, signed))] = (job, time.monotonic())
+            task = asyncio.ensure_future(send(job, signed))
+            task.add_done_callback(self._done)
+            self.tasks[task] = (job, time.monotonic())
+            self.unparked.append(task)
 
-    def collect(self, done: set[asyncio.Task[Any]]) -> bool:
+    def _done(self, task: asyncio.Task[DeliveryOutcome]) -> None:
+        self.finished.append(task)
+        self.wake.set()
+
+    async def wait(self, seconds: float) -> None:
+        """Until a POST finishes or the writer is done (their callbacks set `wake`), at most
+        `seconds`. Not asyncio.wait over every task: that adds and removes a callback on
+        each of the hundreds of POSTs in flight, on every turn of the loop."""
+        if self.finished:
+            return
+        self.wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.wake.wait()
+
+    def collect(self) -> bool:
         """Outcomes of finished POSTs; then park POSTs unanswered after SLOW_AFTER."""
-        finished = [task for task in done if task in self.tasks]
+        finished = [task for task in self.finished if task in self.tasks]
+        self.finished.clear()
         for task in finished:
             job, _started = self.tasks.pop(task)
             self.parked.discard(task)
             self.results.append(Result(job, task.result()))
         cutoff = time.monotonic() - SLOW_AFTER
-        for task, (_job, started) in self.tasks.items():
-            if len(self.parked) >= self.max_parked:
-                break
-            if started < cutoff:
+        while self.unparked and len(self.parked) < self.max_parked:
+            task = self.unparked[0]
+            if task in self.tasks:
+                if self.tasks[task][1] >= cutoff:
+                    break  # started later than the cutoff, and so did every one after it
                 self.parked.add(task)
+            self.unparked.popleft()
         return bool(finished)
 
     def renew_due(self) -> bool:
@@ -200,16 +225,15 @@ class DeliveryWorker:
                         writer = asyncio.create_task(
                             self._write_and_claim(batch, wanted, flight.leased(), renew)
                         )
+                        writer.add_done_callback(lambda _: flight.wake.set())
                         finished_at_claim = finished
                         if renew:
                             flight.last_renew = time.monotonic()
                 if writer is None and flight.idle:
                     return recorded
-                waiting = {*flight.tasks, *([writer] if writer else [])}
-                done, _ = await asyncio.wait(
-                    waiting, timeout=TICK, return_when=asyncio.FIRST_COMPLETED
-                )
-                if writer in done:
+                if writer is None or not writer.done():
+                    await flight.wait(TICK)
+                if writer is not None and writer.done():
                     claimed = writer.result()
                     writer = None
                     recorded += len(flight.writing)
@@ -217,7 +241,7 @@ class DeliveryWorker:
                     flight.ready.extend(claimed)
                     if wanted and len(claimed) < wanted and finished == finished_at_claim:
                         more = False  # nothing else is due until a POST finishes
-                if flight.collect(done):
+                if flight.collect():
                     finished += 1
                     more = True
         finally:
