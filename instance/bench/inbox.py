@@ -29,7 +29,6 @@ import contextlib
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,9 @@ from typing import Any
 
 import httpx
 import uvicorn
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -56,6 +58,8 @@ from instance.errors import UserError
 from instance.runtime import open_runtime
 from instance.settings import load_settings
 from instance.setup import ensure_instance, write_config
+from instance.storage.db import make_engine
+from instance.storage.models import Base
 
 ACTIVITY_JSON = "application/activity+json"
 Signed = tuple[dict[str, str], bytes]
@@ -117,12 +121,15 @@ class FakeRemote:
         return headers, body
 
 
-def prepare_instance(directory: Path, port: int) -> str:
-    """config.toml (the builtin:tiny model), database and a local AI account to mention;
-    returns its actor URL."""
+def prepare_instance(directory: Path, port: int, database_url: str = "") -> str:
+    """config.toml (the builtin:tiny model; `database_url` when given), database and a local
+    AI account to mention; returns its actor URL."""
 
     write_config(directory, f"127.0.0.1:{port}", "http", allow_private_addresses=True,
                  model=BUILTIN_TINY)  # fmt: skip
+    if database_url:
+        config = directory / "config.toml"
+        config.write_text(config.read_text() + f'\n[database]\nurl = "{database_url}"\n')
 
     async def go() -> str:
         rt = await open_runtime(load_settings(directory / "config.toml"))
@@ -147,7 +154,8 @@ UNLIMITED_SENDER = {
 
 
 def start_server(
-    directory: Path, port: int, *, workers: bool | None = False, limits: bool = False
+    directory: Path, port: int, *, workers: bool | None = False, limits: bool = False,
+    extra: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
     """`dreamloom serve` in a child process, its log in `directory`/server.log. `workers`:
     None starts it as a self-hoster does (no flag: the default deployment), True with
@@ -156,7 +164,7 @@ def start_server(
     flag = [] if workers is None else ["--workers" if workers else "--no-workers"]
     command = [
         sys.executable, "-c", "from instance.cli import main; main()", "serve",
-        "--dir", str(directory), "--port", str(port), *flag,
+        "--dir", str(directory), "--port", str(port), *flag, *extra,
     ]  # fmt: skip
     env = {**os.environ, **({} if limits else UNLIMITED_SENDER)}
     with (directory / "server.log").open("ab") as log:
@@ -327,41 +335,44 @@ WORKER_ROLES = frozenset({"inbox", "delivery", "generation"})
 UNSETTLED = ("queued", "running")
 
 
-def inbox_statuses(database: Path) -> dict[str, str]:
+async def _rows(database: AsyncEngine, sql: str) -> list[Any]:
+    async with database.connect() as conn:
+        return list((await conn.execute(text(sql))).all())
+
+
+async def inbox_statuses(database: AsyncEngine) -> dict[str, str]:
     """activity id -> status of every inbox row."""
-    with contextlib.closing(sqlite3.connect(database)) as db:
-        return dict(db.execute("SELECT activity_uri, status FROM inbox_items").fetchall())
+    found = await _rows(database, "SELECT activity_uri, status FROM inbox_items")
+    return {str(activity): str(status) for activity, status in found}
 
 
-def unsettled(database: Path) -> int:
-    with contextlib.closing(sqlite3.connect(database)) as db:
-        (left,) = db.execute(
-            "SELECT count(*) FROM inbox_items WHERE status IN ('queued', 'running')"
-        ).fetchone()
+async def unsettled(database: AsyncEngine) -> int:
+    [(left,)] = await _rows(
+        database, "SELECT count(*) FROM inbox_items WHERE status IN ('queued', 'running')"
+    )
     return int(left)
 
 
-def generation_statuses(database: Path) -> dict[str, int]:
-    with contextlib.closing(sqlite3.connect(database)) as db:
-        rows = db.execute("SELECT status, count(*) FROM generation_jobs GROUP BY status")
-        return {str(status): int(count) for status, count in rows}
+async def generation_statuses(database: AsyncEngine) -> dict[str, int]:
+    rows = await _rows(database, "SELECT status, count(*) FROM generation_jobs GROUP BY status")
+    return {str(status): int(count) for status, count in rows}
 
 
-def beating_roles(database: Path) -> set[str] | None:
+async def beating_roles(database: AsyncEngine) -> set[str] | None:
     """The roles with a heartbeat row; None when the schema has no heartbeats (a `serve`
     that runs its workers in the web process)."""
-    with contextlib.closing(sqlite3.connect(database)) as db:
-        try:
-            return {str(r) for (r,) in db.execute("SELECT DISTINCT role FROM role_heartbeats")}
-        except sqlite3.OperationalError:  # no such table
-            return None
+    try:
+        found = await _rows(database, "SELECT DISTINCT role FROM role_heartbeats")
+        return {str(r) for (r,) in found}
+    except DBAPIError:  # no such table
+        return None
 
 
-async def wait_roles(database: Path, timeout_s: float) -> float:
+async def wait_roles(database: AsyncEngine, timeout_s: float) -> float:
     """Seconds until every worker role beats (the generation role beats once its model is
     loaded and warmed), so the load meets the deployment as it runs, not as it starts."""
     started = time.perf_counter()
-    while (roles := await asyncio.to_thread(beating_roles, database)) is not None:
+    while (roles := await beating_roles(database)) is not None:
         if roles >= WORKER_ROLES:
             break
         if time.perf_counter() - started > timeout_s:
@@ -370,12 +381,12 @@ async def wait_roles(database: Path, timeout_s: float) -> float:
     return time.perf_counter() - started
 
 
-async def wait_handled(database: Path, timeout_s: float) -> float | None:
+async def wait_handled(database: AsyncEngine, timeout_s: float) -> float | None:
     """Seconds until no inbox item is queued or running (polled every POLL_S), or None past
     `timeout_s`."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout_s:
-        if await asyncio.to_thread(unsettled, database) == 0:
+        if await unsettled(database) == 0:
             return time.perf_counter() - started
         await asyncio.sleep(POLL_S)
     return None
@@ -384,14 +395,15 @@ async def wait_handled(database: Path, timeout_s: float) -> float | None:
 async def run_load(
     directory: Path, n: int, concurrency: int, port: int, generator: str,
     deployment: str = "no-workers", load: str = "mention",
-    drain_timeout_s: float = DRAIN_TIMEOUT_S,
+    drain_timeout_s: float = DRAIN_TIMEOUT_S, database_url: str = "", inbox_processes: int = 1,
 ) -> dict[str, Any]:  # fmt: skip
     workers = DEPLOYMENTS[deployment]
     remote = FakeRemote(free_port())
     remote_task = asyncio.create_task(remote.server.serve())
     base = f"http://127.0.0.1:{port}"
-    database = directory / "data" / "dreamloom.db"
-    process = start_server(directory, port, workers=workers)
+    database = make_engine(database_url or f"sqlite+aiosqlite:///{directory}/data/dreamloom.db")
+    extra = ["--processes", f"inbox={inbox_processes}"] if inbox_processes > 1 else []
+    process = start_server(directory, port, workers=workers, extra=extra)
     ready_s = drained_s = roles_s = None
     try:
         await wait_until_up(base, process)
@@ -428,7 +440,9 @@ async def run_load(
         await remote_task
     latencies, codes = sorted(tally.latencies), tally.codes
     accepted = sum(v for k, v in codes.items() if k.startswith("2"))
-    rows = inbox_statuses(database)
+    rows = await inbox_statuses(database)
+    jobs = await generation_statuses(database)
+    await database.dispose()
     by_status = Counter(rows.get(a, "lost") for a in tally.accepted)
     return {
         "deployment": deployment, "load": load, "n": n, "concurrency": concurrency,
@@ -443,7 +457,8 @@ async def run_load(
         "drain_s": None if drained_s is None else round(drained_s, 2),
         "handled_per_s": (round(accepted / (elapsed + drained_s), 1)
                           if drained_s is not None else None),
-        "generation_jobs": generation_statuses(database),
+        "generation_jobs": jobs, "database": "postgresql" if database_url else "sqlite",
+        "inbox_processes": inbox_processes if workers is not False else 0,
         "server_cpu_ms_per_request": round(1000 * sending_cpu / n, 3),
         "server_cpu_ms_per_item_with_drain": round(1000 * server_cpu / n, 3),
         "client_cpu_ms_per_request": round(1000 * client_cpu / n, 3),
@@ -453,34 +468,66 @@ async def run_load(
 def bench(
     n: int, concurrency: int, generator: str = "raw",
     deployments: Sequence[str] = tuple(DEPLOYMENTS), loads: Sequence[str] = LOADS,
-    drain_timeout_s: float = DRAIN_TIMEOUT_S,
+    drain_timeout_s: float = DRAIN_TIMEOUT_S, database_url: str = "", inbox_processes: int = 1,
 ) -> dict[str, Any]:  # fmt: skip
-    """One run per (deployment, load), each on a fresh instance."""
+    """One run per (deployment, load), each on a fresh instance (with `database_url`: on
+    that empty PostgreSQL database, whose tables are dropped after each run)."""
     for name in deployments:
         if name not in DEPLOYMENTS:
             raise UserError(f"unknown deployment {name!r}: use {', '.join(DEPLOYMENTS)}")
     for name in loads:
         if name not in LOADS:
             raise UserError(f"unknown load {name!r}: use {', '.join(LOADS)}")
-    runs = [one_run(n, concurrency, generator, d, load, drain_timeout_s)
-            for d in deployments for load in loads]  # fmt: skip
+    if inbox_processes < 1:
+        raise UserError(f"--inbox-processes must be at least 1, not {inbox_processes}")
+    if database_url:
+        asyncio.run(_require_empty(database_url))
+    runs = [one_run(n, concurrency, generator, d, load, drain_timeout_s, database_url,
+                    inbox_processes) for d in deployments for load in loads]  # fmt: skip
     return {"n": n, "concurrency": concurrency, "generator": generator,
             "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
             "runs": runs}  # fmt: skip
 
 
 def one_run(
-    n: int, concurrency: int, generator: str, deployment: str, load: str, drain_timeout_s: float
-) -> dict[str, Any]:
+    n: int, concurrency: int, generator: str, deployment: str, load: str, drain_timeout_s: float,
+    database_url: str = "", inbox_processes: int = 1,
+) -> dict[str, Any]:  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="dreamloom-bench-") as tmp:
         directory = Path(tmp)
         port = free_port()
-        prepare_instance(directory, port)
-        load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-        with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            result = runner.run(run_load(directory, n, concurrency, port, generator,
-                                         deployment, load, drain_timeout_s))  # fmt: skip
+        try:
+            prepare_instance(directory, port, database_url)
+            load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                result = runner.run(run_load(directory, n, concurrency, port, generator,
+                                             deployment, load, drain_timeout_s, database_url,
+                                             inbox_processes))  # fmt: skip
+        finally:
+            if database_url:
+                asyncio.run(_drop_all(database_url))
         return {**result, "load_average_before": load_before}
+
+
+async def _require_empty(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    finally:
+        await engine.dispose()
+    if tables:
+        raise UserError(f"--database-url must be an empty database; it has {tables[:5]}")
+
+
+async def _drop_all(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.drop_all)
+            await conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    finally:
+        await engine.dispose()
 
 
 def loop_factory() -> Any:

@@ -39,15 +39,23 @@ def bench_inbox(
         float, typer.Option(help="Seconds after the last 202 to wait for every accepted "
                             "activity to be handled.")
     ] = inbox.DRAIN_TIMEOUT_S,
+    database_url: Annotated[
+        str, typer.Option(help="An EMPTY PostgreSQL database to run on instead of SQLite "
+                          "(postgresql+asyncpg://...); its tables are dropped after each run.")
+    ] = "",
+    inbox_processes: Annotated[
+        int, typer.Option(help="Inbox processes of the default deployment "
+                          "(serve --processes inbox=N).")
+    ] = 1,
     as_json: JsonOption = False,
 ) -> None:
     """Signed Create{Note} POSTs/s the inbox verifies and persists, and the time until every
-    accepted one is handled, per deployment and load (SQLite, loopback)."""
+    accepted one is handled, per deployment and load (SQLite or PostgreSQL, loopback)."""
     if generator not in inbox.GENERATORS:
         raise typer.BadParameter(f"--generator must be one of {', '.join(inbox.GENERATORS)}")
     try:
         r = inbox.bench(n, concurrency, generator, _names(deployment), _names(load),
-                        drain_timeout)  # fmt: skip
+                        drain_timeout, database_url, inbox_processes)  # fmt: skip
     except UserError as exc:
         fail(str(exc))
         return

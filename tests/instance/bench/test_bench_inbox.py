@@ -37,3 +37,37 @@ def test_bench_inbox_default_deployment_drains_both_loads():
 def test_bench_inbox_names_an_unknown_deployment():
     with pytest.raises(UserError, match="unknown deployment 'gpu'"):
         bench(1, 1, deployments=["gpu"])
+
+
+@pytest.mark.postgres
+def test_bench_inbox_on_postgresql_with_two_inbox_processes(pg_database):
+    """--database-url: the same bench on an empty PostgreSQL database, here with two inbox
+    processes draining the queue; every accepted activity is handled and the tables are
+    dropped after the run, so the database is empty again."""
+    (run,) = bench(20, 4, deployments=["default"], loads=["plain"],
+                   database_url=pg_database, inbox_processes=2)["runs"]  # fmt: skip
+    assert (run["database"], run["inbox_processes"]) == ("postgresql", 2)
+    assert run["codes"] == {"202": 20} and run["lost"] == 0
+    assert run["accepted_by_status"] == {"done": 20} and run["drain_s"] is not None
+    bench(1, 1, deployments=["no-workers"], loads=["plain"], database_url=pg_database)
+
+
+@pytest.mark.postgres
+def test_bench_inbox_refuses_a_database_that_is_not_empty(pg_database):
+    """A database with tables in it is refused before anything runs: the bench drops every
+    table it made, so it must not be pointed at a real instance's database."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from instance.storage.db import make_engine
+
+    async def make_a_table():
+        engine = make_engine(pg_database)
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE precious (id int)"))
+        await engine.dispose()
+
+    asyncio.run(make_a_table())
+    with pytest.raises(UserError, match="must be an empty database"):
+        bench(1, 1, deployments=["no-workers"], loads=["plain"], database_url=pg_database)
