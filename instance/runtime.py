@@ -131,6 +131,10 @@ class Runtime:
         return list(found.values())
 
     async def aclose(self) -> None:
+        for service in list(self._services.values()):
+            close = getattr(service, "aclose", None)
+            if close is not None:  # a service holding connections of its own
+                await close()
         for client in self._clients():
             await client.aclose()
         await self.engine.dispose()

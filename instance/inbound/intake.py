@@ -136,6 +136,10 @@ class Intake:
         self.writer = InboxWriter(rt)
         self.usernames: set[str] = set()  # local accounts seen: their inboxes exist
 
+    async def aclose(self) -> None:
+        """The writer's own connections (Runtime.aclose calls this)."""
+        await self.writer.aclose()
+
     def start_reading(self, address: str) -> bool:
         """Count one body being read from `address`; False past READS_PER_IP."""
         now = self.reading.get(address, 0)
