@@ -14,7 +14,6 @@ from generator.png import TRAINED_ALGORITHMIC_MEDIA, read_recipe
 from generator.provenance import read_manifest
 from generator.recipe import Recipe
 from generator.testing import FakePipeline
-from instance.roles import worker_factories
 from instance.content.posting import Draft, delete, publish
 from instance.errors import InvalidGenerationRequest, LowDiskError, QueueFullError
 from instance.generation.recipes import build_recipe
@@ -22,6 +21,7 @@ from instance.generation.requests import enqueue
 from instance.generation.store import DbJobStore
 from instance.generation.worker import GenerationWorker
 from instance.queues import GENERATION
+from instance.roles import worker_factories
 from instance.storage.models import Account, GenerationJob, MediaAttachment, Post
 from tests.instance.generation_fixtures import Clock, gen_settings, tiny_cache  # noqa: F401
 from tests.instance_fixtures import asgi_client

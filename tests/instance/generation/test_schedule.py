@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select
 
 from generator.testing import FakePipeline
-from instance.roles import worker_factories
 from instance.content.posting import Draft, publish
 from instance.content.quotes import QUOTE_TIMEOUT
 from instance.generation.requests import enqueue
@@ -23,6 +22,7 @@ from instance.generation.schedule import (
     set_schedule,
 )
 from instance.generation.worker import GenerationWorker
+from instance.roles import worker_factories
 from instance.storage.models import Account, GenerationJob, OutboundActivity, Post
 from tests.instance.generation_fixtures import Clock
 from tests.instance_fixtures import make_settings

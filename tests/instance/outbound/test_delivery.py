@@ -18,12 +18,12 @@ import activitypub.delivery as ap_delivery
 from activitypub.delivery import next_attempt_delay
 from activitypub.httpsig.cavage import cavage_signing_string, parse_signature_header
 from activitypub.httpsig.common import rsa_verifies
-from instance.roles import worker_factories
 from instance.content.key_rotation import rotate_key
 from instance.content.posting import Draft, publish
 from instance.outbound import delivery as delivery_mod
 from instance.outbound.delivery import DeliveryWorker
 from instance.outbound.domains import PAUSE_AFTER_DAYS, note_inbound
+from instance.roles import worker_factories
 from instance.runtime import Runtime, open_runtime
 from instance.setup import ensure_instance
 from instance.storage.models import Account, Delivery, DomainHealth, Follow, OutboundActivity
