@@ -72,11 +72,18 @@ async def claim(
         return query.with_for_update(skip_locked=True) if locking else query
 
     taken_over = list(await session.scalars(pick(lapsed(model, now), limit)))
+    queued: list[Any] = []
+    if len(taken_over) < limit:
+        # chosen in a statement of its own, never as a subquery of the UPDATE: PostgreSQL may
+        # run a `LIMIT n FOR UPDATE SKIP LOCKED` subquery more than once, each time skipping
+        # the rows it locked before, and so lease more than n rows (one worker took 16 jobs
+        # with max_batch 1: tests/instance/processes/test_roles.py)
+        queued = list(await session.scalars(pick(waiting(model, now), limit - len(taken_over))))
+    chosen = taken_over + queued
+    if not chosen:
+        return []
     ids: Any = model.id  # type: ignore[attr-defined]
-    chosen: list[Any] = [ids.in_(taken_over)] if taken_over else []
-    if len(taken_over) < limit:  # the queued rows: chosen inside the UPDATE, one statement
-        chosen.append(ids.in_(pick(waiting(model, now), limit - len(taken_over)).scalar_subquery()))
-    rows = await _lease(session, model, or_(*chosen), now, lease or queue.fixed_lease)
+    rows = await _lease(session, model, ids.in_(chosen), now, lease or queue.fixed_lease)
     lapsed_ids = set(taken_over)
     rows.sort(key=lambda row: (row.id not in lapsed_ids, row.id))  # type: ignore[attr-defined]
     return rows

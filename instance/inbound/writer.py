@@ -36,6 +36,7 @@ from cachetools import TTLCache
 from sqlalchemy import insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.pool import NullPool
 
 from activitypub.urls import authority_of
 from instance.errors import Refused
@@ -76,7 +77,10 @@ class InboxWriter:
         self._engine: AsyncEngine | None = None
         self._sessions = rt.sessions
         if is_sqlite(rt.settings.database_url):
-            self._engine = make_engine(rt.settings.database_url, busy_timeout_ms=LOCK_WAIT_MS)
+            # NullPool: a connection per batch, closed with it, so none outlives its runtime
+            self._engine = make_engine(
+                rt.settings.database_url, busy_timeout_ms=LOCK_WAIT_MS, poolclass=NullPool
+            )
             self._sessions = make_sessionmaker(self._engine)
         self._pending: list[Pending] = []
         self._task: asyncio.Task[None] | None = None

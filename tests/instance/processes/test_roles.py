@@ -256,9 +256,10 @@ def test_several_generation_workers_drain_one_queue_without_duplicates_or_loss(
                     return {a.pid, b.pid, c.pid} <= pids
 
                 await until(all_listening, "three generation workers", seconds=300)
-                ids = await queue_posts(
-                    rt, "painter", [f"heron number {n}" for n in range(60)], size=(128, 128)
-                )
+                # jobs of a second or so each: whichever worker wakes first cannot take them
+                # all before the others' next claim (a wake-up, else their 1 s poll)
+                ids = await queue_posts(rt, "painter", [f"heron number {n}" for n in range(16)],
+                                        steps=8, size=(256, 256))  # fmt: skip
                 wakeups = wakeups_for(rt.settings)  # as the web process does after queueing
                 wakeups.notify("generation")
                 await asyncio.sleep(0.1)
