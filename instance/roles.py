@@ -93,8 +93,6 @@ async def run_worker(
     settings: Settings,
     roles: tuple[str, ...],
     stop: asyncio.Event,
-    *,
-    ready: Callable[[], None] | None = None,
 ) -> None:
     """Run the workers of `roles` in this process until `stop` is set."""
     rt = await open_runtime(settings)
@@ -118,8 +116,6 @@ async def run_worker(
         log.info("Dreamloom worker running %s (pid %d)", ", ".join(roles), os.getpid(),
                  extra={"roles": list(roles), "pid": os.getpid()})  # fmt: skip
         async with beating(rt, roles, _detail(settings, roles)):
-            if ready is not None:
-                ready()
             await stop.wait()
     finally:
         if workers is not None:

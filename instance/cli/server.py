@@ -174,7 +174,7 @@ def _supervise(settings: Settings, roles: tuple[str, ...], counts: dict[str, int
         f"{r} x{counts.get(r, 1)}" if r == WEB or counts.get(r, 1) > 1 else r for r in roles
     )
     where = f" on {listening}" if sock else ""
-    log.info(f"Dreamloom serving {settings.base_url}{where} ({shape})")
+    log.info("Dreamloom serving %s%s (%s)", settings.base_url, where, shape)
     began = time.monotonic()
     boss = supervisor.Supervisor(processes, on_exit=metrics.process_exited)
     try:

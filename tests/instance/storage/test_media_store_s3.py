@@ -28,7 +28,6 @@ from instance.content.pictures import set_picture
 from instance.errors import ConfigError
 from instance.generation.personas import queue_picture
 from instance.generation.requests import enqueue
-from instance.generation.worker import GenerationWorker
 from instance.maintenance import backup as backup_mod
 from instance.maintenance import restore as restore_mod
 from instance.maintenance.prune import find_orphans, fix_orphans
@@ -38,7 +37,12 @@ from instance.setup import ensure_instance
 from instance.storage import media_store
 from instance.storage.media_store import LocalMediaStore, MediaStoreError, make_media_store
 from instance.storage.models import Account, GenerationJob, MediaAttachment, Post
-from tests.instance.generation_fixtures import GEN, share_cache, tiny_cache  # noqa: F401
+from tests.instance.generation_fixtures import (  # noqa: F401
+    GEN,
+    run_generation,
+    share_cache,
+    tiny_cache,
+)
 from tests.instance_fixtures import AP_ACCEPT, asgi_client, free_port, make_settings
 
 KEYS = {"s3_access_key_id": "testing", "s3_secret_access_key": "testing-secret"}
@@ -104,12 +108,7 @@ async def generate_post(rt, account, prompt: str = "a heron") -> GenerationJob:
     """Queue an image with a post step and run the real generation worker (builtin:tiny)."""
     async with rt.session() as s:
         job = await enqueue(s, rt, account, prompt, size=(32, 32), steps=1, then={"post": {}})
-    worker = GenerationWorker(rt)
-    try:
-        while await worker.run_once():
-            pass
-    finally:
-        await worker.aclose()
+    await run_generation(rt)
     async with rt.sessions() as s:
         return await s.get_one(GenerationJob, job.id)
 
@@ -194,12 +193,7 @@ async def test_a_generated_avatar_and_its_renditions_live_in_the_bucket(
     async with runtime.session() as s:
         me = await s.get_one(Account, painter.id)
         await queue_picture(s, runtime, me, "avatar")
-    worker = GenerationWorker(runtime)
-    try:
-        while await worker.run_once():
-            pass
-    finally:
-        await worker.aclose()
+    await run_generation(runtime)
     async with runtime.sessions() as s:
         me = await s.get_one(Account, painter.id)
     avatar = me.avatar_url.rsplit("/", 1)[1]
