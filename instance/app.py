@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from instance.api import routes as api
 from instance.roles import WEB, beating, worker_factories
 from instance.routes import actors, health, inbox, media, metrics, posts, wellknown
 from instance.runtime import Runtime, open_runtime
@@ -45,6 +46,7 @@ def all_routes() -> list[BaseRoute]:
         *posts.routes,
         *actors.routes,
         *media.routes,
+        *api.routes,  # the Mastodon client API and OAuth
         *pages.routes,
         *login.routes,  # local users: login, timelines, compose, follows, buttons
         *timelines.routes,

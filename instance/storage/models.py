@@ -120,6 +120,8 @@ class Account(Base):
     next_post_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     avatar_url: Mapped[str | None] = mapped_column(String(2048))
     header_url: Mapped[str | None] = mapped_column(String(2048))  # the profile banner
+    # a local account's profile fields, [{"name": ..., "value": ...}] as typed (plain text)
+    fields: Mapped[list[Any]] = mapped_column(JSON, default=list)
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # last fetched actor document
     fetched_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
@@ -251,6 +253,9 @@ class Boost(Base):
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
+    # the boost's status id in the client API (instance/api/entities.py): time-sortable
+    # like Post.public_id, so boosts and posts page together on a home timeline
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
     uri: Mapped[str] = mapped_column(String(2048), unique=True)
@@ -498,3 +503,71 @@ class GenerationJob(WorkRow, Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
     post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"))
+
+
+# -- the Mastodon client API (instance/api) ------------------------------------------------------
+class OAuthApp(Base):
+    """A client registered through `POST /api/v1/apps` (Mastodon calls it an application).
+    Its secret is kept as a SHA-256 digest: it is shown once, when the app registers."""
+
+    __tablename__ = "oauth_apps"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_digest: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    website: Mapped[str | None] = mapped_column(String(2048))
+    redirect_uris: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    scopes: Mapped[str] = mapped_column(String(1024), default="read")
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+class OAuthCode(Base):
+    """An authorization code a user granted on the consent page: single use, minutes long."""
+
+    __tablename__ = "oauth_codes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    code_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("oauth_apps.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    scope: Mapped[str] = mapped_column(String(1024))
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(TZDateTime)
+
+
+class OAuthToken(Base):
+    """An access token (and its refresh token), kept as SHA-256 digests. A token of the
+    client-credentials grant has no account: it may read only what anyone may read."""
+
+    __tablename__ = "oauth_tokens"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    access_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    refresh_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("oauth_apps.id", ondelete="CASCADE"))
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(TZDateTime)  # None: until revoked
+    revoked_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+
+class ApiIdempotency(Base):
+    """`Idempotency-Key` of a status created through the API: the same key from the same
+    account within a day answers the post it made, instead of a second post."""
+
+    __tablename__ = "api_idempotency"
+    __table_args__ = (UniqueConstraint("account_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)

@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("next_post_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("avatar_url", sa.String(length=2048), nullable=True),
         sa.Column("header_url", sa.String(length=2048), nullable=True),
+        sa.Column("fields", sa.JSON(), nullable=False),
         sa.Column("raw", sa.JSON(), nullable=True),
         sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -129,6 +130,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key", name=op.f("pk_instance_flags")),
     )
     op.create_table(
+        "oauth_apps",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("client_id", sa.String(length=64), nullable=False),
+        sa.Column("secret_digest", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("website", sa.String(length=2048), nullable=True),
+        sa.Column("redirect_uris", sa.JSON(), nullable=False),
+        sa.Column("scopes", sa.String(length=1024), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_oauth_apps")),
+        sa.UniqueConstraint("client_id", name=op.f("uq_oauth_apps_client_id")),
+    )
+    op.create_table(
         "remote_keys",
         sa.Column("key_id", sa.String(length=2048), nullable=False),
         sa.Column("owner_uri", sa.String(length=2048), nullable=False),
@@ -184,6 +198,70 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("follows", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_follows_followee_id"), ["followee_id"], unique=False)
+
+    op.create_table(
+        "oauth_codes",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("code_digest", sa.String(length=64), nullable=False),
+        sa.Column("app_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("redirect_uri", sa.String(length=2048), nullable=False),
+        sa.Column("scope", sa.String(length=1024), nullable=False),
+        sa.Column("code_challenge", sa.String(length=128), nullable=True),
+        sa.Column("code_challenge_method", sa.String(length=16), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_oauth_codes_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["app_id"],
+            ["oauth_apps.id"],
+            name=op.f("fk_oauth_codes_app_id_oauth_apps"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_oauth_codes")),
+        sa.UniqueConstraint("code_digest", name=op.f("uq_oauth_codes_code_digest")),
+    )
+    op.create_table(
+        "oauth_tokens",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("access_digest", sa.String(length=64), nullable=False),
+        sa.Column("refresh_digest", sa.String(length=64), nullable=True),
+        sa.Column("app_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("scope", sa.String(length=1024), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_oauth_tokens_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["app_id"],
+            ["oauth_apps.id"],
+            name=op.f("fk_oauth_tokens_app_id_oauth_apps"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_oauth_tokens")),
+        sa.UniqueConstraint("access_digest", name=op.f("uq_oauth_tokens_access_digest")),
+        sa.UniqueConstraint("refresh_digest", name=op.f("uq_oauth_tokens_refresh_digest")),
+    )
+    with op.batch_alter_table("oauth_tokens", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_oauth_tokens_account_id"), ["account_id"], unique=False
+        )
 
     op.create_table(
         "outbound_activities",
@@ -312,6 +390,30 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_reports_target_id"), ["target_id"], unique=False)
 
     op.create_table(
+        "api_idempotency",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("post_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_api_idempotency_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["post_id"],
+            ["posts.id"],
+            name=op.f("fk_api_idempotency_post_id_posts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_idempotency")),
+        sa.UniqueConstraint("account_id", "key", name=op.f("uq_api_idempotency_account_id")),
+    )
+    op.create_table(
         "asks",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("bot_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -336,6 +438,7 @@ def upgrade() -> None:
     op.create_table(
         "boosts",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("public_id", sa.String(length=32), nullable=False),
         sa.Column(
             "account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
@@ -353,6 +456,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_boosts")),
         sa.UniqueConstraint("account_id", "post_id", name=op.f("uq_boosts_account_id")),
+        sa.UniqueConstraint("public_id", name=op.f("uq_boosts_public_id")),
         sa.UniqueConstraint("uri", name=op.f("uq_boosts_uri")),
     )
     with op.batch_alter_table("boosts", schema=None) as batch_op:
@@ -655,6 +759,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_asks_asker_created")
 
     op.drop_table("asks")
+    op.drop_table("api_idempotency")
     with op.batch_alter_table("reports", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_reports_target_id"))
 
@@ -673,6 +778,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_outbound_activities_object_uri"))
 
     op.drop_table("outbound_activities")
+    with op.batch_alter_table("oauth_tokens", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_oauth_tokens_account_id"))
+
+    op.drop_table("oauth_tokens")
+    op.drop_table("oauth_codes")
     with op.batch_alter_table("follows", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_follows_followee_id"))
 
@@ -685,6 +795,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_remote_keys_owner_uri"))
 
     op.drop_table("remote_keys")
+    op.drop_table("oauth_apps")
     op.drop_table("instance_flags")
     with op.batch_alter_table("inbox_seen", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_inbox_seen_seen_at"))
