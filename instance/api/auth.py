@@ -25,7 +25,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from starlette.requests import Request
@@ -181,9 +181,20 @@ def endpoint(
             response.headers["X-RateLimit-Reset"] = reset_at.isoformat()
             return response
 
-        return run
+        return cookieless(run)
 
     return wrap
+
+
+E = TypeVar("E", bound=Callable[..., Any])
+
+
+def cookieless(fn: E) -> E:
+    """Mark an endpoint that never reads the session cookie (a bearer token or client
+    credentials, or nothing, authenticate it): a cross-site form cannot act through it, so
+    it needs no CSRF token (tests/instance/web/test_web_csrf.py reads the mark)."""
+    fn.cookieless = True  # type: ignore[attr-defined]
+    return fn
 
 
 class RateLimits:

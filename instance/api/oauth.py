@@ -53,7 +53,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from instance.api import scopes as scope_rules
-from instance.api.auth import ApiError, Caller, digest, endpoint, error_response, json_response
+from instance.api.auth import (
+    ApiError,
+    Caller,
+    cookieless,
+    digest,
+    endpoint,
+    error_response,
+    json_response,
+)
 from instance.api.tokens import OOB, new_secret, register_app
 from instance.moderation import suspension
 from instance.routes.common import runtime
@@ -478,6 +486,7 @@ def to_response(answer: Answer) -> Response:
 
 
 # -- endpoints --------------------------------------------------------------------------------
+@cookieless
 async def create_app(request: Request) -> Response:
     """POST /api/v1/apps: Mastodon's Application with its credentials."""
     try:
@@ -612,11 +621,13 @@ def _oauth_error_page(request: Request, exc: OAuth2Error) -> Response:
                                                  f"{message}"}, status=400)  # fmt: skip
 
 
+@cookieless
 async def token(request: Request) -> Response:
     """POST /oauth/token."""
     return await _token_endpoint(request, lambda server, req: server.create_token_response(req))
 
 
+@cookieless
 async def revoke(request: Request) -> Response:
     """POST /oauth/revoke: 200 `{}` whether or not the token existed (RFC 7009)."""
     return await _token_endpoint(
