@@ -41,8 +41,9 @@ from activitypub.notes import (
 from activitypub.objects import AS_CONTEXT, id_of
 from activitypub.urls import same_origin
 from instance.content.notes import note_json
-from instance.content.posting import federate_post, federate_update, load_media
+from instance.content.posting import Draft, federate_post, federate_update, load_media, publish
 from instance.content.visibility import can_quote
+from instance.errors import PostingError
 from instance.outbound.fanout import enqueue
 from instance.runtime import Runtime
 from instance.storage.ids import new_public_id
@@ -200,6 +201,29 @@ async def request_quote(
         instrument=note, to=parent_author.uri,
     )  # fmt: skip
     await enqueue(session, rt, author, request, to=[parent_author])
+
+
+async def publish_quote(session: AsyncSession, rt: Runtime, author: Account, draft: Draft) -> Post:
+    """Publish `draft`, which quotes `draft.quote`, and get its approval as a remix gets it:
+    stamped at once for a post of this instance, asked for by a QuoteRequest where the
+    parent's server answers them (federated once answered), else federated at once as an
+    unapproved quote. PostingError when the quoted post may not be quoted."""
+    parent = draft.quote
+    if parent is None:
+        raise PostingError("a quote needs the post it quotes")
+    if parent.deleted_at is not None or not can_quote(parent):
+        raise PostingError("only public and unlisted posts can be quoted")
+    draft.quote_state = "pending"
+    post = await publish(session, rt, author, draft, federate=False)
+    if parent.local:
+        await stamp_locally(session, rt, post, parent)
+        await federate_post(session, rt, author, post)
+    elif takes_quote_requests(parent):
+        parent_author = await session.get_one(Account, parent.account_id)
+        await request_quote(session, rt, author, post, parent_author)
+    else:
+        await publish_unapproved(session, rt, post)
+    return post
 
 
 async def _pending_remix(session: AsyncSession, request_id: str | None) -> Post | None:
