@@ -17,6 +17,11 @@ def ai_alt_text(prompt: str) -> str:
     return f"{AI_ALT_PREFIX}{prompt}"
 
 
+def ai_alt(text: str) -> str:
+    """Alt text someone wrote for a generated image, starting with AI_ALT_PREFIX (once)."""
+    return text if text.startswith(AI_ALT_PREFIX) else ai_alt_text(text)
+
+
 def ai_labelled(text: str, settings: Settings) -> str:
     """The text of a post of a generated image, ending with the AI hashtag (once)."""
     tag = settings.generator.ai_hashtag.strip().lstrip("#")

@@ -2,7 +2,8 @@
 
 One row per (kind, recipient, sender, post): `dedupe_key` is unique, so the same activity
 delivered many times, or a like undone and redone, notifies once. The list leaves out
-notifications from a suspended account or an account of a suspended domain.
+notifications from a suspended account or an account of a suspended domain. Dismissing a
+notification (the client API) deletes its row.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, get_args
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 
-from instance.moderation.domains import host_blocked
+from instance.moderation.domains import author_domain_hidden
 from instance.storage.idempotent import insert_rows
 from instance.storage.models import Account, Notification, NotificationKind, Post
 from instance.urls import LocalUrls
@@ -48,6 +50,36 @@ async def notify(
     await insert_rows(session, Notification, [values])
 
 
+def shown_to(account: Account) -> list[ColumnElement[bool]]:
+    """WHERE clauses over `Notification`: `account`'s, leaving out those from a suspended
+    account or an account of a suspended domain (moderation/domains.py); `list_for` and the
+    client API (which pages by id) list these."""
+    suspended = select(Account.id).where(Account.suspended_at.is_not(None))
+    return [
+        Notification.account_id == account.id,
+        Notification.from_account_id.not_in(suspended),
+        ~author_domain_hidden(Notification.from_account_id),
+    ]
+
+
+async def dismiss(session: AsyncSession, account: Account, notification_id: int) -> bool:
+    """Delete one of `account`'s notifications; whether there was one."""
+    result = await session.execute(
+        delete(Notification).where(
+            Notification.id == notification_id, Notification.account_id == account.id
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def clear(session: AsyncSession, account: Account) -> int:
+    """Delete all of `account`'s notifications; how many there were."""
+    result = await session.execute(
+        delete(Notification).where(Notification.account_id == account.id)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def list_for(
     session: AsyncSession,
     account: Account,
@@ -61,11 +93,7 @@ async def list_for(
         select(Notification, sender, Post)
         .join(sender, Notification.from_account_id == sender.id)
         .outerjoin(Post, Notification.post_id == Post.id)
-        .where(
-            Notification.account_id == account.id,
-            sender.suspended_at.is_(None),  # none from a suspended account
-            ~host_blocked(sender.domain),  # nor from a suspended domain (moderation/domains.py)
-        )
+        .where(*shown_to(account))
         .order_by(Notification.id.desc())
         .limit(limit)
     )

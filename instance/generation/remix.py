@@ -81,6 +81,26 @@ async def remix(
     visibility: Visibility = "public",
 ) -> GenerationJob:
     """Queue the remix's generation; the `remix` step publishes it when the image is ready."""
+    recipe = await remix_recipe(session, rt, account, parent, prompt=prompt, seed=seed,
+                                from_image=from_image, strength=strength)  # fmt: skip
+    kind = "image" if from_image else "prompt" if prompt else "seed"
+    then = {"remix": {"parent_post_id": parent.id, "visibility": visibility, "kind": kind}}
+    return await enqueue(session, rt, account, recipe, then=then, requested_by=account.uri)
+
+
+async def remix_recipe(
+    session: AsyncSession,
+    rt: Runtime,
+    account: Account,
+    parent: Post,
+    *,
+    prompt: str | None = None,
+    seed: int | None = None,
+    from_image: bool = False,
+    strength: float = DEFAULT_STRENGTH,
+) -> Recipe:
+    """The recipe of a remix of `parent` (the kinds in the module docstring); RemixError
+    when the post may not be remixed or gives nothing to start from."""
     if parent.deleted_at is not None:
         raise RemixError("that post was deleted")
     if not can_quote(parent):
@@ -111,9 +131,7 @@ async def remix(
             recipe = replace(recipe, parent=None, strength=None)
     except (RecipeError, TypeError, ValueError) as exc:
         raise RemixError(str(exc)) from None
-    kind = "image" if from_image else "prompt" if prompt else "seed"
-    then = {"remix": {"parent_post_id": parent.id, "visibility": visibility, "kind": kind}}
-    return await enqueue(session, rt, account, recipe, then=then, requested_by=account.uri)
+    return recipe
 
 
 def fallback_html(parent: Post, author_handle: str) -> tuple[str, str]:

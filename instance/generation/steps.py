@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from generator.recipe import GenerationResult
+from instance.content.ai_label import ai_alt
 from instance.content.pictures import set_picture
 from instance.content.posting import Draft, publish
 from instance.content.profiles import federate_actor
@@ -96,8 +97,34 @@ async def profile_step(ctx: StepContext, options: dict[str, Any]) -> None:
     return None
 
 
+async def media_step(ctx: StepContext, options: dict[str, Any]) -> None:
+    """Fill the job account's attachment `media_id` (made without a file when the job was
+    queued, instance/api/media.py) with the image, so the client keeps the one id it was
+    given; the row the store made for the image is folded into it."""
+    target = await ctx.session.get(MediaAttachment, options["media_id"])
+    if target is None or target.account_id != ctx.account.id or target.file_name is not None:
+        raise InvalidGenerationRequest("the attachment this image was made for is gone")
+    made = ctx.media
+    take_image(target, made)
+    ctx.job.media_id = target.id
+    await ctx.session.delete(made)
+    await ctx.session.flush()
+    ctx.media = target
+    return None
+
+
+def take_image(target: MediaAttachment, made: MediaAttachment) -> None:
+    """`target` names the image `made` names; alt text the client gave is kept (labelled as
+    a generated image's: instance/content/ai_label.py), else the generated one."""
+    target.file_name, target.media_type = made.file_name, made.media_type
+    target.width, target.height, target.blurhash = made.width, made.height, made.blurhash
+    target.size_bytes, target.sha256 = made.size_bytes, made.sha256
+    target.description = ai_alt(target.description) if target.description else made.description
+
+
 STEPS: dict[str, Step] = {
     "post": post_step, "answer": post_step, "remix": remix_step, "profile": profile_step,
+    "media": media_step,
 }  # fmt: skip
 FAILURE_STEPS: dict[str, FailureStep] = {"answer": asks.answer_failed}
 assert STEPS.keys() == then.KINDS.keys(), "every then kind has a step, and no step is unknown"

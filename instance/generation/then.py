@@ -10,6 +10,9 @@ exists (instance/generation/steps.py):
     remix   publish the image as a remix of another post, asking for quote approval (remix.py)
     profile make the image the account's avatar or header, {"picture": "avatar" | "header"}
             (instance/content/pictures.py), and tell its followers
+    media   keep the image as the job account's unattached attachment `media_id`, made
+            (without a file) when the job was queued: the Mastodon API's generation as media
+            (instance/api/media.py), {"media_id": 12}
 
 Post and answer options, all optional but the text (which defaults to the prompt as asked,
 without the persona's style):
@@ -72,8 +75,16 @@ def check_profile(options: dict[str, Any], prompt: str) -> dict[str, Any]:
     return options
 
 
+def check_media(options: dict[str, Any], prompt: str) -> dict[str, Any]:
+    media_id = options.get("media_id")
+    if not isinstance(media_id, int) or isinstance(media_id, bool):
+        raise InvalidGenerationRequest("a media step needs media_id (the attachment to fill)")
+    return {"media_id": media_id}
+
+
 KINDS: dict[str, Validator] = {
     "post": check_post, "answer": check_post, "remix": check_remix, "profile": check_profile,
+    "media": check_media,
 }  # fmt: skip
 
 
