@@ -27,7 +27,7 @@ from instance.content.ai_label import ai_labelled
 from instance.content.counters import recount
 from instance.content.notes import create_json, note_json
 from instance.content.notifications import notify
-from instance.content.text import MentionTarget, Rendered, render
+from instance.content.text import TOKEN, MentionTarget, Rendered, render
 from instance.content.visibility import VISIBILITIES
 from instance.errors import PostingError
 from instance.outbound.fanout import enqueue
@@ -48,6 +48,8 @@ MAX_MEDIA = 4  # the most images Mastodon and Pixelfed show on one post
 
 
 MAX_SUMMARY = 500
+MAX_TEXT = 4000  # the characters of a post's text (the web forms' maxlength), counted as below
+URL_CHARACTERS = 23  # a link counts as this many however long it is, as Mastodon counts
 LANGUAGE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8})*", re.IGNORECASE)  # BCP 47, as Mastodon takes
 
 
@@ -57,6 +59,28 @@ def content_warning(text: str | None) -> str | None:
     if len(cleaned) > MAX_SUMMARY:
         raise PostingError(f"content warning too long (at most {MAX_SUMMARY} characters)")
     return cleaned or None
+
+
+def text_length(text: str) -> int:
+    """A post's length as Mastodon counts it (and clients show it): each link is
+    URL_CHARACTERS, a mention `@user@host` counts only `@user`."""
+    length, last = 0, 0
+    for token in TOKEN.finditer(text):
+        length += token.start() - last
+        last = token.end()
+        if token["url"]:
+            length += URL_CHARACTERS
+        elif token["mention"]:
+            length += 1 + len(token["mention"].split("@")[0])
+        else:
+            length += token.end() - token.start()
+    return length + len(text) - last
+
+
+def check_text(text: str) -> None:
+    """PostingError for a text longer than MAX_TEXT (as text_length counts it)."""
+    if text_length(text) > MAX_TEXT:
+        raise PostingError(f"text too long (at most {MAX_TEXT} characters)")
 
 
 def language_code(code: str) -> str:
@@ -112,6 +136,7 @@ async def publish(
     commits."""
     urls = rt.urls
     addressing(draft.visibility, author, [])  # an unknown visibility fails before any write
+    check_text(draft.text)
     if len(draft.media) > MAX_MEDIA:
         raise PostingError(f"at most {MAX_MEDIA} images per post")
     parent = draft.in_reply_to
@@ -260,6 +285,7 @@ async def edit(
         raise PostingError("only the author can edit a post")
     if post.deleted_at is not None:
         raise PostingError("a deleted post cannot be edited")
+    check_text(text)
     if summary is not None:
         post.summary = content_warning(summary)
     if sensitive is not None or summary is not None:

@@ -17,6 +17,8 @@ from instance.storage.models import Account
 
 MAX_DISPLAY_NAME = 100
 MAX_BIO = 2000
+MAX_FIELDS = 4  # profile fields (name and value pairs), as many as Mastodon allows
+MAX_FIELD_CHARS = 255  # for a field's name and for its value
 
 
 def apply_profile(
@@ -25,8 +27,11 @@ def apply_profile(
     display_name: str | None = None,
     bio: str | None = None,
     locked: bool | None = None,
+    discoverable: bool | None = None,
+    fields: list[tuple[str, str]] | None = None,
 ) -> None:
-    """Change what is given (None leaves a field as it is; "" resets the display name)."""
+    """Change what is given (None leaves a field as it is; "" resets the display name;
+    `fields` replaces all profile fields, pairs with an empty name and value left out)."""
     if account.kind == "Application":
         raise ProfileError("the instance actor cannot be changed")
     if display_name is not None:
@@ -40,6 +45,24 @@ def apply_profile(
         account.summary = bio
     if locked is not None:
         account.manually_approves_followers = locked
+    if discoverable is not None:
+        account.discoverable = discoverable
+    if fields is not None:
+        account.fields = profile_fields(fields)
+
+
+def profile_fields(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """Profile fields as stored: stripped, empty pairs dropped, at most MAX_FIELDS of at most
+    MAX_FIELD_CHARS each (ProfileError otherwise)."""
+    kept = [(n.strip(), v.strip()) for n, v in pairs if n.strip() or v.strip()]
+    if len(kept) > MAX_FIELDS:
+        raise ProfileError(f"at most {MAX_FIELDS} profile fields")
+    for name, value in kept:
+        if not name:
+            raise ProfileError("a profile field needs a name")
+        if len(name) > MAX_FIELD_CHARS or len(value) > MAX_FIELD_CHARS:
+            raise ProfileError(f"profile field too long (at most {MAX_FIELD_CHARS} characters)")
+    return [{"name": name, "value": value} for name, value in kept]
 
 
 def actor_of(rt: Runtime, account: Account) -> dict[str, Any]:

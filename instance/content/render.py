@@ -19,12 +19,13 @@ def actor_document(
     account: Account, urls: LocalUrls, host: str, model: str | None
 ) -> dict[str, Any]:
     """The actor JSON of a local account (the shape: activitypub.objects.build_actor). AI
-    accounts say so in a profile field, and name the model."""
+    accounts say so in a profile field, and name the model; the owner's own fields follow."""
     fields = []
     if account.kind == "Service":
         fields.append(property_value("Made by", "AI image generation on this instance"))
         if model:
             fields.append(property_value("Model", model))
+    fields += [property_value(f["name"], f["value"]) for f in account.fields or []]
     assert account.public_key_pem and account.inbox_uri and account.outbox_uri
     assert account.followers_uri and account.following_uri
     return build_actor(

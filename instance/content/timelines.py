@@ -58,6 +58,31 @@ def _posts_where(kind: str, viewer: Account | None, author: Account | None) -> l
     raise ValueError(f"unknown timeline {kind!r} (use one of {', '.join(KINDS)})")
 
 
+def shown_posts(
+    kind: str, *, viewer: Account | None = None, author: Account | None = None
+) -> list[Any]:
+    """WHERE clauses over `Post` for the posts of a timeline (its boosts aside), for callers
+    that page it their own way (the client API pages by id)."""
+    # suspended (and deleted) authors are hidden everywhere: instance/moderation/suspension.py
+    where = [*_posts_where(kind, viewer, author), Post.deleted_at.is_(None), shown_author()]
+    # suspended domains everywhere, silenced ones off public timelines: moderation/domains.py
+    where.append(domains.shown_domain(public=kind in ("local", "federated")))
+    return where
+
+
+def account_boosts(author: Account, viewer: Account | None) -> list[Any]:
+    """WHERE clauses over `Boost` joined to its `Post` for the boosts `author` made that
+    `viewer` may see among its posts (the client API's account timeline lists them, as
+    Mastodon does): of posts that are not gone, by authors and domains that are shown."""
+    return [
+        Boost.account_id == author.id,
+        Post.deleted_at.is_(None),
+        visible_to(viewer),
+        shown_author(),
+        domains.shown_domain(),
+    ]
+
+
 async def read(
     session: AsyncSession,
     kind: str,
@@ -69,10 +94,7 @@ async def read(
     now: datetime,
 ) -> list[Entry]:
     """One page of a timeline, newest first. `kind`: home/local/federated, or "account"."""
-    # suspended (and deleted) authors are hidden everywhere: instance/moderation/suspension.py
-    where = [*_posts_where(kind, viewer, author), Post.deleted_at.is_(None), shown_author()]
-    # suspended domains everywhere, silenced ones off public timelines: moderation/domains.py
-    where.append(domains.shown_domain(public=kind in ("local", "federated")))
+    where = shown_posts(kind, viewer=viewer, author=author)
     # Home merges the posts of hundreds of accounts: asking for all of them and sorting would
     # sort every post they ever wrote, so look back over growing windows until one holds a page.
     upper = before or now
