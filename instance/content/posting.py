@@ -27,7 +27,7 @@ from instance.content.ai_label import ai_labelled
 from instance.content.counters import recount
 from instance.content.notes import create_json, note_json
 from instance.content.notifications import notify
-from instance.content.text import TOKEN, MentionTarget, Rendered, render
+from instance.content.text import TOKEN, MentionTarget, Rendered, mention_handles, render
 from instance.content.visibility import VISIBILITIES
 from instance.errors import PostingError
 from instance.outbound.fanout import enqueue
@@ -258,6 +258,24 @@ async def load_media(session: AsyncSession, post: Post) -> list[MediaAttachment]
     return list(rows)
 
 
+async def mentioned_accounts(session: AsyncSession, urls: LocalUrls, text: str) -> list[Account]:
+    """The accounts a typed text mentions as `@user@host` that this instance knows: ours
+    (by our host) and remote ones already fetched, in order (others stay plain text)."""
+    found: list[Account] = []
+    for handle in mention_handles(text):
+        user, _, host = handle.rpartition("@")
+        domain = "" if host.lower() == urls.host.lower() else host.lower()
+        account = await session.scalar(
+            select(Account).where(
+                Account.username_key == user.casefold(), Account.domain == domain,
+                Account.deleted_at.is_(None), Account.suspended_at.is_(None),
+            )
+        )  # fmt: skip
+        if account is not None and account.id not in {a.id for a in found}:
+            found.append(account)
+    return found
+
+
 async def mentioned(session: AsyncSession, post: Post) -> list[Account]:
     """The remote accounts a post mentions (its followers are reached through the fan-out)."""
     rows = await session.scalars(
@@ -327,6 +345,9 @@ async def delete(session: AsyncSession, rt: Runtime, author: Account, post: Post
     if post.deleted_at is not None:
         return
     post.deleted_at = rt.now()
+    if post.in_reply_to_id is not None:  # the parent's replies_count counts live replies
+        await session.flush()
+        await recount(session, post.in_reply_to_id)
     activity = build_delete(
         activity_id=rt.urls.activity(author.username, new_public_id()),
         actor=author.uri,

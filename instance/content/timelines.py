@@ -70,6 +70,25 @@ def shown_posts(
     return where
 
 
+def shown_boosts(viewer: Account) -> list[Any]:
+    """WHERE clauses over `Boost` joined to its `Post` for the boosts on `viewer`'s home
+    timeline (those of the accounts it follows), for callers that page it their own way."""
+    followed = select(Follow.followee_id).where(
+        Follow.follower_id == viewer.id, Follow.accepted.is_(True)
+    )
+    return [
+        Boost.account_id.in_(followed),
+        Post.deleted_at.is_(None),
+        publicly_listed(),
+        shown_author(),
+        domains.shown_domain(),  # a boost of a suspended domain's post is dropped
+        ~domains.author_domain_hidden(Boost.account_id),  # and one it made
+        Boost.account_id.not_in(  # a suspended account's boosts are hidden too
+            select(Account.id).where(Account.suspended_at.is_not(None))
+        ),
+    ]
+
+
 def account_boosts(author: Account, viewer: Account | None) -> list[Any]:
     """WHERE clauses over `Boost` joined to its `Post` for the boosts `author` made that
     `viewer` may see among its posts (the client API's account timeline lists them, as
@@ -142,23 +161,10 @@ async def _page(
         posts_q = posts_q.where(Post.published >= since)
     parts: list[Any] = [posts_q]
     if kind == "home" and viewer is not None:
-        followed = select(Follow.followee_id).where(
-            Follow.follower_id == viewer.id, Follow.accepted.is_(True)
-        )
         boosts_q = (
             select(Boost.post_id, Boost.id, Boost.published)
             .join(Post, Post.id == Boost.post_id)
-            .where(
-                Boost.account_id.in_(followed),
-                Post.deleted_at.is_(None),
-                publicly_listed(),
-                shown_author(),
-                domains.shown_domain(),  # a boost of a suspended domain's post is dropped
-                ~domains.author_domain_hidden(Boost.account_id),  # and one it made
-                Boost.account_id.not_in(  # a suspended account's boosts are hidden too
-                    select(Account.id).where(Account.suspended_at.is_not(None))
-                ),
-            )
+            .where(*shown_boosts(viewer))
         )
         if before is not None:
             boosts_q = boosts_q.where(Boost.published < before)
