@@ -10,13 +10,13 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 
 from activitypub.errors import FetchError, InvalidURLError
-from activitypub.objects import Activity, APObject
+from activitypub.objects import Activity, Actor, APObject
 from activitypub.urls import host_of
 from instance.accounts import find_local
 from instance.errors import ActorUnavailable, NotFound
 from instance.inbound.context import Inbound
 from instance.inbound.handlers.notes import store_note
-from instance.inbound.remote import resolve_actor
+from instance.inbound.remote import resolve_actor, upsert_actor
 from instance.moderation import domains
 from instance.runtime import Runtime
 from instance.storage.models import Account, Post
@@ -79,6 +79,45 @@ async def post(rt: Runtime, url: str) -> Post:
         note = APObject(await rt.fetch_json(url))
     except FetchError as exc:
         raise NotFound(f"cannot fetch {url}: {exc.message}") from None
+    return await _store_fetched_note(rt, url, note)
+
+
+async def by_url(rt: Runtime, url: str) -> Account | Post:
+    """What a pasted URL names (a profile or a post, as Mastodon's search resolves one):
+    a row we hold under that id or URL, else the document fetched once and stored as an
+    actor (remote.py) or a post (handlers/notes.py). A suspended domain is not fetched."""
+    async with rt.sessions() as session:
+        known = await session.scalar(
+            select(Post).where(or_(Post.uri == url, Post.url == url)).limit(1)
+        )
+        if known is not None:
+            if known.deleted_at is not None:
+                raise NotFound(f"{url} was deleted")
+            return known
+        holder = await session.scalar(
+            select(Account).where(or_(Account.uri == url, Account.url == url),
+                                  Account.deleted_at.is_(None)).limit(1)
+        )  # fmt: skip
+    if holder is not None:
+        return holder
+    if rt.urls.is_local(url):
+        raise NotFound(f"nothing here at {url}")
+    await _refuse_blocked(rt, url)
+    try:
+        document = await rt.fetch_json(url)
+    except FetchError as exc:
+        raise NotFound(f"cannot fetch {url}: {exc.message}") from None
+    if Actor(document).is_actor:
+        try:
+            async with rt.session() as session:
+                return await upsert_actor(session, document, rt.now(), trusted_key=True)
+        except ActorUnavailable as exc:
+            raise NotFound(str(exc)) from None
+    return await _store_fetched_note(rt, url, APObject(document))
+
+
+async def _store_fetched_note(rt: Runtime, url: str, note: APObject) -> Post:
+    """A post fetched from its server, stored as one that arrived in the inbox."""
     if not note.id or not note.attributed_to:
         raise NotFound(f"{url} is not a post")
     author = await account(rt, note.attributed_to)
