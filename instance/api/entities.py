@@ -74,7 +74,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from activitypub.addressing import Visibility
 from activitypub.urls import safe_link
 from instance.content import renditions
-from instance.content.render import actor_document
+from instance.content.render import actor_document, bio_html
 from instance.content.sanitize import clean_html, plain_label
 from instance.content.visibility import can_quote, served_unsigned_rows, visible_to
 from instance.moderation.domains import shown_domain
@@ -287,7 +287,7 @@ def _account_json(rt: Runtime, acct: Account, counts: _Counts) -> dict[str, Any]
         "indexable": acct.discoverable,
         "group": acct.kind == "Group",
         "created_at": iso(created.replace(hour=0, minute=0, second=0, microsecond=0)),
-        "note": acct.summary or "",
+        "note": bio_html(acct),
         "url": _profile_url(rt, acct),
         "uri": acct.uri,
         "avatar": avatar,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ from instance.api import scopes as scope_rules
 from instance.api.auth import (
     ApiError,
     Caller,
+    RateLimits,
     cookieless,
     digest,
     endpoint,
@@ -64,7 +66,7 @@ from instance.api.auth import (
 )
 from instance.api.tokens import OOB, new_secret, register_app
 from instance.moderation import suspension
-from instance.routes.common import runtime
+from instance.routes.common import client_ip, runtime
 from instance.runtime import Runtime
 from instance.storage.models import Account, OAuthApp, OAuthCode, OAuthToken
 from instance.web.common import to_login
@@ -75,6 +77,7 @@ from instance.web.templating import page
 CODE_LIFETIME = timedelta(minutes=10)
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 MAX_OAUTH_FIELDS = 30
+CSP_SOURCE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(//[A-Za-z0-9.\[\]:-]+)?")
 
 
 # -- authlib's models over our rows ----------------------------------------------------------
@@ -495,6 +498,9 @@ async def create_app(request: Request) -> Response:
         uris: str | list[str] | None = [v for k, v in pairs if k in ("redirect_uris[]",)] or \
             values.get("redirect_uris")  # fmt: skip
         rt = runtime(request)
+        remaining, reset = rt.service(RateLimits).hit(f"ip:{client_ip(request)}", rt.now())
+        if remaining < 0:  # an app is a token factory: registering counts as the address's
+            raise ApiError(429, "Too many requests", {"Retry-After": str(reset)})
         async with rt.session() as session:
             registered = await register_app(
                 session, values.get("client_name", ""), uris, values.get("scopes"),
@@ -601,6 +607,8 @@ def _allow_form_redirect(response: Response, redirect_uri: str) -> None:
         return
     parts = urlsplit(redirect_uri)
     source = f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:"
+    if not CSP_SOURCE.fullmatch(source):  # `;` or a space would add directives of its own
+        return
     policy = response.headers["Content-Security-Policy"]
     response.headers["Content-Security-Policy"] = policy.replace(
         "form-action 'self'", f"form-action 'self' {source}"

@@ -11,12 +11,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from instance.api import scopes as scope_rules
 from instance.api.auth import ApiError, digest
-from instance.storage.models import OAuthApp, OAuthToken
+from instance.storage.models import OAuthApp, OAuthCode, OAuthToken
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"  # the out-of-band redirect: the code is shown on the page
 MAX_REDIRECT_URIS = 10
@@ -42,7 +42,8 @@ def check_redirect_uris(raw: str | list[str] | None) -> list[str]:
         if uri == OOB:
             continue
         scheme, sep, rest = uri.partition(":")
-        if not sep or not scheme or not rest or "#" in uri or len(uri) > 2000:
+        if not sep or not scheme or not rest or "#" in uri or len(uri) > 2000 or \
+                any(c.isspace() or not c.isprintable() for c in uri):  # fmt: skip
             raise ApiError(422, f"Validation failed: Redirect URI must be an absolute URI: {uri!r}")
         if scheme.lower() in ("javascript", "data", "vbscript", "file"):
             raise ApiError(422, f"Validation failed: Redirect URI scheme {scheme!r} is not allowed")
@@ -107,9 +108,11 @@ async def issue_token(
 
 
 async def revoke_account_tokens(session: AsyncSession, account_id: int, now: datetime) -> None:
-    """Every token of an account stops working (a new password, a suspension)."""
+    """Every token of an account stops working (a new password, a suspension), and so do
+    the codes not yet exchanged for one."""
     await session.execute(
         update(OAuthToken)
         .where(OAuthToken.account_id == account_id, OAuthToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+    await session.execute(delete(OAuthCode).where(OAuthCode.account_id == account_id))

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from sqlalchemy import select
 
 from instance import accounts as accounts_mod
+from instance.api.tokens import revoke_account_tokens
 from instance.cli.common import (
     DirOption,
     JsonOption,
@@ -239,7 +240,7 @@ def account_password(
     as_json: JsonOption = False,
 ) -> None:
     """Set an account's web login password (argon2id), from standard input, asked twice on a
-    terminal, or --generate. Every web session of the account ends."""
+    terminal, or --generate. Every web session and API token of the account ends."""
     settings = settings_for(directory)
 
     async def check(rt: Runtime) -> None:
@@ -256,17 +257,19 @@ def account_password(
         async with rt.session() as s:
             account = await accounts_mod.get_local(s, name)
             account.password_hash = hashed  # sessions carry its fingerprint: all end now
+            await revoke_account_tokens(s, account.id, rt.now())  # and so do its app tokens
 
     run(with_runtime(settings, go))
     if as_json:
         print_json({"account": name, "password": password if generated else None,
-                    "sessions_ended": True})  # fmt: skip
+                    "sessions_ended": True, "tokens_revoked": True})  # fmt: skip
         return
     if generated:
         out.print(f"new password for @{escape(name)}: {escape(password)}", highlight=False)
     else:
         out.print(f"password of @{escape(name)} changed", highlight=False)
     out.print("its web sessions have ended")
+    out.print("its app tokens are revoked")
 
 
 @account_app.command("rotate-key")

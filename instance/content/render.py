@@ -6,6 +6,8 @@ arguments and pages collections.
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 from activitypub.objects import AS_CONTEXT, build_actor, media_object, property_value
@@ -33,7 +35,7 @@ def actor_document(
         actor_type=account.kind,
         username=account.username,
         name=account.display_name or account.username,
-        summary=account.summary or "",
+        summary=bio_html(account),
         url=account.url,
         inbox=account.inbox_uri,
         outbox=account.outbox_uri,
@@ -52,6 +54,17 @@ def actor_document(
         image=_picture(account.header_url),
         attachment=fields,
     )
+
+
+def bio_html(account: Account) -> str:
+    """An account's bio as HTML, which an actor's `summary` and Mastodon's `note` are: a
+    local bio is the text its owner typed (escaped, a paragraph per block, line breaks
+    kept), never markup of its own; a remote one was cleaned on arrival (inbound/remote.py)."""
+    text = account.summary or ""
+    if not account.local:
+        return text
+    blocks = [b.strip() for b in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if b.strip()]
+    return "".join(f"<p>{html.escape(b).replace(chr(10), '<br>')}</p>" for b in blocks)
 
 
 def _picture(url: str | None) -> dict[str, Any] | None:
