@@ -40,8 +40,15 @@ from starlette.routing import BaseRoute, Route
 
 from instance.accounts import find_local
 from instance.api import entities
-from instance.api.auth import ApiError, Caller, check_scope, endpoint, json_response
-from instance.api.pagination import Page, link_header, page_of
+from instance.api.auth import (
+    ApiError,
+    Caller,
+    check_scope,
+    endpoint,
+    json_response,
+    refuse_nul,
+)
+from instance.api.pagination import Page, link_header, page_of, row_id
 from instance.content import actions, pictures, timelines
 from instance.generation.personas import ProfileChanges, update_profile
 from instance.moderation import domains
@@ -63,8 +70,10 @@ def _read_scope(caller: Caller, scope: str) -> None:
 
 
 def _account_id(request: Request) -> int:
-    raw = request.path_params["id"]
-    return raw if isinstance(raw, int) else int(raw)
+    found = row_id(request.path_params["id"])
+    if found is None:
+        raise ApiError(404, NOT_FOUND)
+    return found
 
 
 def shown_accounts() -> list[Any]:
@@ -288,7 +297,7 @@ async def following(request: Request, caller: Caller) -> Response:
 async def relationships_of(request: Request, caller: Caller) -> list[dict[str, Any]]:
     rt = runtime(request)
     raw = [*request.query_params.getlist("id[]"), *request.query_params.getlist("id")]
-    ids = list(dict.fromkeys(int(v) for v in raw if v.isdigit()))
+    ids = list(dict.fromkeys(i for i in map(row_id, raw) if i is not None))
     async with rt.sessions() as session:
         me = await session.get_one(Account, caller.user().id)
         found = {a.id: a for a in await session.scalars(
@@ -402,8 +411,8 @@ class Body:
     def profile_fields(self) -> list[tuple[str, str]] | None:
         if self.fields is None:
             return None
-        ordered = sorted(self.fields.items(), key=lambda kv: (not kv[0].isdigit(),
-                         int(kv[0]) if kv[0].isdigit() else 0))  # fmt: skip
+        ordered = sorted(self.fields.items(), key=lambda kv: (not kv[0].isdecimal(),
+                         int(kv[0]) if kv[0].isdecimal() else 0))  # fmt: skip
         return [(str(f.get("name") or ""), str(f.get("value") or "")) for _, f in ordered]
 
 
@@ -429,6 +438,7 @@ async def read_body(request: Request) -> Body:
             body.fields = {str(k): v for k, v in attrs.items() if isinstance(v, dict)}
         elif attrs is not None:
             raise ApiError(422, "fields_attributes must be a list of fields")
+        refuse_nul([body.values, body.fields])
         return body
     try:
         form = await request.form(max_files=4, max_fields=200)
@@ -441,6 +451,11 @@ async def read_body(request: Request) -> Body:
             body.fields.setdefault(matched[1], {})[matched[2]] = str(value)
         else:
             body.values[key] = value
+    try:
+        refuse_nul([{k: v for k, v in body.values.items() if isinstance(v, str)}, body.fields])
+    except ApiError:
+        await form.close()  # its files: update_credentials closes them only once it has them
+        raise
     return body
 
 

@@ -12,10 +12,12 @@ Every endpoint of the Mastodon client API is a function `handler(request, caller
   client-credentials grant) with 422, as Mastodon does.
 - The handler returns a Response, or anything JSON can hold (sent as 200 JSON).
 - Errors are Mastodon's shape: `{"error": "..."}` with its status code. `ApiError` carries
-  its own; a `UserError` from the content wings becomes 422 (404 for `NotFound`).
-- Rate limits: 300 requests per 5 minutes per token (per client address without one), in
-  memory per process; every answer carries `X-RateLimit-Limit`, `-Remaining` and `-Reset`,
-  and past the limit it is 429.
+  its own; a `UserError` from the content wings becomes 422 (404 for `NotFound`). A NUL
+  character in the path or query is refused with 400 before the handler runs (and in a
+  body by each module's body reader, with `refuse_nul`).
+- Rate limits: 300 requests per 5 minutes per account (per client address for an app-only
+  token or none: anyone may mint app tokens), in memory per process; every answer carries
+  `X-RateLimit-Limit`, `-Remaining` and `-Reset`, and past the limit it is 429.
 """
 
 from __future__ import annotations
@@ -157,11 +159,12 @@ def endpoint(
             key = f"ip:{client_ip(request)}"
             try:
                 caller = await caller_of(rt, bearer(request))
-                if caller.token_id is not None:
-                    key = f"token:{caller.token_id}"
+                if caller.account_id is not None:  # not per token: tokens are cheap to mint
+                    key = f"account:{caller.account_id}"
                 remaining, reset = limits.hit(key, rt.now())
                 if remaining < 0:
                     raise ApiError(429, "Too many requests", {"Retry-After": str(reset)})
+                refuse_nul([request.scope["path"], *request.query_params.multi_items()])
                 if scope:
                     check_scope(caller, scope, needs_user)
                 result = await handler(request, caller)
@@ -184,6 +187,25 @@ def endpoint(
         return cookieless(run)
 
     return wrap
+
+
+NUL_REFUSED = "The request contains a NUL character"
+
+
+def refuse_nul(value: Any) -> None:
+    """ApiError(400) when a string in `value` (in dicts and lists too) holds a NUL
+    character: no id, name or text has one, and PostgreSQL's text cannot hold or compare
+    it. The path and query are checked by `@endpoint`; each body reader checks its body."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ApiError(400, NUL_REFUSED)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(key)
+            refuse_nul(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            refuse_nul(item)
 
 
 E = TypeVar("E", bound=Callable[..., Any])

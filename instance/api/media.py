@@ -64,7 +64,7 @@ from starlette.routing import BaseRoute, Route
 from generator.png import compute_blurhash
 from generator.recipe import Recipe
 from instance.api import entities
-from instance.api.auth import ApiError, Caller, endpoint, json_response
+from instance.api.auth import ApiError, Caller, endpoint, json_response, refuse_nul
 from instance.content import renditions
 from instance.content.ai_label import ai_alt
 from instance.content.posting import MAX_MEDIA
@@ -103,6 +103,7 @@ async def read_fields(request: Request) -> tuple[dict[str, Any], bytes | None]:
             raise ApiError(422, "the JSON body could not be read") from None
         if not isinstance(body, dict):
             raise ApiError(422, "the JSON body must be an object")
+        refuse_nul(body)
         return body, None
     if ctype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
         return {}, None
@@ -121,6 +122,7 @@ async def read_fields(request: Request) -> tuple[dict[str, Any], bytes | None]:
         raise
     except Exception as exc:  # a broken multipart body: say so, in Mastodon's shape
         raise ApiError(422, f"the form could not be read: {exc}") from None
+    refuse_nul(fields)
     return fields, upload
 
 

@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 
 from instance.api import entities
 from instance.api.auth import ApiError, Caller, endpoint, json_response
-from instance.api.pagination import link_header, page_of
+from instance.api.pagination import link_header, page_of, row_id
 from instance.content import notifications
 from instance.routes.common import runtime
 from instance.storage.models import Account, Notification
@@ -58,10 +58,9 @@ def _named(key: str, name: str) -> bool:
 
 async def own(session: AsyncSession, me: Account, raw_id: str) -> Notification:
     """One of `me`'s listed notifications by its API id; 404 otherwise."""
-    try:
-        notification_id = int(raw_id)
-    except ValueError:
-        raise ApiError(404, "Record not found") from None
+    notification_id = row_id(raw_id)
+    if notification_id is None:
+        raise ApiError(404, "Record not found")
     row = await session.scalar(
         select(Notification).where(Notification.id == notification_id,
                                    *notifications.shown_to(me))
@@ -87,9 +86,10 @@ async def index(request: Request, caller: Caller) -> Any:
         query = query.where(Notification.kind.not_in(sorted(kinds_of(excluded))))
     sender = request.query_params.get("account_id")
     if sender:
-        if not sender.isdigit():
+        sender_id = row_id(sender)
+        if sender_id is None:
             return json_response([])
-        query = query.where(Notification.from_account_id == int(sender))
+        query = query.where(Notification.from_account_id == sender_id)
     async with rt.sessions() as session:
         rows = page.ordered(list(await session.scalars(
             page.apply(query, Notification.id.expression, numeric=True)

@@ -63,6 +63,7 @@ from instance.api.auth import (
     endpoint,
     error_response,
     json_response,
+    refuse_nul,
 )
 from instance.api.tokens import OOB, new_secret, register_app
 from instance.moderation import suspension
@@ -406,9 +407,10 @@ async def load(session: AsyncSession, work: Work, pairs: list[tuple[str, str]],
                headers: dict[str, str]) -> None:  # fmt: skip
     """Everything authlib may look up for a request with these parameters."""
     values = dict(reversed(pairs))  # the first value of each name, as authlib reads them
+    values = {k: v for k, v in values.items() if "\x00" not in v}  # no row has a NUL
     client_id = values.get("client_id")
     basic_id, _ = extract_basic_authorization(headers)
-    for cid in {c for c in (client_id, basic_id) if c}:
+    for cid in {c for c in (client_id, basic_id) if c and "\x00" not in c}:
         app = (await session.execute(select(OAuthApp).where(OAuthApp.client_id == cid))).scalar()
         if app is not None:
             work.clients[cid] = Client(app)
@@ -467,12 +469,17 @@ async def read_pairs(request: Request) -> list[tuple[str, str]]:
             raise ApiError(400, "The request body is not JSON") from None
         if not isinstance(data, dict):
             raise ApiError(400, "The request body must be a JSON object")
-        return [(str(k), str(v)) for k, v in data.items() if isinstance(v, str | int)]
+        pairs = [(str(k), str(v)) for k, v in data.items() if isinstance(v, str | int)]
+        refuse_nul(pairs)
+        return pairs
     if ctype in ("application/x-www-form-urlencoded", ""):
         try:
-            return parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=MAX_OAUTH_FIELDS)
+            pairs = parse_qsl(body.decode(), keep_blank_values=True,
+                              max_num_fields=MAX_OAUTH_FIELDS)  # fmt: skip
         except (UnicodeDecodeError, ValueError):
             raise ApiError(400, "The request body could not be read") from None
+        refuse_nul(pairs)
+        return pairs
     raise ApiError(415, "Send the parameters url-encoded or as JSON")
 
 

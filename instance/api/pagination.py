@@ -25,6 +25,18 @@ from starlette.requests import Request
 from instance.api.auth import ApiError
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 40
+MAX_ROW_ID = 2**63 - 1  # the largest integer key SQLite and PostgreSQL (bigint) hold
+
+
+def row_id(raw: str | int) -> int | None:
+    """An API id as an integer row id; None when no row can have it (not ASCII digits, or
+    beyond 64 bits, which the database would refuse to compare)."""
+    if isinstance(raw, int):
+        return raw if 0 <= raw <= MAX_ROW_ID else None
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    value = int(raw)
+    return value if value <= MAX_ROW_ID else None
 
 
 @dataclass(frozen=True)
@@ -39,7 +51,7 @@ class Page:
     ) -> Select[Any]:
         """`query` narrowed to this page over `column` (its id), newest first; a `min_id`
         page is fetched oldest first; `ordered` puts it back."""
-        cast = (lambda v: int(v)) if numeric else (lambda v: v)
+        cast = (lambda v: max(-MAX_ROW_ID, min(int(v), MAX_ROW_ID))) if numeric else (lambda v: v)
         try:
             if self.max_id:
                 query = query.where(column < cast(self.max_id))

@@ -4,8 +4,26 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from instance.api import oauth
+from instance.api import (
+    accounts,
+    instance_info,
+    media,
+    notifications,
+    oauth,
+    openapi,
+    search,
+    statuses,
+    timelines,
+)
 
 routes: list[BaseRoute] = [
+    *statuses.routes,
+    *media.routes,
+    *timelines.routes,
+    *notifications.routes,
     *oauth.routes,
+    *instance_info.routes,
+    *accounts.routes,
+    *search.routes,
+    *openapi.routes,
 ]

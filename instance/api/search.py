@@ -58,7 +58,7 @@ from starlette.routing import BaseRoute, Route
 from instance.api import entities
 from instance.api.accounts import shown_accounts
 from instance.api.auth import ApiError, Caller, check_scope, endpoint
-from instance.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from instance.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, MAX_ROW_ID, row_id
 from instance.content.visibility import served_unsigned_rows
 from instance.errors import NotFound
 from instance.inbound import resolve
@@ -106,7 +106,7 @@ def _count(params: QueryParams, name: str, default: int) -> int:
         raise ApiError(422, f"{name} must be a number") from None
     if value < 0:
         raise ApiError(400, "Pagination values for `offset` and `limit` must be positive")
-    return value
+    return min(value, MAX_ROW_ID)  # beyond any row count; the database takes no more
 
 
 def read_query(params: QueryParams, signed_in: bool) -> Query:
@@ -140,8 +140,7 @@ def _shown_posts(viewer: Account | None) -> list[ColumnElement[bool]]:
 def _status_filters(query: Query) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if query.account_id is not None:
-        where.append(Post.account_id == (int(query.account_id)
-                                         if query.account_id.isdigit() else -1))  # fmt: skip
+        where.append(Post.account_id == (row_id(query.account_id) or -1))
     if query.max_id:
         where.append(Post.public_id < query.max_id)
     if query.min_id:

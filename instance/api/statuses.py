@@ -49,7 +49,14 @@ from starlette.routing import BaseRoute, Route
 
 from activitypub.addressing import Visibility
 from instance.api import entities, media
-from instance.api.auth import ApiError, Caller, check_scope, endpoint, json_response
+from instance.api.auth import (
+    ApiError,
+    Caller,
+    check_scope,
+    endpoint,
+    json_response,
+    refuse_nul,
+)
 from instance.api.pagination import link_header, page_of
 from instance.content import actions, posting, quotes
 from instance.content.visibility import can_quote
@@ -96,6 +103,7 @@ async def body_params(request: Request) -> dict[str, Any]:
         for name, field in form.multi_items():
             if not isinstance(field, UploadFile):
                 _put(params, name, field)
+    refuse_nul(params)
     return params
 
 

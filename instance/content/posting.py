@@ -50,6 +50,7 @@ MAX_MEDIA = 4  # the most images Mastodon and Pixelfed show on one post
 MAX_SUMMARY = 500
 MAX_TEXT = 4000  # the characters of a post's text (the web forms' maxlength), counted as below
 URL_CHARACTERS = 23  # a link counts as this many however long it is, as Mastodon counts
+MAX_LANGUAGE = 16  # the posts.language column
 LANGUAGE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8})*", re.IGNORECASE)  # BCP 47, as Mastodon takes
 
 
@@ -86,7 +87,7 @@ def check_text(text: str) -> None:
 def language_code(code: str) -> str:
     """A post's language ("en", "pt-BR"); PostingError for anything else."""
     cleaned = code.strip()
-    if not LANGUAGE.fullmatch(cleaned):
+    if not LANGUAGE.fullmatch(cleaned) or len(cleaned) > MAX_LANGUAGE:
         raise PostingError(f"{code!r} is not a language code (like en, de or pt-BR)")
     return cleaned
 
