@@ -67,6 +67,7 @@ from instance.api import entities
 from instance.api.auth import ApiError, Caller, endpoint, json_response, refuse_nul
 from instance.content import renditions
 from instance.content.ai_label import ai_alt
+from instance.content.pictures import unreadable
 from instance.content.posting import MAX_MEDIA
 from instance.content.visibility import can_see
 from instance.errors import GenerationRefused, InvalidGenerationRequest
@@ -232,7 +233,7 @@ def check_image(data: bytes) -> CheckedImage:
     except ApiError:
         raise
     except Exception as exc:  # Pillow raises many kinds for a broken or hostile file
-        message = f"Validation failed: File is not an image we can read ({exc})"
+        message = f"Validation failed: File is not an image we can read ({unreadable(exc)})"
         raise ApiError(422, message) from None
     out = io.BytesIO()
     if extension == "jpg":

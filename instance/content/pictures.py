@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from typing import Literal
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from instance.content import renditions
 from instance.errors import ProfileError
@@ -28,6 +29,14 @@ HEADER = (1500, 500)
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 FORMATS = frozenset({"PNG", "JPEG", "GIF", "WEBP"})
+
+
+def unreadable(exc: Exception) -> str:
+    """Why Pillow could not read a file, for the person who sent it (without the repr of
+    our in-memory buffer that its messages carry)."""
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image file"
+    return re.sub(r"\s*<[^>]* at 0x[0-9a-f]+>", "", str(exc)) or type(exc).__name__
 
 
 def reshape(data: bytes, which: Picture) -> bytes:
@@ -46,7 +55,7 @@ def reshape(data: bytes, which: Picture) -> bytes:
     except ProfileError:
         raise
     except Exception as exc:  # Pillow raises many kinds for a broken or hostile file
-        raise ProfileError(f"the {which} is not an image we can read ({exc})") from None
+        raise ProfileError(f"the {which} is not an image we can read ({unreadable(exc)})") from None
     out = io.BytesIO()
     fitted.save(out, "PNG", optimize=True)
     return out.getvalue()
