@@ -6,6 +6,7 @@ Tusky, Mastodon.py, masto.js) with Dreamloom, and generation is where Mastodon h
     tokens.py      registering apps, issuing and revoking tokens (kept as digests)
     oauth.py       /api/v1/apps, /oauth/authorize (the consent page), /oauth/token, revoke
     pagination.py  max_id/since_id/min_id/limit and the Link header
+    params.py      reading the query and body (JSON or a form, files, caps) and typed values
     entities.py    rows as Mastodon's entities: Account, Status, MediaAttachment, ...
     instance_info.py  /api/v1/instance, /api/v2/instance, custom emojis
     accounts.py    accounts, follows, relationships

@@ -23,32 +23,21 @@ account, the instance actor, and accounts of suspended domains answer 404, as if
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import Select, exists, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from instance.accounts import find_local
 from instance.api import entities
-from instance.api.auth import (
-    ApiError,
-    Caller,
-    check_scope,
-    endpoint,
-    json_response,
-    refuse_nul,
-)
+from instance.api.auth import ApiError, Caller, check_scope, endpoint, json_response
 from instance.api.pagination import Page, link_header, page_of, row_id
+from instance.api.params import Limits, query_flag, read
 from instance.content import actions, pictures, timelines
 from instance.generation.personas import ProfileChanges, update_profile
 from instance.moderation import domains
@@ -57,9 +46,11 @@ from instance.runtime import Runtime
 from instance.storage.models import Account, Boost, Follow, MediaAttachment, Post, PostTag
 
 ACCOUNT_LIST_LIMIT = 80  # followers, following, follow requests: Mastodon's largest page
-MAX_BODY_BYTES = 2 * pictures.MAX_INPUT_BYTES + (1 << 20)  # an avatar, a header, the rest
+BODY_LIMITS = Limits(  # an avatar, a header and the rest
+    max_fields=200, max_files=4, max_file_bytes=pictures.MAX_INPUT_BYTES,
+    max_bytes=2 * pictures.MAX_INPUT_BYTES + (1 << 20),
+)  # fmt: skip
 NOT_FOUND = "Record not found"
-_FIELD_KEY = re.compile(r"fields_attributes\[([^\]]*)\]\[(name|value)\]")
 
 
 # -- reading accounts ----------------------------------------------------------------------
@@ -200,10 +191,6 @@ async def lookup(request: Request, caller: Caller) -> dict[str, Any]:
         return await entities.account(rt, session, await shown_account(session, found.id))
 
 
-def _flag(request: Request, name: str) -> bool:
-    return request.query_params.get(name, "").lower() in ("1", "true", "t", "on")
-
-
 @endpoint()
 async def statuses(request: Request, caller: Caller) -> Response:
     """The account's posts and boosts the caller may see, newest first: `only_media`,
@@ -215,18 +202,18 @@ async def statuses(request: Request, caller: Caller) -> Response:
     page = page_of(request)
     viewer = caller.account
     tag = request.query_params.get("tagged", "").strip().lstrip("#").lower()
-    posts_only = any(_flag(request, f) for f in ("only_media", "pinned")) or bool(tag)
+    posts_only = any(query_flag(request, f) for f in ("only_media", "pinned")) or bool(tag)
     async with rt.sessions() as session:
         author = await shown_account(session, _account_id(request))
         where = timelines.shown_posts("account", viewer=viewer, author=author)
-        if _flag(request, "only_media"):
+        if query_flag(request, "only_media"):
             where.append(exists().where(MediaAttachment.post_id == Post.id))
-        if _flag(request, "exclude_replies"):
+        if query_flag(request, "exclude_replies"):
             parent = aliased(Post)
             own = exists().where(parent.id == Post.in_reply_to_id,
                                  parent.account_id == Post.account_id)  # fmt: skip
             where.append(or_(Post.in_reply_to_uri.is_(None), own))
-        if _flag(request, "pinned"):
+        if query_flag(request, "pinned"):
             where.append(Post.pinned_at.is_not(None))
         if tag:
             where.append(exists().where(PostTag.post_id == Post.id, PostTag.name == tag))
@@ -234,7 +221,7 @@ async def statuses(request: Request, caller: Caller) -> Response:
             select(Post.public_id.label("sid"), Post.id.label("post_id"),
                    literal(None).label("boost_id")).where(*where)
         ]  # fmt: skip
-        if not posts_only and not _flag(request, "exclude_reblogs"):
+        if not posts_only and not query_flag(request, "exclude_reblogs"):
             parts.append(
                 select(Boost.public_id, literal(None), Boost.id)
                 .join(Post, Post.id == Boost.post_id)
@@ -370,126 +357,37 @@ async def reject_request(request: Request, caller: Caller) -> dict[str, Any]:
 
 
 # -- changing the profile ------------------------------------------------------------------
-@dataclass
-class Body:
-    """A request's parameters, from a form (urlencoded or multipart) or a JSON object."""
-
-    values: dict[str, Any] = field(default_factory=dict)
-    fields: dict[str, dict[str, str]] | None = None  # index -> {"name", "value"}
-
-    def text(self, name: str) -> str | None:
-        value = self.values.get(name)
-        if value is None:
-            return None
-        if isinstance(value, (UploadFile, dict, list)):
-            raise ApiError(422, f"{name} must be text")
-        return str(value)
-
-    def flag(self, name: str) -> bool | None:
-        """Rails' reading of a boolean: 1/true/t/on, 0/false/f/off; empty means not given."""
-        value = self.values.get(name)
-        if value is None or isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text == "":
-            return None
-        if text in ("1", "true", "t", "on"):
-            return True
-        if text in ("0", "false", "f", "off"):
-            return False
-        raise ApiError(422, f"{name} must be true or false")
-
-    async def file(self, name: str) -> bytes | None:
-        value = self.values.get(name)
-        if value is None or value == "":
-            return None
-        if not isinstance(value, UploadFile):
-            raise ApiError(422, f"{name} must be an uploaded file")
-        data = await value.read(pictures.MAX_INPUT_BYTES + 1)
-        return data  # pictures.reshape refuses one that is too large, or not an image
-
-    def profile_fields(self) -> list[tuple[str, str]] | None:
-        if self.fields is None:
-            return None
-        ordered = sorted(self.fields.items(), key=lambda kv: (not kv[0].isdecimal(),
-                         int(kv[0]) if kv[0].isdecimal() else 0))  # fmt: skip
-        return [(str(f.get("name") or ""), str(f.get("value") or "")) for _, f in ordered]
-
-
-async def read_body(request: Request) -> Body:
-    """The parameters of a PATCH or POST: JSON, or a form (files kept as UploadFile)."""
-    size = request.headers.get("content-length", "")
-    if size.isdigit() and int(size) > MAX_BODY_BYTES:
-        raise ApiError(413, "Request entity too large")
-    body = Body()
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "application/json":
-        try:
-            data = json.loads(await request.body() or b"{}")
-        except ValueError:
-            raise ApiError(422, "The request body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise ApiError(422, "The request body must be a JSON object")
-        attrs = data.pop("fields_attributes", None)
-        body.values = data
-        if isinstance(attrs, list):
-            attrs = {str(i): f for i, f in enumerate(attrs)}
-        if isinstance(attrs, dict):
-            body.fields = {str(k): v for k, v in attrs.items() if isinstance(v, dict)}
-        elif attrs is not None:
-            raise ApiError(422, "fields_attributes must be a list of fields")
-        refuse_nul([body.values, body.fields])
-        return body
-    try:
-        form = await request.form(max_files=4, max_fields=200)
-    except HTTPException as exc:  # a malformed or oversized multipart body
-        raise ApiError(422, str(exc.detail)) from None
-    for key, value in form.multi_items():
-        matched = _FIELD_KEY.fullmatch(key)
-        if matched:
-            body.fields = body.fields or {}
-            body.fields.setdefault(matched[1], {})[matched[2]] = str(value)
-        else:
-            body.values[key] = value
-    try:
-        refuse_nul([{k: v for k, v in body.values.items() if isinstance(v, str)}, body.fields])
-    except ApiError:
-        await form.close()  # its files: update_credentials closes them only once it has them
-        raise
-    return body
-
-
 @endpoint("write:accounts")
 async def update_credentials(request: Request, caller: Caller) -> dict[str, Any]:
     """Change the caller's profile: `display_name`, `note` (plain text), `avatar` and
     `header` (image files, cropped and rewritten as instance/content/pictures.py says),
-    `fields_attributes`, `locked`, `discoverable`; followers get the actor Update. `bot`
+    `fields_attributes` (a JSON list or Rails' `fields_attributes[i][name]` form fields),
+    `locked`, `discoverable` (read by instance/api/params.py, a form or JSON); followers
+    get the actor Update. `bot`
     may only repeat what the account is: here an account is a bot when it is an AI account
     (made with --ai), which a profile cannot change."""
     rt = runtime(request)
-    body = await read_body(request)
-    try:
-        changes = ProfileChanges(
-            display_name=body.text("display_name"),
-            bio=body.text("note"),
-            locked=body.flag("locked"),
-            discoverable=body.flag("discoverable"),
-            profile_fields=body.profile_fields(),
-            avatar=await body.file("avatar"),
-            header=await body.file("header"),
-        )
-        bot = body.flag("bot")
-        async with rt.session() as session:
-            me = await session.get_one(Account, caller.user().id)
-            if bot is not None and bot != (me.kind == "Service"):
-                raise ApiError(422, "bot: only AI accounts are bots, and that cannot be changed")
-            await update_profile(session, rt, me, changes)
-            await session.flush()
-            return await credential_account(rt, session, me)
-    finally:
-        for value in body.values.values():
-            if isinstance(value, UploadFile):
-                await value.close()
+    body = await read(request, BODY_LIMITS)
+    fields = body.indexed("fields_attributes")
+    changes = ProfileChanges(
+        display_name=body.text("display_name"),
+        bio=body.text("note"),
+        locked=body.flag("locked"),
+        discoverable=body.flag("discoverable"),
+        profile_fields=None if fields is None else [
+            (str(f.get("name") or ""), str(f.get("value") or "")) for f in fields
+        ],
+        avatar=body.file("avatar"),
+        header=body.file("header"),
+    )  # fmt: skip
+    bot = body.flag("bot")
+    async with rt.session() as session:
+        me = await session.get_one(Account, caller.user().id)
+        if bot is not None and bot != (me.kind == "Service"):
+            raise ApiError(422, "bot: only AI accounts are bots, and that cannot be changed")
+        await update_profile(session, rt, me, changes)
+        await session.flush()
+        return await credential_account(rt, session, me)
 
 
 routes: list[BaseRoute] = [

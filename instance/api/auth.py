@@ -14,7 +14,7 @@ Every endpoint of the Mastodon client API is a function `handler(request, caller
 - Errors are Mastodon's shape: `{"error": "..."}` with its status code. `ApiError` carries
   its own; a `UserError` from the content wings becomes 422 (404 for `NotFound`). A NUL
   character in the path or query is refused with 400 before the handler runs (and in a
-  body by each module's body reader, with `refuse_nul`).
+  body by the body reader, instance/api/params.py, with `refuse_nul`).
 - Rate limits: 300 requests per 5 minutes per account (per client address for an app-only
   token or none: anyone may mint app tokens), in memory per process; every answer carries
   `X-RateLimit-Limit`, `-Remaining` and `-Reset`, and past the limit it is 429.
@@ -195,7 +195,8 @@ NUL_REFUSED = "The request contains a NUL character"
 def refuse_nul(value: Any) -> None:
     """ApiError(400) when a string in `value` (in dicts and lists too) holds a NUL
     character: no id, name or text has one, and PostgreSQL's text cannot hold or compare
-    it. The path and query are checked by `@endpoint`; each body reader checks its body."""
+    it. The path and query are checked by `@endpoint`; params.read and oauth.read_pairs check
+    the bodies."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ApiError(400, NUL_REFUSED)

@@ -22,7 +22,8 @@ state is its job's: queued or running (206), failed, blocked or cancelled (422, 
 reason). The job is found by `media_id`; should the step itself fail, the store keeps the
 image in a row of its own and points the job there, and the job is found through its `then`.
 
-**Generation fields** (form fields, multipart or JSON), all optional but `prompt`:
+**Generation fields** (the query's and the body's, multipart, url-encoded or JSON, read
+by instance/api/params.py), all optional but `prompt`:
 
     prompt           what to draw (the account's persona style is added, as for every prompt)
     negative_prompt  what not to draw
@@ -49,7 +50,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,14 +57,14 @@ from typing import Any
 from PIL import Image, ImageOps
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
 from generator.png import compute_blurhash
 from generator.recipe import Recipe
 from instance.api import entities
-from instance.api.auth import ApiError, Caller, endpoint, json_response, refuse_nul
+from instance.api.auth import ApiError, Caller, endpoint, json_response
+from instance.api.params import Limits, Params, read
 from instance.content import renditions
 from instance.content.ai_label import ai_alt
 from instance.content.pictures import unreadable
@@ -90,91 +90,32 @@ NOT_PROCESSED = "Cannot attach files that have not finished processing. Try agai
 
 
 # -- reading the request ---------------------------------------------------------------------
-async def read_fields(request: Request) -> tuple[dict[str, Any], bytes | None]:
-    """The request's fields (multipart, url-encoded or JSON) and the bytes of its `file`
-    (at most MAX_UPLOAD_BYTES + 1 read), if it has one."""
-    size = request.headers.get("content-length")
-    if size is not None and size.isdigit() and int(size) > MAX_UPLOAD_BYTES + MAX_FIELD_BYTES:
-        raise ApiError(413, f"File file size must be less than {MAX_UPLOAD_BYTES >> 20} MB")
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "application/json":
-        try:
-            body = json.loads(await request.body() or b"{}")
-        except ValueError:
-            raise ApiError(422, "the JSON body could not be read") from None
-        if not isinstance(body, dict):
-            raise ApiError(422, "the JSON body must be an object")
-        refuse_nul(body)
-        return body, None
-    if ctype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        return {}, None
-    fields: dict[str, Any] = {}
-    upload = None
-    try:
-        async with request.form(
-            max_files=2, max_fields=64, max_part_size=MAX_FIELD_BYTES
-        ) as form:  # its files are closed when this block ends
-            for key, value in form.multi_items():
-                if not isinstance(value, UploadFile):
-                    fields[key] = value
-                elif key == "file":
-                    upload = await value.read(MAX_UPLOAD_BYTES + 1)
-    except ApiError:
-        raise
-    except Exception as exc:  # a broken multipart body: say so, in Mastodon's shape
-        raise ApiError(422, f"the form could not be read: {exc}") from None
-    refuse_nul(fields)
-    return fields, upload
+def body_limits() -> Limits:
+    """A `file` of at most MAX_UPLOAD_BYTES and a few short fields (made at each call, so
+    that it reads the module's numbers as they are then)."""
+    return Limits(
+        max_fields=64, max_files=2, max_file_bytes=MAX_UPLOAD_BYTES,
+        max_part_bytes=MAX_FIELD_BYTES, max_bytes=MAX_UPLOAD_BYTES + MAX_FIELD_BYTES,
+        too_large=too_large(),
+    )  # fmt: skip
 
 
-def text_field(fields: dict[str, Any], name: str) -> str | None:
-    value = fields.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str | int | float):
-        raise ApiError(422, f"{name} must be text")
-    return str(value).strip()
+def too_large() -> str:
+    return f"File file size must be less than {MAX_UPLOAD_BYTES >> 20} MB"
 
 
-def int_field(fields: dict[str, Any], name: str) -> int | None:
-    value = text_field(fields, name)
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ApiError(422, f"{name} must be a whole number") from None
-
-
-def float_field(fields: dict[str, Any], name: str) -> float | None:
-    value = text_field(fields, name)
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise ApiError(422, f"{name} must be a number") from None
-
-
-def bool_field(fields: dict[str, Any], name: str) -> bool:
-    value = fields.get(name)
-    if isinstance(value, bool):
-        return value
-    return str(value or "").strip().lower() in ("1", "true", "on", "yes")
-
-
-def description_of(fields: dict[str, Any]) -> str | None:
+def description_of(params: Params) -> str | None:
     """The alt text, None when not given ("" clears it)."""
-    text = text_field(fields, "description")
+    text = params.text("description", strip=True)
     if text is not None and len(text) > MAX_DESCRIPTION:
         raise ApiError(422, f"Validation failed: Description is too long "
                             f"(maximum is {MAX_DESCRIPTION} characters)")  # fmt: skip
     return text
 
 
-def focus_of(fields: dict[str, Any]) -> tuple[float, float] | None:
+def focus_of(params: Params) -> tuple[float, float] | None:
     """`focus=x,y`, each in -1..1 (Mastodon's focal point); None when not given."""
-    text = text_field(fields, "focus")
+    text = params.text("focus", strip=True)
     if not text:
         return None
     try:
@@ -186,17 +127,17 @@ def focus_of(fields: dict[str, Any]) -> tuple[float, float] | None:
     return x, y
 
 
-def check_description(fields: dict[str, Any]) -> None:
-    description_of(fields)
-    focus_of(fields)
+def check_description(params: Params) -> None:
+    description_of(params)
+    focus_of(params)
 
 
-def describe(media: MediaAttachment, fields: dict[str, Any], generated: bool) -> None:
+def describe(media: MediaAttachment, params: Params, generated: bool) -> None:
     """Apply `description` and `focus`; a generated image's alt text says it is one."""
-    description = description_of(fields)
+    description = description_of(params)
     if description is not None:
         media.description = (ai_alt(description) if generated else description) or None
-    focus = focus_of(fields)
+    focus = focus_of(params)
     if focus is not None:
         media.focal_x, media.focal_y = focus
 
@@ -215,7 +156,7 @@ def check_image(data: bytes) -> CheckedImage:
     """The upload as we store it: decoded by Pillow, no metadata kept; ApiError(422) saying
     what is wrong."""
     if len(data) > MAX_UPLOAD_BYTES:
-        raise ApiError(422, f"File file size must be less than {MAX_UPLOAD_BYTES >> 20} MB")
+        raise ApiError(422, too_large())
     if not data:
         raise ApiError(422, "Validation failed: File can't be blank")
     try:
@@ -259,9 +200,9 @@ async def store_upload(rt: Runtime, account: Account, data: bytes) -> MediaAttac
 
 
 # -- generation ------------------------------------------------------------------------------
-def size_of(fields: dict[str, Any]) -> tuple[int, int] | None:
-    width, height = int_field(fields, "width"), int_field(fields, "height")
-    size = text_field(fields, "size")
+def size_of(params: Params) -> tuple[int, int] | None:
+    width, height = params.integer("width"), params.integer("height")
+    size = params.text("size", strip=True)
     if width is not None or height is not None:
         if width is None or height is None:
             raise ApiError(422, "give width and height together")
@@ -269,8 +210,8 @@ def size_of(fields: dict[str, Any]) -> tuple[int, int] | None:
     return parse_size(size) if size else None
 
 
-def check_model(rt: Runtime, fields: dict[str, Any]) -> None:
-    model = text_field(fields, "model")
+def check_model(rt: Runtime, params: Params) -> None:
+    model = params.text("model", strip=True)
     ours = rt.settings.generator.model
     if model and model not in (ours, "auto"):
         raise ApiError(422, f"this instance generates with {ours!r} only")
@@ -285,21 +226,21 @@ async def remix_parent(session: AsyncSession, viewer: Account, status_id: str) -
 
 
 async def generation_recipe(
-    session: AsyncSession, rt: Runtime, me: Account, fields: dict[str, Any]
+    session: AsyncSession, rt: Runtime, me: Account, params: Params
 ) -> Recipe:
     """The recipe the request's fields make (the module docstring lists them)."""
-    check_model(rt, fields)
-    prompt = text_field(fields, "prompt") or ""
-    seed, steps = int_field(fields, "seed"), int_field(fields, "steps")
-    negative = text_field(fields, "negative_prompt") or None
-    size = size_of(fields)
-    parent_id = text_field(fields, "remix_of")
+    check_model(rt, params)
+    prompt = params.text("prompt", strip=True) or ""
+    seed, steps = params.integer("seed"), params.integer("steps")
+    negative = params.text("negative_prompt", strip=True) or None
+    size = size_of(params)
+    parent_id = params.text("remix_of", strip=True)
     if parent_id:
         parent = await remix_parent(session, me, parent_id)
-        strength = float_field(fields, "strength")
+        strength = params.number("strength")
         recipe = await remix_recipe(
             session, rt, me, parent, prompt=prompt or None, seed=seed,
-            from_image=bool_field(fields, "from_image"),
+            from_image=bool(params.flag("from_image")),
             strength=DEFAULT_STRENGTH if strength is None else strength,
         )  # fmt: skip
     else:
@@ -308,19 +249,19 @@ async def generation_recipe(
         recipe = build_recipe(rt.settings, me, prompt, seed=seed, steps=steps, size=size,
                               negative=negative)  # fmt: skip
     width, height = size if size is not None else (None, None)
-    guidance = float_field(fields, "guidance")
+    guidance = params.number("guidance")
     return for_this_instance(recipe, steps=steps, width=width, height=height,
                              negative_prompt=negative, guidance=guidance)  # fmt: skip
 
 
 async def queue_generation(
-    session: AsyncSession, rt: Runtime, me: Account, fields: dict[str, Any]
+    session: AsyncSession, rt: Runtime, me: Account, params: Params
 ) -> MediaAttachment:
     """The file-less attachment and the job that will fill it, in the caller's transaction."""
-    recipe = await generation_recipe(session, rt, me, fields)
+    recipe = await generation_recipe(session, rt, me, params)
     media = MediaAttachment(account_id=me.id, file_name=None, media_type="image/png",
                             created_at=rt.now())  # fmt: skip
-    describe(media, fields, generated=True)
+    describe(media, params, generated=True)
     session.add(media)
     await session.flush()
     try:
@@ -445,19 +386,20 @@ async def state(
 async def create(request: Request, caller: Caller) -> Any:
     rt = runtime(request)
     me = caller.user()
-    fields, upload = await read_fields(request)
-    if upload is not None and text_field(fields, "prompt"):
+    params = await read(request, body_limits())
+    upload = params.file("file")
+    if upload is not None and params.text("prompt", strip=True):
         raise ApiError(422, "give a file or a prompt, not both")
     if upload is not None:
-        check_description(fields)  # refused before anything is stored
+        check_description(params)  # refused before anything is stored
         media = await store_upload(rt, me, upload)
-        describe(media, fields, generated=False)
+        describe(media, params, generated=False)
         async with rt.session() as session:
             session.add(media)
         return json_response(attachment_json(rt, media))
     try:
         async with rt.session() as session:
-            media = await queue_generation(session, rt, me, fields)
+            media = await queue_generation(session, rt, me, params)
             await session.flush()
             body = attachment_json(rt, media)
     except InvalidGenerationRequest as exc:
@@ -477,11 +419,11 @@ async def show(request: Request, caller: Caller) -> Any:
 @endpoint("write:media")
 async def update(request: Request, caller: Caller) -> Any:
     rt = runtime(request)
-    fields, _ = await read_fields(request)
+    params = await read(request, body_limits())
     async with rt.session() as session:
         media = await own_unattached(session, caller.user(), request.path_params["id"])
         job = await job_of(session, media)
-        describe(media, fields, generated=job is not None)
+        describe(media, params, generated=job is not None)
         await session.flush()
         status, body = await state(rt, session, media)
     return json_response(body, status)

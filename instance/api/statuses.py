@@ -17,8 +17,9 @@ unboost, with the same federation. Who may see a post is instance/content/visibi
 (`entities.readable`): a status the caller may not see answers 404, as Mastodon does, and
 so do posts of suspended accounts or domains.
 
-Bodies are read as JSON (masto.js) or form data (Mastodon.py), arrays as `media_ids[]`
-fields or JSON lists. Visibility is Mastodon's: `private` is our followers-only.
+Parameters are read by instance/api/params.py: the query and a JSON body (masto.js) or form
+data (Mastodon.py), arrays as `media_ids[]` fields or JSON lists, no files. Visibility is
+Mastodon's: `private` is our followers-only.
 
 **Creating.** `status` (the text; may be empty with media), `in_reply_to_id`,
 `visibility`, `spoiler_text`, `sensitive`, `language`, `media_ids` (the caller's
@@ -43,21 +44,14 @@ from sqlalchemy import delete as delete_rows
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
 from activitypub.addressing import Visibility
 from instance.api import entities, media
-from instance.api.auth import (
-    ApiError,
-    Caller,
-    check_scope,
-    endpoint,
-    json_response,
-    refuse_nul,
-)
+from instance.api.auth import ApiError, Caller, check_scope, endpoint, json_response
 from instance.api.pagination import link_header, page_of
+from instance.api.params import Limits, Params, read
 from instance.content import actions, posting, quotes
 from instance.content.visibility import can_quote
 from instance.generation.remix import fallback_html
@@ -68,7 +62,7 @@ from instance.runtime import Runtime
 from instance.storage.models import Account, ApiIdempotency, Boost, Like, Post
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
-MAX_BODY_FIELDS = 64
+BODY_LIMITS = Limits(max_fields=64)  # no files: those go to /api/v2/media
 VISIBILITIES: dict[str, Visibility] = {
     "public": "public", "unlisted": "unlisted", "private": "followers", "direct": "direct",
 }  # fmt: skip
@@ -80,71 +74,8 @@ NOT_FOUND = "Record not found"
 
 
 # -- reading requests ----------------------------------------------------------------------
-async def body_params(request: Request) -> dict[str, Any]:
-    """The request's parameters: a JSON object, or form fields (`name[]` fields gathered
-    into a list under `name`), over the query string's."""
-    params: dict[str, Any] = {}
-    for key, value in request.query_params.multi_items():
-        _put(params, key, value)
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "application/json":
-        try:
-            body = await request.json()
-        except ValueError:
-            raise ApiError(422, "the JSON body could not be read") from None
-        if not isinstance(body, dict):
-            raise ApiError(422, "the JSON body must be an object")
-        params.update(body)
-    elif ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        try:
-            form = await request.form(max_files=0, max_fields=MAX_BODY_FIELDS)
-        except Exception as exc:  # a broken body: say so, in Mastodon's shape
-            raise ApiError(422, f"the form could not be read: {exc}") from None
-        for name, field in form.multi_items():
-            if not isinstance(field, UploadFile):
-                _put(params, name, field)
-    refuse_nul(params)
-    return params
-
-
-def _put(params: dict[str, Any], key: str, value: str) -> None:
-    if key.endswith("[]"):
-        listed = params.setdefault(key[:-2], [])
-        if isinstance(listed, list):
-            listed.append(value)
-    else:
-        params[key] = value
-
-
-def _text(params: dict[str, Any], name: str) -> str | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if isinstance(value, (dict, list)):
-        raise ApiError(422, f"{name} must be a string")
-    return str(value)
-
-
-def _bool(params: dict[str, Any], name: str) -> bool | None:
-    value = params.get(name)
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("1", "true", "on", "yes", "t")
-
-
-def _ids(params: dict[str, Any], name: str) -> list[str]:
-    value = params.get(name)
-    if value is None or value == "":
-        return []
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value if str(v)]
-    return [str(value)]
-
-
-def _visibility(params: dict[str, Any]) -> Visibility:
-    value = _text(params, "visibility")
+def _visibility(params: Params) -> Visibility:
+    value = params.text("visibility")
     if value is None or value == "":
         return "public"
     if value not in VISIBILITIES:
@@ -220,10 +151,10 @@ async def _recipe(session: AsyncSession, attached: Sequence[Any]) -> dict[str, A
 async def create(request: Request, caller: Caller) -> Any:
     """POST /api/v1/statuses."""
     rt = runtime(request)
-    params = await body_params(request)
+    params = await read(request, BODY_LIMITS)
     key = (request.headers.get("idempotency-key") or "").strip()[:255] or None
-    text = _text(params, "status") or ""
-    media_ids = _ids(params, "media_ids")
+    text = params.text("status") or ""
+    media_ids = params.ids("media_ids")
     visibility = _visibility(params)
     try:
         async with rt.session() as session:
@@ -256,28 +187,28 @@ async def _publish(
     session: AsyncSession,
     rt: Runtime,
     me: Account,
-    params: dict[str, Any],
+    params: Params,
     text: str,
     media_ids: list[str],
     visibility: Visibility,
 ) -> Post:
     if not text.strip() and not media_ids:
         raise ApiError(422, "Validation failed: Text can't be blank")
-    language = _text(params, "language")
+    language = params.text("language")
     draft = posting.Draft(
         text=text,
         visibility=visibility,
-        summary=posting.content_warning(_text(params, "spoiler_text")),
-        sensitive=bool(_bool(params, "sensitive")),
+        summary=posting.content_warning(params.text("spoiler_text")),
+        sensitive=bool(params.flag("sensitive")),
         language=posting.language_code(language) if language else "en",
         mentions=await posting.mentioned_accounts(session, rt.urls, text),
     )
-    reply_to = _text(params, "in_reply_to_id")
+    reply_to = params.text("in_reply_to_id")
     if reply_to:
         draft.in_reply_to, _ = await find_readable(session, reply_to, me)
     draft.media = await media.attachable(session, me, media_ids)
     draft.recipe = await _recipe(session, draft.media)
-    quoted_id = _text(params, "quoted_status_id")
+    quoted_id = params.text("quoted_status_id")
     if not quoted_id:
         return await posting.publish(session, rt, me, draft)
     quoted, _ = await find_readable(session, quoted_id, me)
@@ -309,23 +240,23 @@ async def edit(request: Request, caller: Caller) -> Any:
     """PUT /api/v1/statuses/:id: text, spoiler_text, sensitive, language (posting.edit sends
     the Update). Attachments cannot change: `media_ids` naming other ones answers 422."""
     rt = runtime(request)
-    params = await body_params(request)
+    params = await read(request, BODY_LIMITS)
     async with rt.session() as session:
         me = await session.get_one(Account, caller.user().id)
         post = await _own(session, request.path_params["id"], me)
         if "media_ids" in params:
             current = [m.public_id for m in await posting.load_media(session, post)]
-            if _ids(params, "media_ids") != current:
+            if params.ids("media_ids") != current:
                 raise ApiError(422, "Validation failed: attachments cannot be changed by an edit")
-        text = _text(params, "status")
+        text = params.text("status")
         if text is None:
             text = post.source or ""
         if not text.strip() and not post.recipe:
             raise ApiError(422, "Validation failed: Text can't be blank")
-        language = _text(params, "language")
+        language = params.text("language")
         await posting.edit(
-            session, rt, me, post, text=text, summary=_text(params, "spoiler_text"),
-            sensitive=_bool(params, "sensitive"), language=language or None,
+            session, rt, me, post, text=text, summary=params.text("spoiler_text"),
+            sensitive=params.flag("sensitive"), language=language or None,
         )  # fmt: skip
         await session.flush()
         data = await entities.status(rt, session, post, me)

@@ -31,26 +31,21 @@ from starlette.routing import BaseRoute, Route
 from instance.api import entities
 from instance.api.auth import Caller, endpoint, json_response
 from instance.api.pagination import Page, link_header, page_of
+from instance.api.params import query_flag
 from instance.content import timelines
 from instance.routes.common import runtime
 from instance.runtime import Runtime
 from instance.storage.models import Account, Boost, MediaAttachment, Post, PostTag
 
-TRUE = frozenset({"1", "true", "on", "yes", "t"})
-
-
-def flag(request: Request, name: str) -> bool:
-    return request.query_params.get(name, "").strip().lower() in TRUE
-
 
 def public_where(request: Request) -> list[Any]:
     """The public timeline's posts, narrowed by `local`, `remote` and `only_media` (both
     `local` and `remote`: every public post, as Mastodon reads them)."""
-    local, remote = flag(request, "local"), flag(request, "remote")
+    local, remote = query_flag(request, "local"), query_flag(request, "remote")
     where = timelines.shown_posts("local" if local and not remote else "federated")
     if remote and not local:
         where.append(Post.local.is_(False))
-    if flag(request, "only_media"):
+    if query_flag(request, "only_media"):
         where.append(exists().where(MediaAttachment.post_id == Post.id))
     return where
 
