@@ -5,6 +5,7 @@ Tusky, Mastodon.py, masto.js) with Dreamloom, and generation is where Mastodon h
     scopes.py      Mastodon's scopes and which granted ones cover a required one
     tokens.py      registering apps, issuing and revoking tokens (kept as digests)
     oauth.py       /api/v1/apps, /oauth/authorize (the consent page), /oauth/token, revoke
+    authorized.py  the web page of a user's authorised apps, where each can be revoked
     pagination.py  max_id/since_id/min_id/limit and the Link header
     params.py      reading the query and body (JSON or a form, files, caps) and typed values
     entities.py    rows as Mastodon's entities: Account, Status, MediaAttachment, ...

@@ -453,6 +453,15 @@ OPERATIONS: tuple[Op, ...] = (
        codes={302: "to the app's redirect URI with the code", 303: "to the login page",
               400: "the request cannot be authorised", 403: "no valid CSRF token (text)",
               413: "the form is too large (text)"}),
+    # authorized.py
+    Op("GET", "/oauth/authorized_applications", "The apps the logged-in user authorised "
+       "(a web page)", None, auth="none", rate_limited=False, content="text/html",
+       codes={303: "to the login page"}),
+    Op("POST", "/oauth/authorized_applications/{id}/revoke", "Revoke every token of "
+       "that app for the logged-in user (the page's form)", None, auth="none",
+       rate_limited=False, content="text/html", body_types=(FORM,), body=fields({"csrf": STR}),
+       codes={303: "back to the page, or to the login page", 403: "no valid CSRF token (text)",
+              413: "the form is too large (text)"}),
     Op("POST", "/oauth/token", "Get a token (authorization_code, client_credentials, "
        "refresh_token)", ref("Token"), auth="none", rate_limited=False,
        body_types=(FORM, JSON), body_required=True,

@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute
 
 from instance.api import (
     accounts,
+    authorized,
     instance_info,
     media,
     notifications,
@@ -22,6 +23,7 @@ routes: list[BaseRoute] = [
     *timelines.routes,
     *notifications.routes,
     *oauth.routes,
+    *authorized.routes,  # the web page of a user's authorised apps
     *instance_info.routes,
     *accounts.routes,
     *search.routes,

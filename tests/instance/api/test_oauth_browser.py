@@ -6,7 +6,8 @@ page, sees the app and its scopes, clicks Authorise; the browser follows the red
 app's own callback (here a loopback server of the test) with the code and the state. This is
 where the page's Content-Security-Policy matters: browsers apply `form-action` to the
 redirect after a form, so a policy naming only 'self' would strand the person on our page.
-Screenshots of the consent page are test artifacts.
+Afterwards she revokes the app on the authorised apps page, and its token stops working.
+Screenshots of the consent page and the authorised apps page are test artifacts.
 """
 
 from __future__ import annotations
@@ -76,13 +77,23 @@ async def test_a_person_authorises_an_app_in_the_browser(runtime, live, new_acco
             await page.click("button[value=approve]")
             await page.wait_for_url(f"{redirect}**")
             assert "signed in" in await page.inner_text("body")
-        arrived = parse_qs(urlsplit(next(p for p in seen if p.startswith("/callback"))).query)
-        assert arrived["state"] == ["s-42"]
-        token = await http.post("/oauth/token", data={
-            "grant_type": "authorization_code", "code": arrived["code"][0],
-            "redirect_uri": redirect, "client_id": app["client_id"],
-            "client_secret": app["client_secret"]})  # fmt: skip
-        assert token.status_code == 200, token.text
-        auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
-        me = await http.get("/api/v1/apps/verify_credentials", headers=auth)
-        assert me.json()["name"] == "Browser app"
+            arrived = parse_qs(urlsplit(next(p for p in seen if p.startswith("/callback"))).query)
+            assert arrived["state"] == ["s-42"]
+            token = await http.post("/oauth/token", data={
+                "grant_type": "authorization_code", "code": arrived["code"][0],
+                "redirect_uri": redirect, "client_id": app["client_id"],
+                "client_secret": app["client_secret"]})  # fmt: skip
+            assert token.status_code == 200, token.text
+            auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            me = await http.get("/api/v1/apps/verify_credentials", headers=auth)
+            assert me.json()["name"] == "Browser app"
+
+            # later, she takes it back on the authorised apps page
+            await page.goto(f"{live}/oauth/authorized_applications")
+            assert "Browser app" in await page.inner_text("main")
+            await page.screenshot(path=str(screenshots() / "oauth-authorized-apps.png"))
+            await page.click("ul.authorized-apps button")
+            await page.wait_for_url(f"{live}/oauth/authorized_applications")
+            assert "No app can use your account" in await page.inner_text("main")
+        gone = await http.get("/api/v1/apps/verify_credentials", headers=auth)
+        assert gone.status_code == 401
