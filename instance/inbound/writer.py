@@ -146,6 +146,15 @@ class InboxWriter:
             await asyncio.sleep(LOCK_RETRY_S)
 
     async def aclose(self) -> None:
+        """Finish the drain under way (its rows were accepted: they are written), then
+        close the writer's connection; disposing while a batch holds it would leave that
+        connection to the garbage collector, unclosed."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            try:
+                await task
+            except Exception as exc:  # _drain settles every row's future itself
+                log.warning("inbox writer stopped with an error: %s", exc)
         if self._engine is not None:
             await self._engine.dispose()
 
