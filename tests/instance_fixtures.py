@@ -85,14 +85,21 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "instance")
 
 
-@pytest.fixture
-async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+@asynccontextmanager
+async def instance_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """A runtime of an instance set up on `settings`, closed afterwards."""
     rt = await open_runtime(settings)
     await ensure_instance(rt)
     try:
         yield rt
     finally:
         await rt.aclose()
+
+
+@pytest.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    async with instance_runtime(settings) as rt:
+        yield rt
 
 
 @asynccontextmanager

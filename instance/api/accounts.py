@@ -23,7 +23,7 @@ account, the instance actor, and accounts of suspended domains answer 404, as if
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Select, exists, func, literal, or_, select, union_all
@@ -298,23 +298,24 @@ async def follow(request: Request, caller: Caller) -> dict[str, Any]:
     """Follow: at once for an unlocked local account, else a request (a Follow is queued
     for a remote one); following again changes nothing. Mastodon's `reblogs`, `notify` and
     `languages` options are not kept here."""
-    rt = runtime(request)
-    async with rt.session() as session:
-        me = await session.get_one(Account, caller.user().id)
-        target = await shown_account(session, _account_id(request))
-        await actions.follow(session, rt, me, target)
-        (relationship,) = await relationships(session, me, [target])
-    return relationship
+    return await _follow_action(request, caller, actions.follow)
 
 
 @endpoint("write:follows")
 async def unfollow(request: Request, caller: Caller) -> dict[str, Any]:
     """Unfollow, or take back a follow request (an Undo is queued for a remote account)."""
+    return await _follow_action(request, caller, actions.unfollow)
+
+
+async def _follow_action(
+    request: Request, caller: Caller, act: Callable[..., Awaitable[Any]]
+) -> dict[str, Any]:
+    """`act(session, rt, me, target)` on the account of the path; the Relationship after."""
     rt = runtime(request)
     async with rt.session() as session:
         me = await session.get_one(Account, caller.user().id)
         target = await shown_account(session, _account_id(request))
-        await actions.unfollow(session, rt, me, target)
+        await act(session, rt, me, target)
         (relationship,) = await relationships(session, me, [target])
     return relationship
 

@@ -19,12 +19,11 @@ from instance.accounts import NewAccount, create_account
 from instance.content import actions
 from instance.content.posting import Draft, publish
 from instance.moderation import domains
-from instance.runtime import Runtime, open_runtime
-from instance.setup import ensure_instance
+from instance.runtime import Runtime
 from instance.storage.models import Account, Post
 from tests.instance.api.api_helpers import api_token, bearer
 from tests.instance.fediverse import ACTIVITY_JSON, FakeFediverse
-from tests.instance_fixtures import asgi_client, make_settings
+from tests.instance_fixtures import asgi_client, instance_runtime, make_settings
 
 SEARCH = "/api/v2/search"
 
@@ -363,12 +362,8 @@ async def trap(monkeypatch) -> Trap:
 async def guarded(tmp_path) -> AsyncIterator[Runtime]:
     """An instance as deployed: private addresses refused by its HTTP clients."""
     settings = make_settings(tmp_path / "guarded", federation={"allow_private_addresses": False})
-    rt = await open_runtime(settings)
-    await ensure_instance(rt)
-    try:
+    async with instance_runtime(settings) as rt:
         yield rt
-    finally:
-        await rt.aclose()
 
 
 async def test_resolve_goes_through_the_ssrf_guard(guarded, trap):
