@@ -16,6 +16,7 @@ instance/queues.py; this module only moves rows.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -134,19 +135,25 @@ async def finish_held(
     if not held:
         return
     table: Any = model.__table__  # type: ignore[attr-defined]
-    extra = sorted(set(held[0]) - {"id", "attempts"})
-    stmt = (
+    stmt = _finish_held_stmt(table, tuple(sorted(set(held[0]) - {"id", "attempts"})))
+    connection = await session.connection()
+    rows = [{"held_now": now, **{f"held_{k}": v for k, v in row.items()}} for row in held]
+    await connection.execute(stmt, rows)
+
+
+@functools.cache
+def _finish_held_stmt(table: Any, extra: tuple[str, ...]) -> Any:
+    """finish_held's UPDATE, built once per table and set of columns."""
+    return (
         update(table)
         .where(
             table.c.id == bindparam("held_id"),
             table.c.status == "running",
             table.c.attempts == bindparam("held_attempts"),
         )
-        .values(status="done", locked_until=None, finished_at=now, last_error=None,
-                **{key: bindparam(f"held_{key}") for key in extra})
+        .values(status="done", locked_until=None, finished_at=bindparam("held_now"),
+                last_error=None, **{key: bindparam(f"held_{key}") for key in extra})
     )  # fmt: skip
-    connection = await session.connection()
-    await connection.execute(stmt, [{f"held_{k}": v for k, v in row.items()} for row in held])
 
 
 def finish(row: WorkRow, now: datetime) -> None:

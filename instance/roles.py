@@ -104,6 +104,8 @@ async def run_worker(
         for worker in workers.workers:
             if isinstance(worker, GenerationWorker) and not await _load_model(worker, stop):
                 raise StoppedWhileLoading
+            if isinstance(worker, InboxWorker):
+                await worker.start()
         local = rt.waker  # Workers set it: wakes this process's own workers
 
         def wake(queue: str) -> None:

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.addressing import Visibility
@@ -37,6 +38,7 @@ from instance.content.text import plain_text
 from instance.errors import GenerationRefused, InvalidGenerationRequest
 from instance.generation.requests import ACTIVE, enqueue
 from instance.runtime import Runtime
+from instance.storage.idempotent import insert_rows
 from instance.storage.models import Account, Ask, AskOutcome, GenerationJob, Post
 from instance.urls import site_of
 
@@ -115,59 +117,70 @@ def _spelled_out(words: list[str]) -> list[str]:
     return runs
 
 
-async def _over_quota(session: AsyncSession, rt: Runtime, asker: Account) -> str | None:
-    since = rt.now() - QUOTA_WINDOW
-    queued = select(func.count()).select_from(Ask).where(
-        Ask.created_at >= since, Ask.outcome == "queued"
-    )
-    mine = await session.scalar(queued.where(Ask.asker_uri == asker.uri)) or 0
-    if mine >= QUOTA_PER_ACCOUNT:
-        return (
-            f"You've asked me for {mine} pictures in the last hour, which is my limit per "
-            "person; please ask again a little later."
-        )
-    site = site_of(asker.domain)
-    theirs = await session.scalar(queued.where(Ask.site == site)) or 0
-    if theirs >= QUOTA_PER_SITE:
-        return (
-            f"People on {site} have asked me for {theirs} pictures in the last hour, my "
-            "limit per server; please ask again a little later."
-        )
+@dataclass(frozen=True)
+class Standing:
+    """What the database says about one ask, read in one statement: whether the post was
+    answered already (an Ask of this bot, or a reply by it), the asker's and its site's
+    queued asks and the asker's refusals in QUOTA_WINDOW, and the jobs queued for remote
+    askers. All of them are indexed lookups; none scans by the post's own `published`,
+    which its author sets."""
+
+    answered: bool
+    mine: int
+    theirs: int
+    refused_lately: bool
+    waiting_remote: int
+
+
+def _standing_query() -> Select[Any]:
+    """The one statement of `Standing`, built once (its parameters are bound per ask)."""
+    recent = (Ask.created_at >= bindparam("since"),)
+    queued = select(func.count()).select_from(Ask).where(*recent, Ask.outcome == "queued")
     remote = select(Account.uri).where(Account.local.is_(False))
-    waiting = await session.scalar(
+    return select(
+        select(Ask.id).where(Ask.post_id == bindparam("post_id"), Ask.bot_id == bindparam("bot_id"))
+        .exists(),
+        select(Post.id).where(Post.account_id == bindparam("bot_id"),
+                              Post.in_reply_to_id == bindparam("post_id")).exists(),
+        queued.where(Ask.asker_uri == bindparam("asker")).scalar_subquery(),
+        queued.where(Ask.site == bindparam("site")).scalar_subquery(),
+        select(Ask.id).where(*recent, Ask.asker_uri == bindparam("asker"),
+                             Ask.outcome == "refused").exists(),
         select(func.count()).select_from(GenerationJob)
         .where(GenerationJob.status.in_(ACTIVE), GenerationJob.requested_by.in_(remote))
+        .scalar_subquery(),
     )  # fmt: skip
-    if (waiting or 0) >= max(1, int(rt.settings.generator.max_queue * REMOTE_SHARE)):
+
+
+STANDING = _standing_query()
+
+
+async def _standing(
+    session: AsyncSession, rt: Runtime, bot: Account, post: Post, asker: Account
+) -> Standing:
+    params = {"since": rt.now() - QUOTA_WINDOW, "post_id": post.id, "bot_id": bot.id,
+              "asker": asker.uri, "site": site_of(asker.domain)}  # fmt: skip
+    asked, replied, mine, theirs, refused, waiting = (await session.execute(STANDING, params)).one()
+    return Standing(bool(asked or replied), mine or 0, theirs or 0, bool(refused), waiting or 0)
+
+
+def _over_quota(rt: Runtime, asker: Account, standing: Standing) -> str | None:
+    if standing.mine >= QUOTA_PER_ACCOUNT:
+        return (
+            f"You've asked me for {standing.mine} pictures in the last hour, which is my "
+            "limit per person; please ask again a little later."
+        )
+    if standing.theirs >= QUOTA_PER_SITE:
+        return (
+            f"People on {site_of(asker.domain)} have asked me for {standing.theirs} pictures "
+            "in the last hour, my limit per server; please ask again a little later."
+        )
+    if standing.waiting_remote >= max(1, int(rt.settings.generator.max_queue * REMOTE_SHARE)):
         return (
             "I have as many pictures to make for people elsewhere as I take at once; please "
             "ask again a little later."
         )
     return None
-
-
-async def _refused_lately(session: AsyncSession, rt: Runtime, asker: Account) -> bool:
-    since = rt.now() - QUOTA_WINDOW
-    found = await session.scalar(
-        select(Ask.id).where(Ask.asker_uri == asker.uri, Ask.outcome == "refused",
-                             Ask.created_at >= since).limit(1)
-    )  # fmt: skip
-    return found is not None
-
-
-async def _answered(session: AsyncSession, bot: Account, post: Post) -> bool:
-    """A post is answered once, however often it is delivered or fetched: it has an Ask of
-    this bot already (queued, refused or dropped), or a reply by it. Both are indexed
-    lookups: nothing here scans by the post's own `published`, which its author sets."""
-    asked = await session.scalar(
-        select(Ask.id).where(Ask.post_id == post.id, Ask.bot_id == bot.id).limit(1)
-    )
-    if asked is not None:
-        return True
-    replied = await session.scalar(
-        select(Post.id).where(Post.account_id == bot.id, Post.in_reply_to_id == post.id).limit(1)
-    )
-    return replied is not None
 
 
 async def reply_text(
@@ -186,10 +199,11 @@ async def on_mention(
         return "ignored"  # bots don't answer bots: no reply loops
     if bot.suspended_at is not None:
         return "ignored"  # a suspended account answers nothing
-    if await _answered(session, bot, post):
+    standing = await _standing(session, rt, bot, post, asker)
+    if standing.answered:
         return "already answered"
     prompt = prompt_of(post)
-    why = refusal(prompt) or await _over_quota(session, rt, asker)
+    why = refusal(prompt) or _over_quota(rt, asker, standing)
     if why is None:
         then = {"answer": {"in_reply_to_post_id": post.id, "mention_account_ids": [asker.id],
                            "visibility": ANSWER_VISIBILITY.get(post.visibility, "direct"),
@@ -203,7 +217,7 @@ async def on_mention(
             why = f"I can't start on that right now: {exc}"
     if why is None:
         return await _record(session, rt, bot, asker, post, "queued")
-    if await _refused_lately(session, rt, asker):
+    if standing.refused_lately:
         return await _record(session, rt, bot, asker, post, "dropped")
     await reply_text(session, rt, bot, post, asker, why)
     return await _record(session, rt, bot, asker, post, "refused")
@@ -213,9 +227,10 @@ async def _record(
     session: AsyncSession, rt: Runtime, bot: Account, asker: Account, post: Post,
     outcome: AskOutcome,
 ) -> str:  # fmt: skip
-    session.add(Ask(bot_id=bot.id, asker_uri=asker.uri, site=site_of(asker.domain),
-                    post_id=post.id, outcome=outcome, created_at=rt.now()))  # fmt: skip
-    await session.flush()
+    await insert_rows(session, Ask, [{
+        "bot_id": bot.id, "asker_uri": asker.uri, "site": site_of(asker.domain),
+        "post_id": post.id, "outcome": outcome, "created_at": rt.now(),
+    }])  # fmt: skip
     return outcome
 
 

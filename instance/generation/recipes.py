@@ -93,6 +93,14 @@ def for_this_instance(recipe: Recipe, **overrides: Any) -> Recipe:
         raise InvalidGenerationRequest(str(exc)) from None
 
 
+def warm_prompt_check(settings: Settings) -> None:
+    """Load what `check_prompt_tokens` needs (transformers and the model's tokenizer: seconds
+    of CPU), so that the first ask a process handles does not pay for it mid-flood."""
+    directory = files_on_disk(settings.generator.model, settings.cache_path)
+    if directory is not None:
+        check_prompt_length(directory, "warm-up")
+
+
 def check_prompt_tokens(settings: Settings, recipe: Recipe) -> None:
     """Refuse a prompt the model's tokenizer would silently truncate, before it is queued;
     models whose tokenizer is not on disk yet are checked by the GPU worker."""

@@ -8,10 +8,19 @@ would stall every other writer):
    never seen it) and, when the activity only names its object, fetch that object from its
    origin (a forwarded `Create`, an `Announce` of a post we do not have). Our own URLs are
    never fetched: what is ours comes from the database, whatever a remote server claims.
-2. One short transaction: the item is marked done first (on SQLite the write lock is taken
+2. A short transaction: the items are marked done first (on SQLite the write lock is taken
    before anything is read), then `dispatch` (dispatch.py) runs the one handler for
    (activity type, object type). Handlers (handlers/) only touch the database and the
    outbound queue.
+
+Consecutive items of one lane that are ready share a transaction, closed once it has run
+GROUP_HOLD_S (on SQLite it holds the only write lock, which the web's group commit waits
+for): a session, the marking done and a commit per item cost as much as a plain Note's own
+statements. When one item's handler fails inside a group, the group is rolled back, the
+items before it are applied again without it, and it is settled alone (skipped, retried or
+failed, with its error), as if each had had its own transaction. An activity that may
+change its actor's row (CHANGES_ACTOR) closes its group, so the next item is dereferenced
+with that change committed.
 
 A step takes a batch of due items, round-robin across sending servers (claim.py: one
 server's flood never fills every batch), and handles up to `[federation] inbox_concurrency`
@@ -32,16 +41,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from activitypub.errors import FetchError, FetchTimeoutError, RemoteHTTPError
 from activitypub.objects import ACTOR_TYPES, Activity, Actor, APObject, id_of
 from instance import jobs
 from instance.errors import ActorUnavailable, Skip
+from instance.generation.recipes import warm_prompt_check
 from instance.inbound.claim import claim_fair, sender_host
 from instance.inbound.context import Inbound
 from instance.inbound.dispatch import dispatch
@@ -51,10 +64,12 @@ from instance.moderation.gate import InboxGate
 from instance.queues import INBOX
 from instance.runtime import Runtime
 from instance.storage.models import Account, InboxItem, Post
+from instance.urls import site_of
 
 log = logging.getLogger("dreamloom.inbox")
 
 BATCH = 32
+GROUP_HOLD_S = 0.010  # a group's transaction takes no more items after this long
 RENEW_EVERY_S = INBOX.fixed_lease.total_seconds() / 3
 
 
@@ -139,6 +154,19 @@ async def _known_post(rt: Runtime, uri: str) -> bool:
         return await session.scalar(select(Post.id).where(Post.uri == uri)) is not None
 
 
+@dataclass(frozen=True)
+class Ready:
+    """An item dereferenced (step 1), waiting for its transaction (step 2)."""
+
+    item_id: int
+    attempts: int
+    sender: str
+    activity: Activity
+    actor: Account
+    obj: APObject | None
+    now: datetime
+
+
 class InboxWorker:
     """Claims inbox rows and handles them, one lane per sending actor (module docstring)."""
 
@@ -149,6 +177,13 @@ class InboxWorker:
         self.batch = batch
         self.concurrency = rt.settings.federation.inbox_concurrency
         self.actors: dict[str, Account] = {}  # read in this step (`dereference`'s `known`)
+
+    async def start(self) -> None:
+        """Load, before the first claim, what handling an ask loads on first use: the
+        prompt's tokenizer (instance/generation/asks.py refuses prompts it would truncate)
+        and the public suffix list (quotas per site)."""
+        await asyncio.to_thread(warm_prompt_check, self.rt.settings)
+        site_of("warm-up.example")
 
     async def run_once(self) -> int:
         self.actors = {}
@@ -164,11 +199,19 @@ class InboxWorker:
 
         async def lane(actor: str, queue: list[InboxItem]) -> None:
             server = servers.setdefault(sender_host(actor), asyncio.Semaphore(per_server))
+            ready: list[Ready] = []
             for item in queue:
                 item_id = item.id  # a failed transaction expires the row's attributes
                 async with server, slots:
-                    await self.handle(item)
-                held.discard(item_id)
+                    one = await self.prepare(item)
+                if one is None:
+                    held.discard(item_id)
+                    continue
+                ready.append(one)
+                if one.activity.type in CHANGES_ACTOR:
+                    await self.apply(ready, held)
+                    ready = []
+            await self.apply(ready, held)
 
         done = asyncio.Event()
         renewing = asyncio.create_task(self._renew(held, done))
@@ -202,40 +245,103 @@ class InboxWorker:
                 log.warning("could not renew inbox leases: %s", exc)
 
     async def handle(self, item: InboxItem) -> None:
-        item_id, attempts, now = item.id, item.attempts, self.rt.now()
-        sender = item.actor_uri  # read now: a rollback below expires the row's attributes
+        """Both steps for one item, in a transaction of its own."""
+        one = await self.prepare(item)
+        if one is not None:
+            await self.apply([one], set())
+
+    async def prepare(self, item: InboxItem) -> Ready | None:
+        """Step 1: the activity parsed and dereferenced, or None when the item was settled
+        here (skipped, retried or failed, with why)."""
+        item_id, attempts, now, sender = item.id, item.attempts, self.rt.now(), item.actor_uri
         try:
             activity = Activity(json.loads(item.body))
             if activity.type in CHANGES_ACTOR:
                 self.actors.pop(sender, None)  # its next activity reads the row again
             actor, obj = await dereference(self.rt, activity, self.actors)
-            async with self.rt.session() as session:
-                session.add(item)
-                jobs.finish(item, now)
-                await session.flush()  # write first: SQLite's write lock before any read
-                await dispatch(Inbound(self.rt, session, activity, actor, obj, now))
-            _log_item("handled", item_id, sender, activity.type)
-        except Skip as skip:
-            why = str(skip)
+        except Exception as exc:
+            await self._settle_failure(item_id, attempts, sender, now, exc)
+            return None
+        return Ready(item_id, attempts, sender, activity, actor, obj, now)
+
+    async def apply(self, ready: list[Ready], held: set[int]) -> None:
+        """Step 2 for `ready`, in order, in groups (module docstring); each item leaves
+        `held` once settled."""
+        start, limit = 0, len(ready)
+        while start < len(ready):
+            applied, error = await self._group(ready[start:limit])
+            if error is None:
+                for one in ready[start : start + applied]:
+                    _log_item("handled", one.item_id, one.sender, one.activity.type)
+                    held.discard(one.item_id)
+                start += applied
+            elif applied == 0:  # the first item failed: settled alone, with its error
+                one = ready[start]
+                await self._settle_failure(one.item_id, one.attempts, one.sender, one.now, error)
+                held.discard(one.item_id)
+                start += 1
+            else:  # the items before the one that failed, again without it
+                limit = start + applied
+                continue
+            if start >= limit:
+                limit = len(ready)
+
+    async def _group(self, ready: list[Ready]) -> tuple[int, Exception | None]:
+        """Apply the first items of `ready` in one transaction, as many as GROUP_HOLD_S
+        allows: (how many were committed, None), or, with nothing committed, (the position
+        of the item whose handler failed, its error); a failed commit is the first item's."""
+        began, taken, failed_at = time.monotonic(), 0, 0
+        try:
+            async with self.rt.sessions() as session, session.begin():
+                for one in ready:
+                    if taken and time.monotonic() - began > GROUP_HOLD_S:
+                        break
+                    if not taken:  # write first: SQLite's write lock before any read
+                        await _finish(session, ready[:1])
+                    failed_at = taken
+                    ctx = Inbound(self.rt, session, one.activity, one.actor, one.obj, one.now)
+                    await dispatch(ctx)
+                    await session.flush()
+                    session.expunge_all()  # the next item reads the database afresh, as alone
+                    taken += 1
+                failed_at = 0
+                await _finish(session, ready[1:taken])
+        except Exception as exc:
+            return failed_at, exc
+        return taken, None
+
+    async def _settle_failure(
+        self, item_id: int, attempts: int, sender: str, now: datetime, exc: Exception
+    ) -> None:
+        """An item that could not be handled: skipped (why kept), retried later on network
+        trouble, or failed with its error."""
+        if isinstance(exc, Skip):
+            why = str(exc)
             await self._settle(item_id, lambda row: _skipped(row, now, why))
             _log_item("skipped", item_id, sender, None, why)
-        except (ActorUnavailable, FetchError, OperationalError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            return
+        error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, ActorUnavailable | FetchError | OperationalError):
             delay = retry_delay(attempts, exc)
-            outcome = "failed" if delay is None else "failed, retried later"
-            _log_item(outcome, item_id, sender, None, error)
-            if delay is None:
-                await self._settle(item_id, lambda row: jobs.fail(row, now, error))
-            else:
+            _log_item("failed" if delay is None else "failed, retried later", item_id, sender,
+                      None, error)  # fmt: skip
+            if delay is not None:
                 await self._settle(item_id, lambda row: jobs.retry(row, now, delay, error))
-        except Exception as exc:
-            log.exception("inbox item %s failed", item_id)
-            error = f"{type(exc).__name__}: {exc}"
-            await self._settle(item_id, lambda row: jobs.fail(row, now, error))
+                return
+        else:
+            log.error("inbox item %s failed", item_id, exc_info=exc)
+        await self._settle(item_id, lambda row: jobs.fail(row, now, error))
 
     async def _settle(self, item_id: int, change: Callable[[InboxItem], None]) -> None:
         async with self.rt.session() as session:
             change(await session.get_one(InboxItem, item_id))
+
+
+async def _finish(session: AsyncSession, ready: list[Ready]) -> None:
+    """Mark `ready` done (those still held by this worker), in one statement."""
+    if ready:
+        held = [{"id": one.item_id, "attempts": one.attempts} for one in ready]
+        await jobs.finish_held(session, InboxItem, held, ready[0].now)
 
 
 def _log_item(what: str, item_id: int, actor: str, kind: str | None, reason: str = "") -> None:

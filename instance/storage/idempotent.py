@@ -7,11 +7,13 @@ unique constraints decide, and the losers are silently skipped instead of raisin
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+
+M = TypeVar("M")
 
 
 def insert_ignore(dialect: str, model: type[Any]) -> Insert:
@@ -27,9 +29,12 @@ def _dialect(session: AsyncSession) -> str:
 async def insert_rows(
     session: AsyncSession, model: type[Any], rows: Sequence[dict[str, Any]]
 ) -> None:
-    """Insert many rows in one statement, skipping duplicates."""
+    """Insert many rows in one statement, skipping duplicates (a Core statement on the
+    session's connection: no entities are made, so the ORM's bulk path is not needed)."""
     if rows:
-        await session.execute(insert_ignore(_dialect(session), model), list(rows))
+        table = model.__table__
+        connection = await session.connection()
+        await connection.execute(insert_ignore(_dialect(session), table), list(rows))
 
 
 async def insert_one(session: AsyncSession, model: type[Any], **values: Any) -> int | None:
@@ -37,3 +42,11 @@ async def insert_one(session: AsyncSession, model: type[Any], **values: Any) -> 
     stmt = insert_ignore(_dialect(session), model).values(**values).returning(model.id)
     new_id: int | None = await session.scalar(stmt)
     return new_id
+
+
+async def insert_entity(session: AsyncSession, model: type[M], **values: Any) -> M | None:
+    """Insert one row and return it as a loaded entity of this session (one statement:
+    INSERT .. RETURNING the row), or None when an equal row already existed."""
+    stmt = insert_ignore(_dialect(session), model).returning(model)
+    found = await session.scalars(stmt, [values])
+    return found.one_or_none()

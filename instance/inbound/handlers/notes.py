@@ -28,7 +28,7 @@ from instance.generation import asks
 from instance.inbound.context import Inbound
 from instance.inbound.handlers import lookup
 from instance.inbound.media_cache import drop_remote_media
-from instance.storage.idempotent import insert_one, insert_rows
+from instance.storage.idempotent import insert_entity, insert_rows
 from instance.storage.models import (
     Account,
     MediaAttachment,
@@ -107,20 +107,17 @@ def _fields(note: APObject, author: Account) -> dict[str, Any]:
 
 
 async def store_note(ctx: Inbound, note: APObject, author: Account) -> Post | None:
-    """Insert a remote Note once (by its id); the stored post either way."""
+    """Insert a remote Note once (by its id); the stored post either way (None when it was
+    deleted before). The insert comes first: a new Note, the common case, costs one
+    statement instead of a lookup, the insert and a read back."""
     if not note.id or note.attributed_to != author.uri:
         return None
-    existing = await lookup.post(ctx.session, note.id)
-    if existing is not None:
-        return existing
-    fields = _fields(note, author)
-    post_id = await insert_one(
+    post = await insert_entity(
         ctx.session, Post, uri=note.id, account_id=author.id, local=False,
-        published=parse_time(note.published, ctx.now), **fields,
+        published=parse_time(note.published, ctx.now), **_fields(note, author),
     )  # fmt: skip
-    if post_id is None:  # deleted before, or a concurrent copy
-        return None
-    post = await ctx.session.get_one(Post, post_id)
+    if post is None:  # stored before (or a tombstone): the stored one, if not deleted
+        return await lookup.post(ctx.session, note.id)
     await _store_media(ctx, post, note)
     await _store_tags(ctx, post, note)
     await _link_thread(ctx, post)
@@ -174,16 +171,19 @@ async def _mentioned(ctx: Inbound, note: APObject) -> list[Account]:
 
 
 async def _link_thread(ctx: Inbound, post: Post) -> None:
-    """Parent known: link it and recount it. Children that came first: link them to us."""
+    """Parent known: link it and recount it. Children that came first: link them to us and
+    count them (a new post has no other counts to make: likes and boosts need its row)."""
     parent = await lookup.post(ctx.session, post.in_reply_to_uri)
     if parent is not None:
         post.in_reply_to_id = parent.id
         await ctx.session.flush()
         await recount(ctx.session, parent.id)
-    await ctx.session.execute(
+    children = await ctx.session.execute(
         update(Post).where(Post.in_reply_to_uri == post.uri).values(in_reply_to_id=post.id)
-    )
-    await recount(ctx.session, post.id)
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
+    if children.rowcount:  # type: ignore[attr-defined]
+        await recount(ctx.session, post.id)
     await _link_quote(ctx, post)
 
 
@@ -197,7 +197,9 @@ async def _link_quote(ctx: Inbound, post: Post) -> None:
         await quotes.issued(ctx.session, ctx.rt, stamp, quoting=post.uri, quoted=quoted)
         if quoted.local else same_origin(stamp, quoted.uri)
     )  # fmt: skip
-    post.quote_id = quoted.id if approved and quoted is not None else None
+    quote_id = quoted.id if approved and quoted is not None else None
+    if post.quote_id != quote_id:  # unchanged: no flush to make
+        post.quote_id = quote_id
 
 
 async def _surface(ctx: Inbound, post: Post, note: APObject, author: Account) -> None:
