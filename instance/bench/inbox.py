@@ -301,6 +301,31 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def cpu_by_role(pid: int) -> dict[str, float]:
+    """`cpu_seconds` of each live process below the supervisor `pid`, by the role it runs
+    (`web`, or the `--role` of a `worker`; several processes of one role add up), and the
+    supervisor itself as `supervisor`."""
+    found: dict[str, float] = {"supervisor": _own_cpu(pid)}
+    for one in descendants(pid):
+        try:
+            argv = Path(f"/proc/{one}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in argv]
+        role = words[words.index("--role") + 1] if "--role" in words[:-1] else (
+            "web" if "web" in words else "other")  # fmt: skip
+        found[role] = found.get(role, 0.0) + _own_cpu(one)
+    return found
+
+
+def _own_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
 def descendants(pid: int) -> list[int]:
     """Every live process below `pid`."""
     parents: dict[int, list[int]] = {}
@@ -422,17 +447,20 @@ async def run_load(
             if ready_s is None:
                 raise RuntimeError(f"the warm-up was not handled within {READY_TIMEOUT_S} s")
         server_cpu, client_cpu = cpu_seconds(process.pid), time.process_time()
+        roles_before = cpu_by_role(process.pid)
         tally = Tally()
         started = time.perf_counter()
         await GENERATORS[generator](inbox, requests, concurrency, tally)
         elapsed = time.perf_counter() - started
         sending_cpu = cpu_seconds(process.pid) - server_cpu
+        roles_sending = _minus(cpu_by_role(process.pid), roles_before)
         client_cpu = time.process_time() - client_cpu
         if workers is not False:
             left = drain_timeout_s - (time.perf_counter() - tally.last_accepted_at)
             if await wait_handled(database, max(0.0, left)) is not None:
                 drained_s = time.perf_counter() - tally.last_accepted_at
         server_cpu = cpu_seconds(process.pid) - server_cpu
+        roles_all = _minus(cpu_by_role(process.pid), roles_before)
     finally:
         process.terminate()
         await asyncio.to_thread(process.wait, 30)
@@ -462,7 +490,13 @@ async def run_load(
         "server_cpu_ms_per_request": round(1000 * sending_cpu / n, 3),
         "server_cpu_ms_per_item_with_drain": round(1000 * server_cpu / n, 3),
         "client_cpu_ms_per_request": round(1000 * client_cpu / n, 3),
+        "server_cpu_s_by_role_while_sending": roles_sending,
+        "server_cpu_s_by_role_with_drain": roles_all,
     }  # fmt: skip
+
+
+def _minus(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {role: round(cpu - before.get(role, 0.0), 2) for role, cpu in sorted(after.items())}
 
 
 def bench(

@@ -32,6 +32,10 @@ def test_bench_inbox_default_deployment_drains_both_loads():
         assert run["drain_s"] is not None and run["drain_s"] >= 0
     assert 1 <= sum(mention["generation_jobs"].values()) <= 5
     assert plain["generation_jobs"] == {}
+    # the server's CPU is reported by role: the web accepted, the inbox role handled
+    roles = mention["server_cpu_s_by_role_with_drain"]
+    assert {"web", "inbox", "delivery", "generation"} <= set(roles)
+    assert roles["web"] > 0 and roles["inbox"] > 0
 
 
 def test_bench_inbox_names_an_unknown_deployment():
