@@ -14,11 +14,12 @@ would stall every other writer):
    outbound queue.
 
 Consecutive items of one lane that are ready share a transaction, closed once it has run
-GROUP_HOLD_S (on SQLite it holds the only write lock, which the web's group commit waits
-for): a session, the marking done and a commit per item cost as much as a plain Note's own
-statements. When one item's handler fails inside a group, the group is rolled back, the
-items before it are applied again without it, and it is settled alone (skipped, retried or
-failed, with its error), as if each had had its own transaction. An activity that may
+GROUP_HOLD_S, or at once when the web has 202s waiting for SQLite's one write lock
+(instance/inbound/write_turns.py): a session, the marking done and a commit per item cost
+as much as a plain Note's own statements. When one item's handler fails inside a group,
+the group is rolled back, the items before it are applied again without it, and it is
+settled alone (skipped, retried or failed, with its error), as if each had had its own
+transaction. An activity that may
 change its actor's row (CHANGES_ACTOR) closes its group, so the next item is dereferenced
 with that change committed.
 
@@ -60,6 +61,7 @@ from instance.inbound.context import Inbound
 from instance.inbound.dispatch import dispatch
 from instance.inbound.keyring import KeyRing
 from instance.inbound.remote import find_actor, resolve_actor
+from instance.inbound.write_turns import WriteTurns
 from instance.moderation.gate import InboxGate
 from instance.queues import INBOX
 from instance.runtime import Runtime
@@ -290,11 +292,13 @@ class InboxWorker:
         """Apply the first items of `ready` in one transaction, as many as GROUP_HOLD_S
         allows: (how many were committed, None), or, with nothing committed, (the position
         of the item whose handler failed, its error); a failed commit is the first item's."""
+        turns = self.rt.service(WriteTurns)
+        await turns.wait_turn()  # SQLite: a batch of 202s waiting for the lock goes first
         began, taken, failed_at = time.monotonic(), 0, 0
         try:
             async with self.rt.sessions() as session, session.begin():
                 for one in ready:
-                    if taken and time.monotonic() - began > GROUP_HOLD_S:
+                    if taken and (time.monotonic() - began > GROUP_HOLD_S or turns.wanted()):
                         break
                     if not taken:  # write first: SQLite's write lock before any read
                         await _finish(session, ready[:1])

@@ -16,7 +16,9 @@ answered only after its row is committed.
   for the lock sleeps ever longer (to 100 ms a try) while the inbox worker's transactions
   take the lock back to back, so a waiting 202 could take a second. The group commit uses
   its own connections, which give up after LOCK_WAIT_MS, and retries every LOCK_RETRY_S
-  for up to LOCK_PATIENCE_S: it takes the lock the moment a worker's transaction ends.
+  for up to LOCK_PATIENCE_S; while it waits and writes it holds the write turn
+  (instance/inbound/write_turns.py), so the inbox worker commits after its current item
+  and lets the batch in before its next transaction.
 - **One bad row fails alone.** When a batch cannot be written, its rows are written one by
   one, so only the request whose row the database refuses gets the error; the others are
   answered as usual.
@@ -40,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from activitypub.urls import authority_of
 from instance.errors import Refused
 from instance.inbound.claim import sender_host
+from instance.inbound.write_turns import WriteTurns
 from instance.outbound.domains import note_inbound, remember_scheme
 from instance.runtime import Runtime
 from instance.storage.db import is_sqlite, make_engine, make_sessionmaker
@@ -132,18 +135,19 @@ class InboxWriter:
     async def _insert(self, batch: list[Pending]) -> None:
         keyed = {one.key: one.row for one in batch}
         deadline = time.monotonic() + LOCK_PATIENCE_S
-        while True:
-            try:
-                async with self._sessions() as session, session.begin():
-                    new = await _new_keys(session, list(keyed), self.rt.now())
-                    if new:
-                        rows = [keyed[k] for k in keyed if k in new]
-                        await session.execute(insert(InboxItem), rows)
-                return
-            except OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-            await asyncio.sleep(LOCK_RETRY_S)
+        async with self.rt.service(WriteTurns).writing():  # the inbox worker lets us first
+            while True:
+                try:
+                    async with self._sessions() as session, session.begin():
+                        new = await _new_keys(session, list(keyed), self.rt.now())
+                        if new:
+                            rows = [keyed[k] for k in keyed if k in new]
+                            await session.execute(insert(InboxItem), rows)
+                    return
+                except OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                await asyncio.sleep(LOCK_RETRY_S)
 
     async def aclose(self) -> None:
         """Finish the drain under way (its rows were accepted: they are written), then
