@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from instance.storage import sqlite_driver
+
 SessionMaker = async_sessionmaker[AsyncSession]
 
 
@@ -44,8 +46,11 @@ def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: A
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+        parsed = make_url(url)
+        if parsed.drivername == "sqlite+aiosqlite":  # one trip to its thread per statement
+            parsed = parsed.set(drivername=sqlite_driver.DRIVERNAME)
         engine = create_async_engine(
-            url, connect_args={"timeout": busy_timeout_ms / 1000}, **kwargs
+            parsed, connect_args={"timeout": busy_timeout_ms / 1000}, **kwargs
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy_timeout_ms))
         return engine
