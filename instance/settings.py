@@ -55,7 +55,7 @@ class ServerSettings:
     port: int = 8000
     run_workers: bool = True  # false: `dreamloom serve` runs only the web role
     web_processes: int = 1  # HTTP processes sharing the port (instance/supervisor.py)
-    worker_nice: int = 5  # CPU priority of the worker roles below the web's (0-19)
+    worker_nice: int = 15  # CPU priority of the worker roles below the web's (0-19)
     # reverse proxies whose X-Forwarded-For is believed ("127.0.0.1,::1"); "" trusts none
     trusted_proxies: str = ""
     # `Authorization: Bearer <token>` may read /metrics from anywhere; "": loopback only
