@@ -147,23 +147,24 @@ async def beating(
     HEARTBEAT_EVERY_S (instance/heartbeats.py); its rows are removed on the way out."""
     names = list(roles)
     started = rt.now()
+    leaving = asyncio.Event()
 
     async def loop() -> None:
-        while True:
+        while not leaving.is_set():
             for role in names:
                 try:
                     await heartbeats.beat(rt, role, started_at=started, detail=detail)
                 except SQLAlchemyError as exc:  # a busy or lost database: beat next time
                     log.warning("heartbeat of %s not written: %s", role, exc)
-            await asyncio.sleep(heartbeats.HEARTBEAT_EVERY_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(leaving.wait(), heartbeats.HEARTBEAT_EVERY_S)
 
     task = asyncio.create_task(loop(), name="heartbeat")
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        leaving.set()  # never cancelled mid-write: a cancelled query strands its connection
+        await task
         for role in names:
             with contextlib.suppress(SQLAlchemyError):
                 await heartbeats.leave(rt, role)
