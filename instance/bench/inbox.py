@@ -291,21 +291,14 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and of every process below it (the roles a
     supervisor starts), including children it has already waited for (Linux /proc; 0
     elsewhere)."""
-    total = 0.0
-    for one in [pid, *descendants(pid)]:
-        try:
-            fields = Path(f"/proc/{one}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-    return total
+    return sum(_stat_cpu(one, waited=True) for one in [pid, *descendants(pid)])
 
 
 def cpu_by_role(pid: int) -> dict[str, float]:
     """`cpu_seconds` of each live process below the supervisor `pid`, by the role it runs
     (`web`, or the `--role` of a `worker`; several processes of one role add up), and the
     supervisor itself as `supervisor`."""
-    found: dict[str, float] = {"supervisor": _own_cpu(pid)}
+    found: dict[str, float] = {"supervisor": _stat_cpu(pid)}
     for one in descendants(pid):
         try:
             argv = Path(f"/proc/{one}/cmdline").read_bytes().split(b"\0")
@@ -314,16 +307,18 @@ def cpu_by_role(pid: int) -> dict[str, float]:
         words = [a.decode(errors="replace") for a in argv]
         role = words[words.index("--role") + 1] if "--role" in words[:-1] else (
             "web" if "web" in words else "other")  # fmt: skip
-        found[role] = found.get(role, 0.0) + _own_cpu(one)
+        found[role] = found.get(role, 0.0) + _stat_cpu(one)
     return found
 
 
-def _own_cpu(pid: int) -> float:
+def _stat_cpu(pid: int, waited: bool = False) -> float:
+    """User + system CPU seconds of one process (with `waited`: and of its children it has
+    waited for), from /proc; 0 for a process that is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:
         return 0.0
-    return sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[11 : 15 if waited else 13]) / os.sysconf("SC_CLK_TCK")
 
 
 def descendants(pid: int) -> list[int]:

@@ -246,12 +246,6 @@ class InboxWorker:
             except OperationalError as exc:  # a busy database: try again next time
                 log.warning("could not renew inbox leases: %s", exc)
 
-    async def handle(self, item: InboxItem) -> None:
-        """Both steps for one item, in a transaction of its own."""
-        one = await self.prepare(item)
-        if one is not None:
-            await self.apply([one], set())
-
     async def prepare(self, item: InboxItem) -> Ready | None:
         """Step 1: the activity parsed and dereferenced, or None when the item was settled
         here (skipped, retried or failed, with why)."""
