@@ -77,6 +77,7 @@ class FederationSettings:
     inbox_actor_mb_per_minute: float = 32.0  # and their size
     inbox_domain_per_minute: int = 6000  # activities from all actors of one server
     inbox_keep_days: int = 7  # handled inbox rows are deleted after this
+    delivery_keep_days: int = 7  # finished deliveries (done, failed, gone) are deleted after this
     inbox_min_free_disk_mb: int = 256  # below this, the inbox answers 503
     remote_media_cache_mb: int = 2048  # remote images kept for our pages, least used go first
 
@@ -282,7 +283,8 @@ def _validate(settings: Settings, path: Path | None) -> None:
             raise ConfigError(f"[generator] {key} must be at least 1{where}")
     fed = settings.federation
     at_least_one = ("delivery_concurrency", "delivery_per_host", "inbox_concurrency",
-                    "inbox_actor_per_minute", "inbox_domain_per_minute", "inbox_keep_days")
+                    "inbox_actor_per_minute", "inbox_domain_per_minute", "inbox_keep_days",
+                    "delivery_keep_days")
     for key in at_least_one:
         if getattr(fed, key) < 1:
             raise ConfigError(f"[federation] {key} must be at least 1{where}")

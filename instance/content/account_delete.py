@@ -32,6 +32,7 @@ from instance.outbound.fanout import serialise
 from instance.runtime import Runtime
 from instance.storage.ids import new_public_id
 from instance.storage.models import (
+    DELIVERY_ENDED,
     Account,
     Boost,
     Delivery,
@@ -44,8 +45,6 @@ from instance.storage.models import (
     Post,
 )
 from instance.urls import INSTANCE_ACTOR_USERNAME
-
-FINISHED = ("done", "failed", "gone", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -195,7 +194,7 @@ class Progress:
 async def delivery_progress(rt: Runtime, activity_id: int) -> Progress:
     """Where the Delete's deliveries stand."""
     ours = Delivery.activity_id == activity_id
-    open_ = Delivery.status.not_in(FINISHED)
+    open_ = Delivery.status.not_in(DELIVERY_ENDED)
     async with rt.sessions() as s:
         total = await s.scalar(select(func.count()).where(ours))
         ended = await s.scalar(select(func.count()).where(ours, ~open_))
@@ -212,7 +211,7 @@ async def forget_spent_keys(rt: Runtime) -> int:
         pending = (
             select(OutboundActivity.account_id)
             .join(Delivery, Delivery.activity_id == OutboundActivity.id)
-            .where(Delivery.status.not_in(FINISHED))
+            .where(Delivery.status.not_in(DELIVERY_ENDED))
         )
         result = await s.execute(
             update(Account)

@@ -1,8 +1,11 @@
-"""Keeping the inbox small: handled activities are deleted after `[federation]
+"""Keeping the work tables small: handled activities are deleted after `[federation]
 inbox_keep_days`, and the record that an activity came (`inbox_seen`, a hash and a time)
 after SEEN_KEEP. Mastodon gives up redelivering after about three days and a signature is
 only valid for an hour, so a month of records recognises every redelivery and every replay.
-Rows still queued or running are never deleted.
+Finished deliveries (done, failed, gone, cancelled) go after `delivery_keep_days`: a post to
+100,000 followers leaves a row per inbox, which nothing reads once /metrics' hour is over,
+except `dreamloom deliveries retry` for the failed ones. Rows still queued or running are
+never deleted.
 
 `RetentionWorker` (name "retention") prunes once an hour, in batches, so a large backlog
 never holds the database's write lock for long; it also clears the remote image cache of
@@ -19,7 +22,7 @@ from sqlalchemy import delete, select
 from instance.content.account_delete import forget_spent_keys
 from instance.inbound.media_cache import RemoteMedia
 from instance.runtime import Runtime
-from instance.storage.models import InboxItem, InboxSeen
+from instance.storage.models import DELIVERY_ENDED, Delivery, InboxItem, InboxSeen
 
 SEEN_KEEP = timedelta(days=30)
 EVERY = timedelta(hours=1)
@@ -29,13 +32,16 @@ BATCH = 5000
 async def prune(rt: Runtime) -> int:
     """Delete what is past keeping; returns how many rows went."""
     now = rt.now()
-    handled = now - timedelta(days=rt.settings.federation.inbox_keep_days)
+    fed = rt.settings.federation
+    handled = now - timedelta(days=fed.inbox_keep_days)
+    delivered = now - timedelta(days=fed.delivery_keep_days)
     gone = 0
-    for model, where in (
-        (InboxItem, (InboxItem.status.in_(("done", "failed")), InboxItem.finished_at < handled)),
-        (InboxSeen, (InboxSeen.seen_at < now - SEEN_KEEP,)),
+    for key, where in (
+        (InboxItem.id, (InboxItem.status.in_(("done", "failed")), InboxItem.finished_at < handled)),
+        (InboxSeen.dedupe_key, (InboxSeen.seen_at < now - SEEN_KEEP,)),
+        (Delivery.id, (Delivery.status.in_(DELIVERY_ENDED), Delivery.finished_at < delivered)),
     ):
-        key = InboxItem.id if model is InboxItem else InboxSeen.dedupe_key
+        model = key.class_
         while True:
             async with rt.session() as session:
                 batch = select(key).where(*where).limit(BATCH).scalar_subquery()

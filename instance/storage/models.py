@@ -453,6 +453,10 @@ class OutboundActivity(Base):
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
 
 
+DELIVERY_ENDED: tuple[WorkStatus, ...] = ("done", "failed", "gone", "cancelled")
+"""A delivery in one of these will not be sent again (unless an admin retries a failed one)."""
+
+
 class Delivery(WorkRow, Base):
     """One outbound activity to one inbox."""
 
@@ -461,6 +465,8 @@ class Delivery(WorkRow, Base):
         UniqueConstraint("activity_id", "inbox_uri"),
         # the claim walks due rows in this order and stops (instance/outbound/claim.py)
         Index("ix_deliveries_due", "status", "run_at", "id"),
+        # /metrics counts the last hour's outcomes; retention deletes the old ones
+        Index("ix_deliveries_finished", "status", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -495,6 +495,7 @@ def upgrade() -> None:
             batch_op.f("ix_deliveries_activity_id"), ["activity_id"], unique=False
         )
         batch_op.create_index("ix_deliveries_due", ["status", "run_at", "id"], unique=False)
+        batch_op.create_index("ix_deliveries_finished", ["status", "finished_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_deliveries_host"), ["host"], unique=False)
         batch_op.create_index(batch_op.f("ix_deliveries_run_at"), ["run_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_deliveries_status"), ["status"], unique=False)
@@ -744,6 +745,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_deliveries_status"))
         batch_op.drop_index(batch_op.f("ix_deliveries_run_at"))
         batch_op.drop_index(batch_op.f("ix_deliveries_host"))
+        batch_op.drop_index("ix_deliveries_finished")
         batch_op.drop_index("ix_deliveries_due")
         batch_op.drop_index(batch_op.f("ix_deliveries_activity_id"))
 
