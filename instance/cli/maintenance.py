@@ -1,5 +1,6 @@
-"""Maintenance commands: `media prune`, `backup`, `restore`, `doctor`. The rules are in
-instance/maintenance/ (prune.py, backup.py, restore.py, doctor.py)."""
+"""Maintenance commands: `media prune`, `media renditions`, `backup`, `restore`, `doctor`.
+The rules are in instance/maintenance/ (prune.py, backup.py, restore.py, doctor.py) and, for
+the renditions, instance/content/rendition_backfill.py."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from instance.cli.common import (
     settings_for,
     with_runtime,
 )
+from instance.content import rendition_backfill
 from instance.errors import UserError
 from instance.maintenance import backup as backup_mod
 from instance.maintenance import doctor as doctor_mod
@@ -34,10 +36,9 @@ from instance.maintenance import restore as restore_mod
 from instance.maintenance import running
 from instance.runtime import Runtime
 from instance.settings import Settings, locate_config
+from instance.storage.media_store import MediaStoreError
 
-media_app = typer.Typer(
-    help="The media directory and the remote media cache.", no_args_is_help=True
-)
+media_app = typer.Typer(help="The media store and the remote media cache.", no_args_is_help=True)
 app.add_typer(media_app, name="media")
 
 
@@ -78,13 +79,20 @@ def media_prune(
         typer.Option("--orphans", help="Report media files no row names, rows with no file."),
     ] = False,
     fix: Annotated[bool, typer.Option("--fix", help="With --orphans: delete/clear them.")] = False,
+    staging: Annotated[
+        bool,
+        typer.Option(
+            "--staging", help="Delete S3 upload staging files over an hour old (a crash's)."
+        ),
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
     directory: DirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete cached remote images past an age; find (and with --fix remove) orphans."""
-    if remote_older_than is None and not orphans:
-        fail("say what to prune: --remote-older-than AGE and/or --orphans")
+    """Delete cached remote images past an age; find (and with --fix remove) orphans; delete
+    the S3 staging dir's leftovers (never a local store's media)."""
+    if remote_older_than is None and not orphans and not staging:
+        fail("say what to prune: --remote-older-than AGE, --orphans and/or --staging")
     if fix and not orphans:
         fail("--fix goes with --orphans")
     with user_errors():
@@ -101,6 +109,8 @@ def media_prune(
             if fixing:
                 await prune_mod.fix_orphans(rt, found)
             result["orphans"] = {**found.as_json(), "fixed": fixing}
+        if staging:
+            result["staging"] = await prune_mod.prune_staged(rt, dry_run=dry_run)
         return result
 
     result = run(with_runtime(settings, go))
@@ -125,6 +135,55 @@ def media_prune(
         total = len(o["files"]) + len(o["media_rows"]) + len(o["pictures"])
         state = "fixed" if o["fixed"] else ("none" if not total else "run again with --fix")
         out.print(f"{total} orphans: {state}", highlight=False)
+    if "staging" in result:
+        st = result["staging"]
+        if st["directory"] is None:
+            out.print("staging: the media store stages nothing of its own (local): "
+                      "nothing to prune", highlight=False)  # fmt: skip
+        else:
+            verb = "would delete" if dry_run else "deleted"
+            count = len(st["files"]) if dry_run else st["removed"]
+            out.print(f"staging {escape(st['directory'])}: {verb} {count} files "
+                      f"({st['bytes']} bytes)", highlight=False)  # fmt: skip
+
+
+@media_app.command("renditions")
+def media_renditions(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say which renditions would be made.")
+    ] = False,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=32, help="Images handled at once.")
+    ] = rendition_backfill.CONCURRENCY,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Make every missing rendition (320/640 px WebP) of every stored image: for images
+    stored before renditions existed, which an S3 store's public URLs cannot make on
+    request. Safe to run again (it makes nothing then); an image that cannot be read is
+    reported and skipped, and the exit code is 1 when any was."""
+    settings = settings_for(directory)
+
+    async def go(rt: Runtime) -> dict[str, Any]:
+        try:
+            report = await rendition_backfill.run(rt, dry_run=dry_run, concurrency=concurrency)
+        except MediaStoreError as exc:
+            raise UserError(f"the media store could not be listed: {exc}") from None
+        return report.as_json()
+
+    result = run(with_runtime(settings, go))
+    if as_json:
+        print_json(result)
+    else:
+        for failure in result["failed"]:
+            out.print(f"failed: {escape(failure['original'])}: {escape(failure['error'])}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+        verb = "would make" if dry_run else "made"
+        out.print(f"{escape(result['store'])}: {result['originals']} images, "
+                  f"{result['present']} renditions already there, {verb} {result['made']}, "
+                  f"{len(result['failed'])} failed", highlight=False)  # fmt: skip
+    if result["failed"]:
+        raise typer.Exit(1)
 
 
 @app.command("backup")

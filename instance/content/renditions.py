@@ -5,8 +5,11 @@ in WIDTHS that is *smaller* than the original, named `<name>.w<width>.webp` next
 media store (instance/storage/media_store.py), its height in proportion. They are written
 when the image is stored (`make_all`) and, for older images, on the first request for one
 (`ensure`): the store writes atomically (a temporary name renamed, or one S3 PUT), so two
-requests at once never serve a half-written file, and no lock is needed. A width not in
-WIDTHS, or not smaller than the original, is no rendition (the media route answers 404).
+requests at once never serve a half-written file, and no lock is needed. Where pages link
+the bucket directly (S3 with `public_base_url`) no request reaches us, so the older images'
+renditions are made ahead by one walk of the store (instance/content/rendition_backfill.py,
+`dreamloom media renditions`). A width not in WIDTHS, or not smaller than the original, is
+no rendition (the media route answers 404).
 """
 
 from __future__ import annotations

@@ -8,12 +8,15 @@ directory, remote images through the one safe fetcher. Failure and batching poli
 generator's (generator/worker.py); attempts and retry timing are the generation queue's
 (instance/queues.py); what happens after is DbJobStore's (store.py). The generator writes
 each PNG into the media store's staging dir (the media dir itself for a local store);
-DbJobStore puts it in the store.
+DbJobStore puts it in the store. Before its first batch (or model load) the worker removes
+the staged files a crashed process left behind (`prune_staging`: S3 stores only, files older
+than an hour; instance/storage/media_store.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -30,8 +33,10 @@ from instance.queues import GENERATION
 from instance.runtime import Runtime
 from instance.settings import Settings
 from instance.setup import c2pa_credentials
-from instance.storage.media_store import MediaStoreError, check_key
+from instance.storage.media_store import MediaStoreError, check_key, prune_staging
 from instance.storage.models import GenerationJob, Post, WorkStatus
+
+log = logging.getLogger("dreamloom.generation")
 
 if TYPE_CHECKING:
     from generator.pipelines import ImagePipeline
@@ -111,6 +116,7 @@ class GenerationWorker:
             rt.media.staging_dir,  # the media dir itself, or S3's staging dir (DbJobStore uploads)
             **options,
         )
+        self._staging_pruned = False
 
     @property
     def pipeline(self) -> ImagePipeline | None:
@@ -118,6 +124,7 @@ class GenerationWorker:
 
     async def start(self) -> float:
         """Load the model now; return milliseconds (ModelLoadError when it cannot)."""
+        await self.prune_staging()
         ms = await self.inner.start()
         report_gpu_memory()
         return ms
@@ -127,6 +134,7 @@ class GenerationWorker:
 
     async def run_once(self) -> int:
         """One batch (instance/metrics.py counts its size and time, and the GPU's memory)."""
+        await self.prune_staging()
         started = time.perf_counter()
         n = await self.inner.run_once()
         if n:
@@ -134,6 +142,20 @@ class GenerationWorker:
             GENERATION_BATCH_SIZE.observe(n)
             report_gpu_memory()
         return n
+
+    async def prune_staging(self) -> None:
+        """Once per worker: the staged files of dead jobs go (see the module docstring)."""
+        if self._staging_pruned:
+            return
+        self._staging_pruned = True
+        try:
+            pruned = await asyncio.to_thread(prune_staging, self.rt.media)
+        except OSError as exc:  # a staging dir we cannot read: the jobs will say so
+            log.warning("the staging dir could not be pruned: %s", exc)
+            return
+        if pruned.removed:
+            log.info("removed %d staged files (%d bytes) left by dead jobs in %s",
+                     pruned.removed, pruned.bytes, pruned.directory)  # fmt: skip
 
     async def aclose(self) -> None:
         await self.inner.close()

@@ -10,15 +10,22 @@ never deleted.
 `RetentionWorker` (name "retention") prunes once an hour, in batches, so a large backlog
 never holds the database's write lock for long; it also clears the remote image cache of
 files unused for a week (media_cache.py), and drops the private key of a deleted account once
-its last Delete delivery has ended (content/account_delete.py).
+its last Delete delivery has ended (content/account_delete.py). On its first step with an S3
+store that has `public_base_url` it starts, in the background, the one-off walk that makes
+the renditions older images lack (content/rendition_backfill.py; a marker row makes it
+nothing at later starts); `aclose` stops it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
+from instance.content import rendition_backfill
 from instance.content.account_delete import forget_spent_keys
 from instance.inbound.media_cache import RemoteMedia
 from instance.runtime import Runtime
@@ -27,6 +34,7 @@ from instance.storage.models import DELIVERY_ENDED, Delivery, InboxItem, InboxSe
 SEEN_KEEP = timedelta(days=30)
 EVERY = timedelta(hours=1)
 BATCH = 5000
+log = logging.getLogger("dreamloom.retention")
 
 
 async def prune(rt: Runtime) -> int:
@@ -59,8 +67,11 @@ class RetentionWorker:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.last: datetime | None = None
+        self.backfill: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
+        if self.backfill is None and rendition_backfill.wanted(self.rt.settings):
+            self.backfill = asyncio.create_task(self._backfill(), name="renditions-backfill")
         now = self.rt.now()
         if self.last is not None and now - self.last < EVERY:
             return 0
@@ -69,3 +80,15 @@ class RetentionWorker:
         await self.rt.service(RemoteMedia).prune()
         await forget_spent_keys(self.rt)
         return 0  # pruning is not work that asks for another step at once
+
+    async def _backfill(self) -> None:
+        try:
+            await rendition_backfill.at_start(self.rt)
+        except Exception:  # the database gone, say: the next start tries again
+            log.exception("the renditions backfill stopped")
+
+    async def aclose(self) -> None:
+        if self.backfill is not None and not self.backfill.done():
+            self.backfill.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.backfill

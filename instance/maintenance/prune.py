@@ -11,11 +11,15 @@ The rules:
 - a row is an orphan when it names a local file that is not there: an attachment row, or a
   local account's avatar/header URL;
 - `--fix` deletes orphan files, deletes orphan attachment rows (the post stays, without the
-  image) and clears an avatar/header URL whose file is gone; nothing else is touched.
+  image) and clears an avatar/header URL whose file is gone; nothing else is touched;
+- `--staging` deletes what a crash left in an S3 store's upload staging dir, files older than
+  an hour (`prune_staging`, instance/storage/media_store.py; a local store's staging dir is
+  its media dir, never touched).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +30,7 @@ from instance.content import renditions
 from instance.errors import UserError
 from instance.inbound.media_cache import RemoteMedia
 from instance.runtime import Runtime
+from instance.storage.media_store import STAGING_MAX_AGE_S, prune_staging
 from instance.storage.models import Account, GenerationJob, MediaAttachment
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -71,6 +76,14 @@ async def prune_remote(rt: Runtime, max_age_s: float, *, dry_run: bool) -> dict[
         "removed": 0 if dry_run else removed,
         "dry_run": dry_run,
     }
+
+
+async def prune_staged(
+    rt: Runtime, *, dry_run: bool, max_age_s: float = STAGING_MAX_AGE_S
+) -> dict[str, Any]:
+    """Delete (or with dry_run only list) the staged uploads of dead jobs (S3 stores only)."""
+    pruned = await asyncio.to_thread(prune_staging, rt.media, max_age_s, dry_run=dry_run)
+    return pruned.as_json()
 
 
 async def find_orphans(rt: Runtime) -> Orphans:

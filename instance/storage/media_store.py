@@ -19,7 +19,13 @@ URL); otherwise our `/media/` route, which for `s3` streams the object from the 
 The generation worker (generator/worker.py, which knows nothing of this) writes each PNG into
 `staging_dir`; `adopt` then makes it the object of that name. For `local` the staging dir *is*
 the media dir, so adopting is a no-op; for `s3` it is `<data_dir>/media-staging`, and the
-file is uploaded, then removed.
+file is uploaded, then removed. A crash between the write and the upload leaves the file
+behind; `prune_staging` removes staged files older than STAGING_MAX_AGE_S (an upload never
+takes an hour: such a job is dead, and the queue runs it again, generating a new file). It
+runs when a generation worker starts (instance/generation/worker.py) and with `dreamloom
+media prune --staging`, and only for a store whose staging dir is its own (`s3`): for
+`local` the staging dir is the media dir, where every old file is an image, so it never
+touches anything there.
 
 The remote media cache (instance/inbound/media_cache.py) is not here: it is a local cache of
 other servers' images, refetched on demand, and stays on the local disk.
@@ -30,7 +36,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import stat
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +50,7 @@ CHUNK = 256 * 1024
 S3_CONNECT_TIMEOUT_S = 3.0
 S3_READ_TIMEOUT_S = 15.0
 S3_ATTEMPTS = 2
+STAGING_MAX_AGE_S = 3600.0  # a staged file older than this belongs to a dead job
 
 
 class MediaStoreError(Exception):
@@ -383,6 +392,63 @@ class _Missing(Exception):
 def _missing(exc: Any) -> bool:
     code = str(exc.response.get("Error", {}).get("Code", ""))
     return code in {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
+
+
+@dataclass(frozen=True)
+class StagingPrune:
+    """Staged files left by dead jobs: which, how many bytes, how many were removed."""
+
+    directory: Path | None  # None: the store has no staging dir of its own (nothing looked at)
+    files: list[str]
+    bytes: int
+    removed: int
+    dry_run: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "directory": str(self.directory) if self.directory else None,
+            "files": self.files,
+            "bytes": self.bytes,
+            "removed": self.removed,
+            "dry_run": self.dry_run,
+        }
+
+
+def own_staging_dir(store: MediaStore) -> Path | None:
+    """The store's staging dir when it holds nothing but staged uploads (`s3`); None for
+    `local`, whose staging dir is the media dir itself (see the module docstring)."""
+    return store.staging_dir if isinstance(store, S3MediaStore) else None
+
+
+def prune_staging(
+    store: MediaStore,
+    max_age_s: float = STAGING_MAX_AGE_S,
+    *,
+    dry_run: bool = False,
+    now: float | None = None,
+) -> StagingPrune:
+    """Remove (with dry_run only list) the staged files not modified for max_age_s, in the
+    store's own staging dir only; blocking file work (call it in a thread from async code)."""
+    directory = own_staging_dir(store)
+    if directory is None or not directory.is_dir():
+        return StagingPrune(directory, [], 0, 0, dry_run)
+    cutoff = (time.time() if now is None else now) - max_age_s
+    files: list[str] = []
+    size = removed = 0
+    for entry in sorted(directory.iterdir()):
+        try:
+            info = entry.lstat()
+        except FileNotFoundError:  # uploaded and removed meanwhile
+            continue
+        if not stat.S_ISREG(info.st_mode) or info.st_mtime >= cutoff:
+            continue
+        files.append(str(entry))
+        size += info.st_size
+        if not dry_run:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                removed += 1
+    return StagingPrune(directory, files, size, removed, dry_run)
 
 
 def make_media_store(settings: Settings) -> MediaStore:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import os
 import re
 import socket
 import tarfile
@@ -17,25 +19,36 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 import tomli_w
 from PIL import Image
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from instance.accounts import NewAccount, create_account
+from instance.cli import app as cli_app
+from instance.content import rendition_backfill
 from instance.content.account_delete import delete_account
 from instance.content.pictures import set_picture
 from instance.errors import ConfigError
 from instance.generation.personas import queue_picture
 from instance.generation.requests import enqueue
+from instance.inbound.retention import RetentionWorker
 from instance.maintenance import backup as backup_mod
 from instance.maintenance import restore as restore_mod
-from instance.maintenance.prune import find_orphans, fix_orphans
+from instance.maintenance.prune import find_orphans, fix_orphans, prune_staged
 from instance.runtime import open_runtime
 from instance.settings import settings_from_dict
 from instance.setup import ensure_instance
 from instance.storage import media_store
-from instance.storage.media_store import LocalMediaStore, MediaStoreError, make_media_store
+from instance.storage.ids import new_public_id
+from instance.storage.media_store import (
+    LocalMediaStore,
+    MediaStoreError,
+    make_media_store,
+    prune_staging,
+)
 from instance.storage.models import Account, GenerationJob, MediaAttachment, Post
 from tests.instance.generation_fixtures import (  # noqa: F401
     GEN,
@@ -390,3 +403,183 @@ def test_the_local_store_keeps_todays_urls_and_refuses_paths(tmp_path) -> None:
     for bad in ("../config.toml", "a/b.png", "", ".."):
         with pytest.raises(ValueError, match="not a media key"):
             store.location(bad)
+
+
+# -- renditions of images stored before renditions existed ----------------------------------------
+@pytest.fixture
+def bucket_public_media(media: dict[str, Any], s3_endpoint: str, bucket: str) -> dict[str, Any]:
+    """public_base_url is the bucket's own (path-style) URL on the moto server, and the
+    bucket is public (a policy lets anyone read its objects), so a public URL can really be
+    fetched without credentials, as a browser does."""
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*"}]}  # fmt: skip
+    s3_client(s3_endpoint).put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    media.update(public_base_url=f"{s3_endpoint}/{bucket}/", s3_prefix="old")
+    return media
+
+
+def put_old_image(endpoint: str, bucket: str, key: str, data: bytes) -> None:
+    """An image as it was stored before renditions existed: the original and nothing else."""
+    s3_client(endpoint).put_object(Bucket=bucket, Key=f"old/{key}", Body=data,
+                                   ContentType="image/png")  # fmt: skip
+
+
+async def test_the_backfill_makes_an_old_images_missing_renditions_once(
+    tmp_path, bucket_public_media, s3_endpoint, bucket
+) -> None:
+    """With public_base_url set, an image stored before renditions existed gets them from
+    the retention worker's first step (a background walk of the bucket): the 320 and 640 px
+    copies of a wide image, only the 320 of a 500 px one, none of a small one. The public
+    URL of a made rendition is then served by the bucket itself. Running it again makes
+    nothing, and the next start does not walk the bucket at all (a marker row says done)."""
+    settings = make_settings(tmp_path / "old", media=bucket_public_media)
+    wide, mid, small = (f"{new_public_id()}.png" for _ in range(3))
+    for key, size in ((wide, (1000, 500)), (mid, (500, 500)), (small, (200, 100))):
+        put_old_image(s3_endpoint, bucket, key, png(size))
+    rt = await open_runtime(settings)
+    try:
+        await ensure_instance(rt)
+        worker = RetentionWorker(rt)
+        await worker.run_once()
+        assert worker.backfill is not None
+        await asyncio.wait_for(worker.backfill, 60)
+        await worker.aclose()
+        made = {k.removeprefix("old/") for k in keys_in(s3_endpoint, bucket)} - {wide, mid, small}
+        stem = {k: k.removesuffix(".png") for k in (wide, mid, small)}
+        assert made == {f"{stem[wide]}.w320.webp", f"{stem[wide]}.w640.webp",
+                        f"{stem[mid]}.w320.webp"}  # fmt: skip
+        url = rt.media.public_url(f"{stem[wide]}.w640.webp")
+        assert url == f"{s3_endpoint}/{bucket}/old/{stem[wide]}.w640.webp"
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(url)
+        assert answer.status_code == 200
+        with Image.open(io.BytesIO(answer.content)) as image:
+            assert image.format == "WEBP" and image.size == (640, 320)
+
+        before = keys_in(s3_endpoint, bucket)
+        again = await rendition_backfill.run(rt)
+        assert again.made == [] and again.failed == [] and again.present == 3
+        assert keys_in(s3_endpoint, bucket) == before
+        assert await rendition_backfill.at_start(rt) is None  # marked: no walk at a start
+    finally:
+        await rt.aclose()
+
+
+async def test_the_backfill_reports_a_corrupt_image_and_makes_the_rest(
+    tmp_path, bucket_public_media, s3_endpoint, bucket
+) -> None:
+    """An original that is not an image is reported with the reason and skipped; the walk
+    goes on and makes the other images' renditions (many of them, handled a few at once)."""
+    settings = make_settings(tmp_path / "corrupt", media=bucket_public_media)
+    broken = f"{new_public_id()}.png"
+    put_old_image(s3_endpoint, bucket, broken, b"\x89PNG but not really an image")
+    good = [f"{new_public_id()}.png" for _ in range(6)]
+    for key in good:
+        put_old_image(s3_endpoint, bucket, key, png((700, 350)))
+    rt = await open_runtime(settings)
+    try:
+        await ensure_instance(rt)
+        dry = await rendition_backfill.run(rt, dry_run=True)
+        assert len(dry.made) == 12 and len(keys_in(s3_endpoint, bucket)) == 7  # nothing written
+        report = await rendition_backfill.run(rt, concurrency=3)
+        assert [o for o, _ in report.failed] == [broken]
+        assert "not an image we can read" in report.failed[0][1]
+        assert report.store_failures == 0 and report.originals == 7 and len(report.made) == 12
+        stored = set(keys_in(s3_endpoint, bucket))
+        for key in good:
+            stem = key.removesuffix(".png")
+            assert {f"old/{stem}.w320.webp", f"old/{stem}.w640.webp"} <= stored
+        assert not [k for k in stored if broken.removesuffix(".png") + ".w" in k]
+    finally:
+        await rt.aclose()
+
+
+def test_media_renditions_command_reports_counts_and_exits_1_on_a_failure(
+    tmp_path, bucket_public_media, s3_endpoint, bucket
+) -> None:
+    """`dreamloom media renditions --json` makes the missing renditions and says how many;
+    a second run makes none; `--dry-run` writes nothing; an unreadable image is named in
+    the report and the exit code is 1, after the others were made."""
+    made = sqlite_settings(tmp_path / "cli", media=bucket_public_media)
+    asyncio.run(_set_up(made))
+    image = f"{new_public_id()}.png"
+    put_old_image(s3_endpoint, bucket, image, png((800, 400)))
+    runner = CliRunner()
+    args = ["media", "renditions", "--json", "--dir", str(made.config_path.parent)]
+    dry = runner.invoke(cli_app, [*args, "--dry-run"], catch_exceptions=False)
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["made"] == 2 and len(keys_in(s3_endpoint, bucket)) == 1
+    first = runner.invoke(cli_app, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["made"] == 2 and len(keys_in(s3_endpoint, bucket)) == 3
+    second = runner.invoke(cli_app, args, catch_exceptions=False)
+    assert json.loads(second.stdout)["made"] == 0 and second.exit_code == 0
+    broken = f"{new_public_id()}.png"
+    put_old_image(s3_endpoint, bucket, broken, b"garbage")
+    failing = runner.invoke(cli_app, args, catch_exceptions=False)
+    assert failing.exit_code == 1
+    assert [f["original"] for f in json.loads(failing.stdout)["failed"]] == [broken]
+
+
+async def _set_up(settings) -> None:
+    rt = await open_runtime(settings)
+    try:
+        await ensure_instance(rt)
+    finally:
+        await rt.aclose()
+
+
+# -- staging leftovers -----------------------------------------------------------------------------
+HOUR = 3600
+
+
+def aged(path: Path, data: bytes, seconds: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    then = path.stat().st_mtime - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+async def test_staging_leftovers_of_dead_jobs_are_pruned_and_fresh_ones_kept(runtime) -> None:
+    """On an S3 store a staged PNG over an hour old (a crash between write and upload) is
+    removed, with its bytes counted, by `media prune --staging` and when a generation worker
+    starts; a fresh one (a job uploading now) is kept; --dry-run only lists."""
+    staging = runtime.media.staging_dir
+    old = aged(staging / f"{new_public_id()}.png", b"o" * 100, 2 * HOUR)
+    tmp = aged(staging / ".tmp-half.png", b"t" * 20, 3 * HOUR)
+    fresh = aged(staging / f"{new_public_id()}.png", b"f" * 10, 60)
+    dry = await prune_staged(runtime, dry_run=True)
+    assert dry["files"] == sorted([str(old), str(tmp)]) and dry["bytes"] == 120
+    assert dry["removed"] == 0 and old.exists()
+    done = await prune_staged(runtime, dry_run=False)
+    assert done["removed"] == 2 and done["bytes"] == 120
+    assert not old.exists() and not tmp.exists() and fresh.exists()
+
+    another = aged(staging / f"{new_public_id()}.png", b"a", 2 * HOUR)
+    await run_generation(runtime)  # no job queued: the worker's first step prunes
+    assert not another.exists() and fresh.exists()
+
+
+async def test_a_local_store_never_loses_media_to_staging_prune(tmp_path) -> None:
+    """On a local store the staging dir is the media dir: neither the prune (the function,
+    nor `dreamloom media prune --staging`) nor a starting generation worker deletes anything
+    there, however old (they are the images)."""
+    settings = sqlite_settings(tmp_path / "local", generator=GEN)
+    rt = await open_runtime(settings)
+    try:
+        await ensure_instance(rt)
+        assert rt.media.staging_dir == settings.media_path
+        files = [aged(settings.media_path / f"{new_public_id()}.png", b"i", 30 * 86400),
+                 aged(settings.media_path / ".tmp-x.png", b"t", 30 * 86400)]  # fmt: skip
+        pruned = prune_staging(rt.media, 0)
+        assert pruned.directory is None and pruned.files == [] and pruned.removed == 0
+        assert (await prune_staged(rt, dry_run=False))["removed"] == 0
+        await run_generation(rt)
+        command = ["media", "prune", "--staging", "--dir", str(settings.config_path.parent)]
+        said = await asyncio.to_thread(CliRunner().invoke, cli_app, command)
+        assert said.exit_code == 0 and "nothing to prune" in said.stdout, said.output
+        assert all(f.exists() for f in files)
+    finally:
+        await rt.aclose()
