@@ -12,7 +12,12 @@ runs each process of the plan (instance/roles.py: web x N, inbox, delivery, gene
 - on SIGTERM or SIGINT, sends SIGTERM to every process, waits up to STOP_GRACE_S, kills what
   is left, and writes `Dreamloom stopped (SIGTERM, ...)` as its last line;
 - runs the worker roles at a lower CPU priority (`[server] worker_nice`), so on a small
-  machine a burst of work never slows the answers the web processes give;
+  machine a burst of work never slows the answers the web processes give, and with
+  `OMP_WAIT_POLICY=PASSIVE` (unless the environment sets it): torch's OpenMP threads in the
+  generation role otherwise spin on the cores for a while after each operation, which took
+  0.3-0.5 s of the two cores' 1.7 s during a one-second mention burst for five builtin:tiny
+  pictures (0.18 s passive; BENCHMARKS.md). A lone picture on an idle CPU is ~8% slower;
+  `dreamloom worker` on a host of its own is not started here and keeps torch's default;
 - starts each process in its own session with a parent-death signal: a Ctrl-C reaches the
   supervisor only (it stops the others in order), and a supervisor killed outright takes its
   processes with it.
@@ -47,6 +52,7 @@ STOP_GRACE_S = 30.0
 TICK_S = 0.2
 BACKLOG = 2048
 PR_SET_PDEATHSIG = 1
+SHARED_HOST_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}  # see the module docstring
 
 
 @dataclass
@@ -191,6 +197,7 @@ def plan(
 ) -> list[Process]:
     """The processes `dreamloom serve` runs: `counts[role]` (default 1) of each of `roles`."""
     shared = dict(env or {})
+    workers = {k: v for k, v in SHARED_HOST_ENV.items() if k not in os.environ} | shared
     processes: list[Process] = []
     for role in roles:
         count = counts.get(role, 1)
@@ -203,7 +210,7 @@ def plan(
                 processes.append(Process(name, argv, fds=(web_fd,), env=shared))
             else:
                 argv = command("worker", "--role", role, "--dir", str(config))
-                processes.append(Process(name, argv, nice=worker_nice, env=shared))
+                processes.append(Process(name, argv, nice=worker_nice, env=workers))
     return processes
 
 
