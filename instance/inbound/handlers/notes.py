@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import nh3
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from activitypub.addressing import visibility_of
 from activitypub.notes import QUOTE_FIELDS
@@ -48,6 +48,15 @@ POST_TYPES = frozenset(
     {"Note", "Article", "Page", "Question", "Image", "Video", "Audio", "Document", "Event"}
 )
 
+# Built once (each is run for every Note; building one cost as much as running it)
+OURS_BY_URI = select(Account).where(
+    Account.uri.in_(bindparam("uris", expanding=True)),
+    Account.local.is_(True), Account.deleted_at.is_(None),
+)  # fmt: skip
+ADOPT_CHILDREN = (  # replies that came before their parent
+    update(Post).where(Post.in_reply_to_uri == bindparam("reply_to"))
+    .values(in_reply_to_id=bindparam("parent_id")).execution_options(synchronize_session=False)
+)  # fmt: skip
 
 EDITS = ("content", "summary", "sensitive", "language")
 """The fields whose change makes an Update an edit (shown as "edited"); media too."""
@@ -164,8 +173,7 @@ async def _mentioned(ctx: Inbound, note: APObject) -> list[Account]:
     wanted = [href for href in hrefs if ours(href)][:MAX_MENTIONS]
     if not wanted:
         return []
-    live = (Account.uri.in_(wanted), Account.local.is_(True), Account.deleted_at.is_(None))
-    found = await ctx.session.scalars(select(Account).where(*live))
+    found = await ctx.session.scalars(OURS_BY_URI, {"uris": wanted})
     by_uri = {account.uri: account for account in found}
     return [by_uri[uri] for uri in wanted if uri in by_uri]
 
@@ -178,10 +186,8 @@ async def _link_thread(ctx: Inbound, post: Post) -> None:
         post.in_reply_to_id = parent.id
         await ctx.session.flush()
         await recount(ctx.session, parent.id)
-    children = await ctx.session.execute(
-        update(Post).where(Post.in_reply_to_uri == post.uri).values(in_reply_to_id=post.id)
-        .execution_options(synchronize_session=False)
-    )  # fmt: skip
+    adopted = {"reply_to": post.uri, "parent_id": post.id}
+    children = await ctx.session.execute(ADOPT_CHILDREN, adopted)
     if children.rowcount:  # type: ignore[attr-defined]
         await recount(ctx.session, post.id)
     await _link_quote(ctx, post)
