@@ -416,9 +416,10 @@ async def run_load(
     directory: Path, n: int, concurrency: int, port: int, generator: str,
     deployment: str = "no-workers", load: str = "mention",
     drain_timeout_s: float = DRAIN_TIMEOUT_S, database_url: str = "", inbox_processes: int = 1,
+    actors: int = 1,
 ) -> dict[str, Any]:  # fmt: skip
     workers = DEPLOYMENTS[deployment]
-    remote = FakeRemote(free_port())
+    remote = FakeRemote(free_port(), actors)
     remote_task = asyncio.create_task(remote.server.serve())
     base = f"http://127.0.0.1:{port}"
     database = make_engine(database_url or f"sqlite+aiosqlite:///{directory}/data/dreamloom.db")
@@ -431,12 +432,13 @@ async def run_load(
             roles_s = await wait_roles(database, READY_TIMEOUT_S)
         inbox = f"{base}/inbox"
         mention = f"{base}/users/bench" if load == "mention" else None
-        requests = [remote.signed(inbox, i, mention) for i in range(n + 1)]
-        async with httpx.AsyncClient() as client:
-            headers, body = requests.pop()
-            warm = await client.post(inbox, content=body, headers=headers)
-        if warm.status_code != 202:
-            raise RuntimeError(f"warm-up answered {warm.status_code}: {warm.text}")
+        requests = [remote.signed(inbox, i, mention) for i in range(n + actors)]
+        async with httpx.AsyncClient() as client:  # one warm-up per actor: its key is fetched
+            for _ in range(actors):
+                headers, body = requests.pop()
+                warm = await client.post(inbox, content=body, headers=headers)
+                if warm.status_code != 202:
+                    raise RuntimeError(f"warm-up answered {warm.status_code}: {warm.text}")
         if workers is not False:  # the inbox role is up once it has handled the warm-up
             ready_s = await wait_handled(database, READY_TIMEOUT_S)
             if ready_s is None:
@@ -473,7 +475,7 @@ async def run_load(
         "accepted_per_s": round(accepted / elapsed, 1), "codes": codes,
         "p50_ms": percentile(latencies, 0.50), "p95_ms": percentile(latencies, 0.95),
         "p99_ms": percentile(latencies, 0.99), "key_fetches": remote.fetches,
-        "stored_rows": len(rows) - 1, "lost": by_status.pop("lost", 0),
+        "stored_rows": len(rows) - actors, "lost": by_status.pop("lost", 0),
         "accepted_by_status": dict(by_status),
         "roles_ready_s": None if roles_s is None else round(roles_s, 2),
         "warm_up_handled_s": None if ready_s is None else round(ready_s, 2),
@@ -481,7 +483,7 @@ async def run_load(
         "handled_per_s": (round(accepted / (elapsed + drained_s), 1)
                           if drained_s is not None else None),
         "generation_jobs": jobs, "database": "postgresql" if database_url else "sqlite",
-        "inbox_processes": inbox_processes if workers is not False else 0,
+        "inbox_processes": inbox_processes if workers is not False else 0, "actors": actors,
         "server_cpu_ms_per_request": round(1000 * sending_cpu / n, 3),
         "server_cpu_ms_per_item_with_drain": round(1000 * server_cpu / n, 3),
         "client_cpu_ms_per_request": round(1000 * client_cpu / n, 3),
@@ -498,9 +500,13 @@ def bench(
     n: int, concurrency: int, generator: str = "raw",
     deployments: Sequence[str] = tuple(DEPLOYMENTS), loads: Sequence[str] = LOADS,
     drain_timeout_s: float = DRAIN_TIMEOUT_S, database_url: str = "", inbox_processes: int = 1,
+    actors: int = 1,
 ) -> dict[str, Any]:  # fmt: skip
     """One run per (deployment, load), each on a fresh instance (with `database_url`: on
-    that empty PostgreSQL database, whose tables are dropped after each run)."""
+    that empty PostgreSQL database, whose tables are dropped after each run). The Notes come
+    from `actors` remote actors of one server, in turn (one, as ../shared/bench/inbox_load.py
+    sends them: the inbox handles one actor's activities in order, so only several actors
+    let more inbox processes or lanes work at once)."""
     for name in deployments:
         if name not in DEPLOYMENTS:
             raise UserError(f"unknown deployment {name!r}: use {', '.join(DEPLOYMENTS)}")
@@ -509,10 +515,12 @@ def bench(
             raise UserError(f"unknown load {name!r}: use {', '.join(LOADS)}")
     if inbox_processes < 1:
         raise UserError(f"--inbox-processes must be at least 1, not {inbox_processes}")
+    if actors < 1:
+        raise UserError(f"--actors must be at least 1, not {actors}")
     if database_url:
         asyncio.run(_require_empty(database_url))
     runs = [one_run(n, concurrency, generator, d, load, drain_timeout_s, database_url,
-                    inbox_processes) for d in deployments for load in loads]  # fmt: skip
+                    inbox_processes, actors) for d in deployments for load in loads]  # fmt: skip
     return {"n": n, "concurrency": concurrency, "generator": generator,
             "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
             "runs": runs}  # fmt: skip
@@ -520,7 +528,7 @@ def bench(
 
 def one_run(
     n: int, concurrency: int, generator: str, deployment: str, load: str, drain_timeout_s: float,
-    database_url: str = "", inbox_processes: int = 1,
+    database_url: str = "", inbox_processes: int = 1, actors: int = 1,
 ) -> dict[str, Any]:  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="dreamloom-bench-") as tmp:
         directory = Path(tmp)
@@ -531,7 +539,7 @@ def one_run(
             with asyncio.Runner(loop_factory=loop_factory()) as runner:
                 result = runner.run(run_load(directory, n, concurrency, port, generator,
                                              deployment, load, drain_timeout_s, database_url,
-                                             inbox_processes))  # fmt: skip
+                                             inbox_processes, actors))  # fmt: skip
         finally:
             if database_url:
                 asyncio.run(_drop_all(database_url))

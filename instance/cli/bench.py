@@ -47,6 +47,10 @@ def bench_inbox(
         int, typer.Option(help="Inbox processes of the default deployment "
                           "(serve --processes inbox=N).")
     ] = 1,
+    actors: Annotated[
+        int, typer.Option(help="Remote actors (of one server) the Notes come from, in turn; "
+                          "one actor's activities are handled in order.")
+    ] = 1,
     as_json: JsonOption = False,
 ) -> None:
     """Signed Create{Note} POSTs/s the inbox verifies and persists, and the time until every
@@ -55,7 +59,7 @@ def bench_inbox(
         raise typer.BadParameter(f"--generator must be one of {', '.join(inbox.GENERATORS)}")
     try:
         r = inbox.bench(n, concurrency, generator, _names(deployment), _names(load),
-                        drain_timeout, database_url, inbox_processes)  # fmt: skip
+                        drain_timeout, database_url, inbox_processes, actors)  # fmt: skip
     except UserError as exc:
         fail(str(exc))
         return

@@ -38,6 +38,16 @@ def test_bench_inbox_default_deployment_drains_both_loads():
     assert roles["web"] > 0 and roles["inbox"] > 0
 
 
+def test_bench_inbox_from_several_actors_warms_each_one_up():
+    """--actors K: the Notes come from K actors in turn; each actor's key is fetched by its
+    warm-up request, before the clock starts, and none during the timed requests."""
+    (run,) = bench(12, 4, deployments=["no-workers"], loads=["plain"], actors=3)["runs"]
+    assert run["codes"] == {"202": 12} and run["actors"] == 3
+    assert (run["stored_rows"], run["lost"], run["key_fetches"]) == (12, 0, 3)
+    with pytest.raises(UserError, match="--actors must be at least 1"):
+        bench(1, 1, actors=0)
+
+
 def test_bench_inbox_names_an_unknown_deployment():
     with pytest.raises(UserError, match="unknown deployment 'gpu'"):
         bench(1, 1, deployments=["gpu"])
