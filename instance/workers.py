@@ -3,8 +3,15 @@
 A worker is anything with `name` (its queue's name, instance/queues.py) and
 `async run_once() -> int` (work done this step; tests call it directly and never sleep).
 `Workers` runs each in a loop: after a step that did nothing it waits for `rt.wake(name)` or
-the poll interval, so rows written by another process (the CLI) are picked up too. Which
-workers an instance runs, and in which role's process, is instance/roles.py.
+the poll interval, so rows written by another process (the CLI) are picked up too. A wake-up
+that comes during a step is kept (the event is cleared before the step, not after it), and
+a step that did nothing is followed by another no sooner than IDLE_GAP_S later, however
+often the worker is woken: with two inbox processes and one sending actor, whose items only
+one process may hold at a time (instance/inbound/claim.py), the other was woken by each of
+the web's batches and ran an empty claim for each of them (six statements), taking the CPU
+the web and the busy process needed. An idle worker still starts at once when woken; work
+that arrives right after an empty step waits at most IDLE_GAP_S. Which workers an instance
+runs, and in which role's process, is instance/roles.py.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from instance.runtime import Runtime
 
 log = logging.getLogger("dreamloom.workers")
 POLL_SECONDS = 1.0
+IDLE_GAP_S = 0.05
 
 
 class Worker(Protocol):
@@ -48,6 +56,7 @@ class Workers:
     async def _loop(self, worker: Worker) -> None:
         event = self.events[worker.name]
         while not self.stopping.is_set():
+            event.clear()  # a wake-up during the step below is not lost
             try:
                 done = await worker.run_once()
             except Exception:
@@ -55,9 +64,9 @@ class Workers:
                 done = 0
             if done:
                 continue
-            event.clear()
+            await asyncio.sleep(IDLE_GAP_S)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), POLL_SECONDS)
+                await asyncio.wait_for(event.wait(), POLL_SECONDS - IDLE_GAP_S)
 
     async def stop(self) -> None:
         self.stopping.set()
