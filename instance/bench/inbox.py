@@ -73,7 +73,8 @@ def free_port() -> int:
 
 class FakeRemote:
     """Remote actors (`load0`, `load1`, ...) served over loopback HTTP; the instance fetches
-    each one's key once, on its first request."""
+    each one's key once, on its first request. Their inboxes take what the instance
+    delivers (the AI account's replies) with a 202, as a healthy server does, unread."""
 
     def __init__(self, port: int, actors: int = 1) -> None:
         self.base = f"http://127.0.0.1:{port}"
@@ -88,8 +89,12 @@ class FakeRemote:
             ))
             for n, actor in enumerate(self.actors)
         }  # fmt: skip
-        self.fetches = 0
-        app = Starlette(routes=[Route("/users/{name}", self.serve_actor)])
+        self.fetches = self.deliveries = 0
+        app = Starlette(routes=[
+            Route("/users/{name}", self.serve_actor),
+            Route("/users/{name}/inbox", self.take_delivery, methods=["POST"]),
+            Route("/inbox", self.take_delivery, methods=["POST"]),
+        ])  # fmt: skip
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         self.server = uvicorn.Server(config)
 
@@ -99,6 +104,11 @@ class FakeRemote:
         if document is None:
             return Response(status_code=404)
         return Response(document, media_type=ACTIVITY_JSON)
+
+    async def take_delivery(self, request: Request) -> Response:
+        await request.body()
+        self.deliveries += 1
+        return Response(status_code=202)
 
     def signed(self, inbox: str, i: int, mention: str | None = None) -> Signed:
         """Create{Note} number `i`, from actor `i` modulo their number, signed for `inbox`."""
@@ -475,6 +485,7 @@ async def run_load(
         "accepted_per_s": round(accepted / elapsed, 1), "codes": codes,
         "p50_ms": percentile(latencies, 0.50), "p95_ms": percentile(latencies, 0.95),
         "p99_ms": percentile(latencies, 0.99), "key_fetches": remote.fetches,
+        "deliveries_received": remote.deliveries,
         "stored_rows": len(rows) - actors, "lost": by_status.pop("lost", 0),
         "accepted_by_status": dict(by_status),
         "roles_ready_s": None if roles_s is None else round(roles_s, 2),
