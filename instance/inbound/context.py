@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,10 @@ class Inbound:
     actor: Account
     obj: APObject | None  # the embedded object, or the one fetched from its origin
     now: datetime
+    # our live accounts by URI, as read earlier in the same worker step (None: not ours or
+    # gone); shared by the step's items like the remote actors, so a flood of mentions of
+    # one AI account reads it once per step (instance/inbound/handlers/notes.py)
+    ours: dict[str, Account | None] = field(default_factory=dict)
 
     @property
     def type(self) -> str | None:

@@ -179,6 +179,7 @@ class InboxWorker:
         self.batch = batch
         self.concurrency = rt.settings.federation.inbox_concurrency
         self.actors: dict[str, Account] = {}  # read in this step (`dereference`'s `known`)
+        self.ours: dict[str, Account | None] = {}  # our accounts read in this step (Inbound.ours)
 
     async def start(self) -> None:
         """Load, before the first claim, what handling an ask loads on first use: the
@@ -188,7 +189,7 @@ class InboxWorker:
         site_of("warm-up.example")
 
     async def run_once(self) -> int:
-        self.actors = {}
+        self.actors, self.ours = {}, {}
         async with self.rt.session() as session:
             items = await claim_fair(session, now=self.rt.now(), limit=self.batch)
         lanes: dict[str, list[InboxItem]] = {}
@@ -297,7 +298,8 @@ class InboxWorker:
                     if not taken:  # write first: SQLite's write lock before any read
                         await _finish(session, ready[:1])
                     failed_at = taken
-                    ctx = Inbound(self.rt, session, one.activity, one.actor, one.obj, one.now)
+                    ctx = Inbound(self.rt, session, one.activity, one.actor, one.obj, one.now,
+                                  self.ours)  # fmt: skip
                     await dispatch(ctx)
                     await session.flush()
                     session.expunge_all()  # the next item reads the database afresh, as alone

@@ -166,16 +166,16 @@ async def _store_tags(ctx: Inbound, post: Post, note: APObject) -> None:
 
 
 async def _mentioned(ctx: Inbound, note: APObject) -> list[Account]:
-    """Our accounts among the Note's Mention tags, in order, at most MAX_MENTIONS: one query,
-    for hrefs on our origin only."""
-    ours = ctx.rt.urls.is_local
+    """Our accounts among the Note's Mention tags, in order, at most MAX_MENTIONS: at most
+    one query, for hrefs on our origin only that this worker step has not read yet."""
+    local = ctx.rt.urls.is_local
     hrefs = dict.fromkeys(t.href for t in note.tags if t.type == "Mention" and t.href)
-    wanted = [href for href in hrefs if ours(href)][:MAX_MENTIONS]
-    if not wanted:
-        return []
-    found = await ctx.session.scalars(OURS_BY_URI, {"uris": wanted})
-    by_uri = {account.uri: account for account in found}
-    return [by_uri[uri] for uri in wanted if uri in by_uri]
+    wanted = [href for href in hrefs if local(href)][:MAX_MENTIONS]
+    unread = [uri for uri in wanted if uri not in ctx.ours]
+    if unread:
+        found = {a.uri: a for a in await ctx.session.scalars(OURS_BY_URI, {"uris": unread})}
+        ctx.ours.update({uri: found.get(uri) for uri in unread})
+    return [account for uri in wanted if (account := ctx.ours[uri]) is not None]
 
 
 async def _link_thread(ctx: Inbound, post: Post) -> None:

@@ -89,3 +89,30 @@ async def test_a_handler_that_breaks_fails_its_item_and_keeps_none_of_its_writes
         ("done", None), ("done", None), ("failed", "RuntimeError: boom"), ("done", None),
     ]  # fmt: skip
     assert await stored(runtime) == ["<p>one</p>", "<p>two</p>", "<p>four</p>"]
+
+
+async def test_a_flood_of_mentions_reads_the_mentioned_account_once_per_step(
+    runtime, client, fedi, one_group
+):
+    """Ten Notes mentioning one of our accounts: the account is read by the first and taken
+    from the step's own record by the nine others; each Note still records its mention."""
+    from instance.accounts import NewAccount, create_account
+    from instance.storage.models import Mention
+
+    async with runtime.session() as s:
+        await create_account(s, runtime.urls, NewAccount("muse"))
+    muse = runtime.urls.actor("muse")
+    alice = fedi.actor("alice")
+    await send_all(client, runtime, alice, [alice.create()])
+    await InboxWorker(runtime).run_once()
+    tag = [{"type": "Mention", "href": muse}]
+    await send_all(client, runtime, alice, [
+        alice.create(alice.note(f"<p>@muse {n}</p>", cc=[muse], tag=tag)) for n in range(10)
+    ])  # fmt: skip
+    sql_run: list[str] = []
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute",
+                 lambda _conn, _cursor, sql, *_: sql_run.append(sql))  # fmt: skip
+    assert await InboxWorker(runtime).run_once() == 10
+    assert len([sql for sql in sql_run if "accounts.uri IN" in sql]) == 1
+    async with runtime.sessions() as s:
+        assert len(list(await s.scalars(select(Mention.post_id)))) == 10
