@@ -11,7 +11,6 @@ reused, on this project's 2-core machine).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -22,17 +21,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 M = TypeVar("M")
 
 
-@functools.cache
+_BUILT: dict[tuple[str, str, Any], Insert] = {}  # (what, dialect, model) -> the statement
+
+
 def insert_ignore(dialect: str, model: Any) -> Insert:
     """An INSERT for `model` (a mapped class or a Table) that skips rows violating any
     unique constraint."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(model).on_conflict_do_nothing()
+    key = ("ignore", dialect, model)
+    if key not in _BUILT:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        _BUILT[key] = insert(model).on_conflict_do_nothing()
+    return _BUILT[key]
 
 
-@functools.cache
 def _returning_entity(dialect: str, model: type[Any]) -> Insert:
-    return insert_ignore(dialect, model).returning(model)
+    key = ("entity", dialect, model)
+    if key not in _BUILT:
+        _BUILT[key] = insert_ignore(dialect, model).returning(model)
+    return _BUILT[key]
 
 
 def _dialect(session: AsyncSession) -> str:
