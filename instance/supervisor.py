@@ -16,7 +16,7 @@ runs each process of the plan (instance/roles.py: web x N, inbox, delivery, gene
   `OMP_WAIT_POLICY=PASSIVE` (unless the environment sets it): torch's OpenMP threads in the
   generation role otherwise spin on the cores for a while after each operation, which took
   0.3-0.5 s of the two cores' 1.7 s during a one-second mention burst for five builtin:tiny
-  pictures (0.18 s passive; BENCHMARKS.md). A lone picture on an idle CPU is ~8% slower;
+  pictures (0.18 s passive; BENCHMARKS.md). A lone picture on an idle CPU is 8-17% slower;
   `dreamloom worker` on a host of its own is not started here and keeps torch's default;
 - starts each process in its own session with a parent-death signal: a Ctrl-C reaches the
   supervisor only (it stops the others in order), and a supervisor killed outright takes its

@@ -13,12 +13,11 @@ import pytest
 from sqlalchemy import insert, select, text
 
 from instance.inbound import retention
-from instance.runtime import Runtime, open_runtime
-from instance.setup import ensure_instance
+from instance.runtime import Runtime
 from instance.storage.models import Delivery
 from tests.instance.generation_fixtures import Clock
 from tests.instance.outbound.test_delivery_claim import activity
-from tests.instance_fixtures import make_settings
+from tests.instance_fixtures import instance_runtime, make_settings
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -28,12 +27,8 @@ async def rt(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ru
         database = {"url": request.getfixturevalue("pg_database")}
     settings = make_settings(tmp_path / "instance", database=database,
                              federation={"delivery_keep_days": 3})  # fmt: skip
-    runtime = await open_runtime(settings)
-    await ensure_instance(runtime)
-    try:
+    async with instance_runtime(settings) as runtime:
         yield runtime
-    finally:
-        await runtime.aclose()
 
 
 async def test_finished_deliveries_go_after_the_keep_days_and_open_ones_stay(
