@@ -27,6 +27,7 @@ from instance.runtime import Runtime
 log = logging.getLogger("dreamloom.workers")
 POLL_SECONDS = 1.0
 IDLE_GAP_S = 0.05
+STOP_GRACE_S = 10.0  # under the supervisor's own grace before it kills a process
 
 
 class Worker(Protocol):
@@ -69,10 +70,15 @@ class Workers:
                 await asyncio.wait_for(event.wait(), POLL_SECONDS - IDLE_GAP_S)
 
     async def stop(self) -> None:
+        """Let each worker finish its step (a task cancelled mid-query strands its database
+        connection, which the pool then resets from the garbage collector with a logged
+        traceback), for at most STOP_GRACE_S; only then cancel what is left."""
         self.stopping.set()
         self.wake()
-        for task in self.tasks:
-            task.cancel()
+        if self.tasks:
+            _, late = await asyncio.wait(self.tasks, timeout=STOP_GRACE_S)
+            for task in late:
+                task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         close = [getattr(w, "aclose", None) for w in self.workers]
         await asyncio.gather(*(c() for c in close if c), return_exceptions=True)
