@@ -11,8 +11,9 @@ runs each process of the plan (instance/roles.py: web x N, inbox, delivery, gene
   work, so nothing is lost;
 - on SIGTERM or SIGINT, sends SIGTERM to every process, waits up to STOP_GRACE_S, kills what
   is left, and writes `Dreamloom stopped (SIGTERM, ...)` as its last line;
-- runs the worker roles at a lower CPU priority (`[server] worker_nice`), so on a small
-  machine a burst of work never slows the answers the web processes give, and with
+- runs the worker roles at a lower CPU priority (`[server] worker_nice`, given to the
+  process and to its autogroup: `set_autogroup_nice`), so on a small machine a burst of
+  work never slows the answers the web processes give, and with
   `OMP_WAIT_POLICY=PASSIVE` (unless the environment sets it): torch's OpenMP threads in the
   generation role otherwise spin on the cores for a while after each operation, which took
   0.3-0.5 s of the two cores' 1.7 s during a one-second mention burst for five builtin:tiny
@@ -53,6 +54,9 @@ TICK_S = 0.2
 BACKLOG = 2048
 PR_SET_PDEATHSIG = 1
 SHARED_HOST_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}  # see the module docstring
+AUTOGROUP = Path("/proc/self/autogroup")
+AUTOGROUP_TRIES = 10
+AUTOGROUP_RETRY_S = 0.11
 
 
 @dataclass
@@ -91,15 +95,36 @@ def command(*args: str) -> list[str]:
 
 
 def _child_setup(nice: int) -> Callable[[], None]:
-    def setup() -> None:  # runs in the child between fork and exec
+    def setup() -> None:  # runs in the child between fork and exec, after its setsid
         if sys.platform.startswith("linux"):
             with contextlib.suppress(Exception):
                 ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         if nice:
             with contextlib.suppress(OSError):
                 os.nice(nice)
+            set_autogroup_nice(nice)
 
     return setup
+
+
+def set_autogroup_nice(nice: int, path: Path = AUTOGROUP) -> bool:
+    """Give this process's autogroup the priority `nice`; False where there is none.
+
+    With the kernel's autogroups on (most distributions' default), CPU time is shared
+    first between sessions, and a process's own nice value only ranks it inside its
+    session. Every process here has a session of its own, so `os.nice` alone left a
+    worker role exactly level with the web; the autogroup's nice is what ranks it below.
+    Without privileges the kernel takes one such change per 100 ms for the whole machine,
+    hence the retries (a role started up to a second later is harmless)."""
+    for _ in range(AUTOGROUP_TRIES):
+        try:
+            path.write_text(str(nice))
+            return True
+        except BlockingIOError:  # EAGAIN: another change within the last 100 ms
+            time.sleep(AUTOGROUP_RETRY_S)
+        except OSError:  # no autogroups (the file is missing), or not allowed
+            return False
+    return False
 
 
 class Supervisor:
