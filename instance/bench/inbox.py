@@ -321,6 +321,21 @@ def cpu_by_role(pid: int) -> dict[str, float]:
     return found
 
 
+def database_cpu_seconds() -> float | None:
+    """User + system CPU time of every process named `postgres` on this host (the database
+    server and its backends, with the backends that have already exited); None when there is
+    none, as when the database runs elsewhere. On a shared machine the PostgreSQL server's
+    CPU comes out of the same cores as the roles', so it belongs beside theirs."""
+    found = None
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                found = (found or 0.0) + _stat_cpu(int(entry.name), waited=True)
+        except OSError:
+            continue
+    return found
+
+
 def _stat_cpu(pid: int, waited: bool = False) -> float:
     """User + system CPU seconds of one process (with `waited`: and of its children it has
     waited for), from /proc; 0 for a process that is gone."""
@@ -455,12 +470,14 @@ async def run_load(
                 raise RuntimeError(f"the warm-up was not handled within {READY_TIMEOUT_S} s")
         server_cpu, client_cpu = cpu_seconds(process.pid), time.process_time()
         roles_before = cpu_by_role(process.pid)
+        database_before = database_cpu_seconds() if database_url else None
         tally = Tally()
         started = time.perf_counter()
         await GENERATORS[generator](inbox, requests, concurrency, tally)
         elapsed = time.perf_counter() - started
         sending_cpu = cpu_seconds(process.pid) - server_cpu
         roles_sending = _minus(cpu_by_role(process.pid), roles_before)
+        database_sending = _since(database_before)
         client_cpu = time.process_time() - client_cpu
         if workers is not False:
             left = drain_timeout_s - (time.perf_counter() - tally.last_accepted_at)
@@ -468,6 +485,7 @@ async def run_load(
                 drained_s = time.perf_counter() - tally.last_accepted_at
         server_cpu = cpu_seconds(process.pid) - server_cpu
         roles_all = _minus(cpu_by_role(process.pid), roles_before)
+        database_all = _since(database_before)
     finally:
         process.terminate()
         await asyncio.to_thread(process.wait, 30)
@@ -500,7 +518,15 @@ async def run_load(
         "client_cpu_ms_per_request": round(1000 * client_cpu / n, 3),
         "server_cpu_s_by_role_while_sending": roles_sending,
         "server_cpu_s_by_role_with_drain": roles_all,
+        "database_cpu_s_while_sending": database_sending,
+        "database_cpu_s_with_drain": database_all,
     }  # fmt: skip
+
+
+def _since(before: float | None) -> float | None:
+    """The database server's CPU seconds since `before` (None: not on this host)."""
+    now = database_cpu_seconds() if before is not None else None
+    return None if now is None or before is None else round(now - before, 3)
 
 
 def _minus(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:

@@ -81,8 +81,15 @@ def _inbox_line(r: dict[str, Any]) -> str:
         f"{r['accepted_by_status']}, {r['lost']} lost, {r['key_fetches']} key fetch(es); "
         f"server CPU per request {r['server_cpu_ms_per_request']} ms "
         f"({r['server_cpu_ms_per_item_with_drain']} ms with the drain), load generator "
-        f"{r['client_cpu_ms_per_request']} ms\n"
+        f"{r['client_cpu_ms_per_request']} ms{_database_cpu(r)}\n"
     )  # fmt: skip
+
+
+def _database_cpu(r: dict[str, Any]) -> str:
+    if r.get("database_cpu_s_with_drain") is None:
+        return ""
+    return (f"; PostgreSQL on this host {r['database_cpu_s_while_sending']} s CPU while "
+            f"sending, {r['database_cpu_s_with_drain']} s with the drain")  # fmt: skip
 
 
 @bench_app.command("overload")
