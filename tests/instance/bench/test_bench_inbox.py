@@ -65,8 +65,10 @@ def test_bench_inbox_on_postgresql_with_two_inbox_processes(pg_database):
     assert run["codes"] == {"202": 20} and run["lost"] == 0
     assert run["accepted_by_status"] == {"done": 20} and run["drain_s"] is not None
     # a PostgreSQL on this host (as .ci/run starts it): its CPU is reported beside the roles'
+    # (found, and never less with the drain; 20 requests may cost it less than a clock tick)
     if "@127.0.0.1:" in pg_database or "@localhost:" in pg_database:
-        assert run["database_cpu_s_with_drain"] >= run["database_cpu_s_while_sending"] > 0
+        sending, drained = run["database_cpu_s_while_sending"], run["database_cpu_s_with_drain"]
+        assert sending is not None and drained >= sending >= 0, (sending, drained)
     bench(1, 1, deployments=["no-workers"], loads=["plain"], database_url=pg_database)
 
 
