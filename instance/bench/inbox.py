@@ -327,13 +327,18 @@ def database_cpu_seconds() -> float | None:
     none, as when the database runs elsewhere. On a shared machine the PostgreSQL server's
     CPU comes out of the same cores as the roles', so it belongs beside theirs."""
     found = None
-    for entry in Path("/proc").iterdir():
+    for pid in _live_pids():
         try:
-            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
-                found = (found or 0.0) + _stat_cpu(int(entry.name), waited=True)
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "postgres":
+                found = (found or 0.0) + _stat_cpu(pid, waited=True)
         except OSError:
             continue
     return found
+
+
+def _live_pids() -> list[int]:
+    """The pid of every process /proc lists now."""
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
 
 
 def _stat_cpu(pid: int, waited: bool = False) -> float:
@@ -349,14 +354,12 @@ def _stat_cpu(pid: int, waited: bool = False) -> float:
 def descendants(pid: int) -> list[int]:
     """Every live process below `pid`."""
     parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for one in _live_pids():
         try:
-            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            ppid = int(Path(f"/proc/{one}/stat").read_text().rpartition(")")[2].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        parents.setdefault(ppid, []).append(int(entry.name))
+        parents.setdefault(ppid, []).append(one)
     found, todo = [], [pid]
     while todo:
         children = parents.get(todo.pop(), [])
@@ -525,7 +528,7 @@ async def run_load(
 
 def _since(before: float | None) -> float | None:
     """The database server's CPU seconds since `before` (None: not on this host)."""
-    now = database_cpu_seconds() if before is not None else None
+    now = None if before is None else database_cpu_seconds()
     return None if now is None or before is None else round(now - before, 3)
 
 
